@@ -1,0 +1,101 @@
+"""The connector seam: what a source is, and the registry that picks one by ``source.type``.
+
+A connector module registers itself with :func:`register`, giving its settings model (the
+``[source.<type>]`` table) and a factory. The engine calls :meth:`Source.read` once per run.
+
+Contract of ``read``:
+
+* return everything in scope, or raise :class:`connectors.base.SourceError`; never return a
+  partial read as if it were whole (set ``complete=False`` when it knows it is partial);
+* skip a malformed record by adding a ``Skipped`` to the result, not by raising;
+* make HTTP calls only through the ``transport`` it was built with (tests swap a fake in there)
+  and count them in ``SourceRead.requests``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx2
+from pydantic import BaseModel
+
+from syncd.errors import SourceError
+from syncd.model import SourceRead
+from syncd.normalise import Scope
+
+
+__all__ = ["ReadContext", "Source", "SourceError", "SourceType", "get", "names", "register"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadContext:
+    """What the engine tells a connector about this read.
+
+    ``full``: a full read is required (``--full-resync``, or no state yet); incremental
+    connectors must then ignore ``state``. ``state``: what the connector returned in
+    ``SourceRead.state`` on the last successful run.
+    """
+
+    scope: Scope = field(default_factory=Scope)
+    full: bool = True
+    state: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    """A readable identity source."""
+
+    async def read(self, ctx: ReadContext) -> SourceRead:
+        """Read users, groups and memberships in scope."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+Factory = Callable[[Any, "httpx2.AsyncBaseTransport | None"], Source]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceType:
+    """A registered connector: its ``source.type`` name, settings model and factory."""
+
+    name: str
+    settings: type[BaseModel]
+    factory: Factory
+    description: str = ""
+
+
+_REGISTRY: dict[str, SourceType] = {}
+# Built-in connectors, imported on first lookup so that importing the seam stays cheap.
+_BUILTIN = {"file": "connectors.file", "okta": "connectors.okta"}
+
+
+def register(source_type: SourceType) -> SourceType:
+    """Make a connector available under ``source_type.name``."""
+    _REGISTRY[source_type.name] = source_type
+    return source_type
+
+
+def _load_builtins() -> None:
+    for module in _BUILTIN.values():
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a real import error inside the connector
+                raise
+
+
+def names() -> list[str]:
+    """The registered source types, sorted."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> SourceType:
+    """The connector registered as ``name``; KeyError when there is none."""
+    _load_builtins()
+    return _REGISTRY[name]

@@ -1,0 +1,75 @@
+"""Every error syncd raises on purpose, and the exit code each ends a command with.
+
+Exception tree::
+
+    SyncdError                      base of all; ``exit_code`` 1 unless said otherwise
+    ├── ConfigError                 a bad or missing setting; names the key and the fix (exit 2)
+    ├── SourceError                 the identity source could not be read completely
+    │   └── SourceAuthError         the source refused our credentials (401/403)
+    ├── TargetError                 Identity Center answered in a way we cannot act on
+    │   ├── TargetAuthError         401/403 from the SCIM endpoint: token wrong or expired
+    │   └── TargetUnavailable       retries on 429, 5xx or network errors ran out
+    ├── AssignmentError             an sso-admin rule or operation failed
+    ├── CacheError                  the cache database cannot be used
+    │   └── CacheBusy               another syncd holds the cache's lock
+    └── SafetyRefusal               the run would delete or deactivate too much (exit 3)
+
+A message never carries a secret: tokens live in ``SecretStr`` and only their reference
+(``env:NAME``, ``file:PATH``) is ever named.
+"""
+
+from __future__ import annotations
+
+
+class SyncdError(Exception):
+    """Base class: something syncd detected and can explain."""
+
+    exit_code = 1
+
+
+class ConfigError(SyncdError):
+    """The configuration is wrong; the message names the key and what would fix it."""
+
+    exit_code = 2
+
+
+class SourceError(SyncdError):
+    """The source could not be read completely; nothing is written to the target."""
+
+
+class SourceAuthError(SourceError):
+    """The source rejected the credentials or lacks a permission (scope)."""
+
+
+class TargetError(SyncdError):
+    """Identity Center rejected a request in a way a retry cannot fix."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TargetAuthError(TargetError):
+    """The SCIM bearer token was refused (401) or lacks access (403)."""
+
+
+class TargetUnavailable(TargetError):
+    """Identity Center kept answering 429 or 5xx, or could not be reached, past every retry."""
+
+
+class AssignmentError(SyncdError):
+    """A permission-set assignment rule is invalid or an sso-admin operation failed."""
+
+
+class CacheError(SyncdError):
+    """The cache database cannot be opened, migrated or written."""
+
+
+class CacheBusy(CacheError):
+    """Another syncd process holds the cache."""
+
+
+class SafetyRefusal(SyncdError):
+    """The run would delete or deactivate more than ``safety.max_deletes`` allows."""
+
+    exit_code = 3

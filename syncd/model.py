@@ -1,0 +1,145 @@
+"""The values that travel through a run: what a source read, and what Identity Center should hold.
+
+Two layers, both plain frozen values with no I/O:
+
+* ``SourceUser`` / ``SourceGroup`` / ``SourceRead``: what a connector read, as the IdP said it.
+  Any field may be missing or odd; connectors do no validation beyond their own API's shape.
+* ``User`` / ``Group`` / ``Snapshot``: the directory after normalisation (``syncd.normalise``),
+  every record valid for Identity Center, memberships flattened to users.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+ENTERPRISE_ATTRIBUTES = ("employee_number", "cost_center", "organization", "division", "department", "manager")
+"""Enterprise-extension attributes Identity Center accepts (its developer guide, "Constraints and limitations")."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceUser:
+    """A user as a connector read it."""
+
+    id: str
+    user_name: str | None = None
+    email: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    display_name: str | None = None
+    active: bool = True
+    enterprise: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceGroup:
+    """A group as a connector read it: direct user members and nested group ids."""
+
+    id: str
+    name: str | None = None
+    description: str | None = None
+    members: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A source record left out of the run, and why."""
+
+    kind: str  # "user" | "group" | "membership"
+    id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class SourceRead:
+    """Everything one read of a source returned.
+
+    ``complete`` is False when the connector knows it could not read everything; the engine
+    then refuses to write. ``requests`` counts the HTTP requests the read made.
+    ``state`` is what the connector wants kept for its next read (watermarks); the engine
+    stores it only when the run succeeds.
+    """
+
+    users: list[SourceUser] = field(default_factory=list)
+    groups: list[SourceGroup] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    complete: bool = True
+    requests: int = 0
+    state: dict[str, Any] = field(default_factory=dict)
+    # Groups the connector scoped the user set to (users="members"), when it did so itself.
+    prefiltered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user as Identity Center should hold it. ``source_id`` becomes its externalId."""
+
+    source_id: str
+    user_name: str
+    display_name: str
+    given_name: str
+    family_name: str
+    email: str | None = None
+    active: bool = True
+    enterprise: tuple[tuple[str, str], ...] = ()
+
+    def payload(self) -> dict[str, Any]:
+        """The attributes syncd owns on the Identity Center user, as a plain dict."""
+        data: dict[str, Any] = {
+            "externalId": self.source_id,
+            "userName": self.user_name,
+            "displayName": self.display_name,
+            "givenName": self.given_name,
+            "familyName": self.family_name,
+            "email": self.email,
+            "active": self.active,
+        }
+        if self.enterprise:
+            data["enterprise"] = dict(self.enterprise)
+        return data
+
+    def digest(self) -> str:
+        """A stable hash of :meth:`payload`: equal digests mean no write is needed."""
+        return digest(self.payload())
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A group as Identity Center should hold it, with its flattened user members."""
+
+    source_id: str
+    display_name: str
+    description: str | None = None
+    members: frozenset[str] = frozenset()
+
+    def payload(self) -> dict[str, Any]:
+        """The group attributes syncd owns (membership is tracked on its own)."""
+        return {"externalId": self.source_id, "displayName": self.display_name}
+
+    def digest(self) -> str:
+        """A stable hash of :meth:`payload`."""
+        return digest(self.payload())
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """The normalised directory: what Identity Center should hold after the run."""
+
+    users: dict[str, User] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def memberships(self) -> set[tuple[str, str]]:
+        """Every (group source id, user source id) pair."""
+        return {(g.source_id, u) for g in self.groups.values() for u in g.members}
+
+
+def digest(data: Mapping[str, Any]) -> str:
+    """SHA-256 of a canonical JSON rendering of ``data``."""
+    raw = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(raw.encode()).hexdigest()

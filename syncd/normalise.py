@@ -1,0 +1,275 @@
+"""From what a source read to what Identity Center accepts: pure functions, no I/O.
+
+Identity Center's rules (``identity-center-api.md`` §A.4, from the SCIM developer guide's
+CreateUser page and the identitystore service model):
+
+* userName, displayName, name.givenName and name.familyName are required, and the empty string
+  counts as missing. We fill a missing one from what the record has: the display name from the
+  names, the names from the display name or the email's local part, the userName from the email.
+* userName: 1-128 characters of the Unicode classes L, M, S, N and P (no whitespace at all).
+* other strings: 1-1024 characters of those classes plus tab, CR, LF, space and NBSP. A
+  zero-width space (U+200B) fails that pattern, so format and control characters are removed
+  (ssosync does the same in internal/google/client.go).
+* userName, primary email and externalId are unique; userName is not caseExact, so two source
+  users whose userNames differ only by case would collide with a 409: the second is skipped.
+* group displayName is unique (409 "Duplicate GroupDisplayName").
+
+A record that cannot be made valid is skipped with a reason; the rest of the run goes on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from pydantic import validate_email
+from pydantic_core import PydanticCustomError
+
+from syncd.model import ENTERPRISE_ATTRIBUTES, Group, Skipped, Snapshot, SourceGroup, SourceRead, SourceUser, User
+
+
+USER_NAME_MAX = 128
+TEXT_MAX = 1024
+_TEXT_EXTRA = {"\t", "\r", "\n", " ", "\u00a0"}
+_ALLOWED_CLASSES = ("L", "M", "S", "N", "P")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which part of the directory a run manages (the ``[filters]`` config section).
+
+    ``groups``: globs matched case-insensitively against group names; None means all groups.
+    ``users``: "members" keeps only users in at least one synced group; "all" keeps every user.
+    """
+
+    groups: tuple[str, ...] | None = None
+    users: str = "members"
+
+    def wants_group(self, name: str) -> bool:
+        """Whether a group of this name is synced."""
+        if self.groups is None:
+            return True
+        folded = name.casefold()
+        return any(fnmatch.fnmatchcase(folded, pattern.casefold()) for pattern in self.groups)
+
+
+class InvalidRecord(ValueError):
+    """Raised inside this module when a record cannot be made valid; becomes a ``Skipped``."""
+
+
+def clean_text(value: str | None) -> str:
+    """Strip characters Identity Center's text pattern rejects, and surrounding whitespace."""
+    if not value:
+        return ""
+    kept = [
+        ch for ch in value if ch in _TEXT_EXTRA or unicodedata.category(ch).startswith(_ALLOWED_CLASSES)
+    ]
+    return "".join(kept).strip()
+
+
+def check_user_name(user_name: str) -> None:
+    """Raise InvalidRecord unless ``user_name`` satisfies Identity Center's UserName pattern."""
+    if not user_name:
+        raise InvalidRecord("userName is empty and there is no email to take it from")
+    if len(user_name) > USER_NAME_MAX:
+        raise InvalidRecord(f"userName is {len(user_name)} characters long; Identity Center allows {USER_NAME_MAX}")
+    for ch in user_name:
+        if not unicodedata.category(ch).startswith(_ALLOWED_CLASSES):
+            what = "whitespace" if ch.isspace() else f"the character U+{ord(ch):04X}"
+            raise InvalidRecord(f"userName {user_name!r} contains {what}, which Identity Center rejects")
+
+
+def _check_text(name: str, value: str) -> str:
+    if not value:
+        raise InvalidRecord(f"{name} is empty and cannot be derived from the record")
+    if len(value) > TEXT_MAX:
+        raise InvalidRecord(f"{name} is {len(value)} characters long; Identity Center allows {TEXT_MAX}")
+    return value
+
+
+def normalise_email(email: str | None) -> str | None:
+    """The address as scim2-models will send it (pydantic's EmailStr), or None when absent.
+
+    Normalising here keeps the pushed value and the cached hash equal to what the SCIM client
+    sends, so an address like ``Bob@Example.COM`` does not show up as a change on every run.
+    """
+    email = (email or "").strip()
+    if not email:
+        return None
+    try:
+        return validate_email(email)[1]
+    except PydanticCustomError as exc:
+        raise InvalidRecord(f"email {email!r} is not a valid address ({exc.message()})") from None
+
+
+def _split_name(display_name: str) -> tuple[str, str]:
+    parts = display_name.split()
+    if len(parts) >= 2:  # noqa: PLR2004
+        return " ".join(parts[:-1]), parts[-1]
+    if parts:
+        return parts[0], parts[0]
+    return "", ""
+
+
+def _local_part_names(email: str | None, user_name: str) -> tuple[str, str]:
+    local = (email or user_name).split("@", 1)[0]
+    pieces = [p for p in local.replace("_", ".").replace("-", ".").split(".") if p]
+    if len(pieces) >= 2:  # noqa: PLR2004
+        return pieces[0].capitalize(), pieces[-1].capitalize()
+    return (local, local) if local else ("", "")
+
+
+def normalise_user(raw: SourceUser) -> User:
+    """Make a source user valid for Identity Center, or raise InvalidRecord saying why not."""
+    if not raw.id:
+        raise InvalidRecord("the record has no id")
+    email = normalise_email(raw.email)
+    user_name = (raw.user_name or "").strip() or (email or "")
+    check_user_name(user_name)
+
+    given, family = clean_text(raw.given_name), clean_text(raw.family_name)
+    display = clean_text(raw.display_name)
+    if not given or not family:
+        derived = _split_name(display) if display else _local_part_names(email, user_name)
+        given = given or derived[0]
+        family = family or derived[1]
+    if not display:
+        display = " ".join(p for p in (given, family) if p) or user_name
+
+    enterprise = tuple(
+        sorted(
+            (key, clean_text(value))
+            for key, value in raw.enterprise.items()
+            if key in ENTERPRISE_ATTRIBUTES and clean_text(value)
+        )
+    )
+    return User(
+        source_id=raw.id,
+        user_name=user_name,
+        display_name=_check_text("displayName", display),
+        given_name=_check_text("name.givenName", given),
+        family_name=_check_text("name.familyName", family),
+        email=email,
+        active=bool(raw.active),
+        enterprise=enterprise,
+    )
+
+
+def _flatten(
+    group_id: str,
+    by_id: Mapping[str, SourceGroup],
+    memo: dict[str, frozenset[str]],
+) -> frozenset[str]:
+    """The user ids in ``group_id`` and every group nested below it; safe against cycles.
+
+    Iterative, so a deep chain of nested groups cannot exhaust Python's recursion limit.
+    """
+    if group_id in memo:
+        return memo[group_id]
+    seen: set[str] = set()
+    members: set[str] = set()
+    stack = [group_id]
+    while stack:
+        gid = stack.pop()
+        if gid in seen:
+            continue
+        seen.add(gid)
+        if gid in memo:
+            members |= memo[gid]
+            continue
+        group = by_id.get(gid)
+        if group is None:
+            continue
+        members.update(group.members)
+        stack.extend(group.groups)
+    result = frozenset(members)
+    memo[group_id] = result
+    return result
+
+
+def _first_unique(
+    records: Iterable[tuple[str, str]], kind: str, what: str, skipped: list[Skipped]
+) -> set[str]:
+    """Ids whose key is the first of its case-folded value; later ones are skipped."""
+    owner: dict[str, str] = {}
+    dropped: set[str] = set()
+    for record_id, key in sorted(records):
+        folded = key.casefold()
+        if folded in owner:
+            skipped.append(Skipped(kind, record_id, f"{what} {key!r} is already used by {kind} {owner[folded]}"))
+            dropped.add(record_id)
+        else:
+            owner[folded] = record_id
+    return dropped
+
+
+def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
+    """Normalise a source read into the Snapshot Identity Center should hold.
+
+    Groups outside the scope are left out; their members still count through nesting when a
+    synced group contains them. With ``users="members"`` only members of synced groups stay.
+    """
+    skipped = list(read.skipped)
+
+    users: dict[str, User] = {}
+    for raw in read.users:
+        try:
+            user = normalise_user(raw)
+        except InvalidRecord as exc:
+            skipped.append(Skipped("user", raw.id or "?", str(exc)))
+            continue
+        if user.source_id in users:
+            skipped.append(Skipped("user", user.source_id, "the source returned this id twice"))
+            continue
+        users[user.source_id] = user
+
+    by_id = {g.id: g for g in read.groups if g.id}
+    memo: dict[str, frozenset[str]] = {}
+    groups: dict[str, Group] = {}
+    for raw_group in read.groups:
+        name = clean_text(raw_group.name)
+        if not raw_group.id:
+            skipped.append(Skipped("group", "?", "the record has no id"))
+            continue
+        if not name:
+            skipped.append(Skipped("group", raw_group.id, "the group has no name"))
+            continue
+        if len(name) > TEXT_MAX:
+            skipped.append(Skipped("group", raw_group.id, f"the name is {len(name)} characters; the limit is {TEXT_MAX}"))
+            continue
+        if not scope.wants_group(name):
+            continue
+        members = _flatten(raw_group.id, by_id, memo)
+        groups[raw_group.id] = Group(
+            source_id=raw_group.id,
+            display_name=name,
+            description=clean_text(raw_group.description) or None,
+            members=members,
+        )
+
+    for gid in _first_unique(((g.source_id, g.display_name) for g in groups.values()), "group", "displayName", skipped):
+        del groups[gid]
+
+    if scope.users == "members":
+        wanted: set[str] = set()
+        for group in groups.values():
+            wanted |= group.members
+        users = {uid: u for uid, u in users.items() if uid in wanted}
+
+    for uid in _first_unique(((u.source_id, u.user_name) for u in users.values()), "user", "userName", skipped):
+        del users[uid]
+    for uid in _first_unique(
+        ((u.source_id, u.email) for u in users.values() if u.email), "user", "email", skipped
+    ):
+        del users[uid]
+
+    # Members that are not synced users (skipped, filtered, or unknown ids) are dropped here,
+    # so the plan only ever sees memberships it can push.
+    for gid, group in groups.items():
+        kept = group.members & users.keys()
+        if kept != group.members:
+            groups[gid] = Group(group.source_id, group.display_name, group.description, frozenset(kept))
+    return Snapshot(users=users, groups=groups, skipped=skipped)
+
