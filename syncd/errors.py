@@ -8,7 +8,9 @@ Exception tree::
     │   └── SourceAuthError         the source refused our credentials (401/403)
     ├── TargetError                 Identity Center answered in a way we cannot act on
     │   ├── TargetAuthError         401/403 from the SCIM endpoint: token wrong or expired
-    │   └── TargetUnavailable       retries on 429, 5xx or network errors ran out
+    │   ├── TargetUnavailable       retries on 429, 5xx or network errors ran out
+    │   ├── TargetNotFound          404: the object is gone (deleted by hand)
+    │   └── TargetConflict          409: the userName, email, externalId or name is taken
     ├── AssignmentError             an sso-admin rule or operation failed
     ├── CacheError                  the cache database cannot be used
     │   └── CacheBusy               another syncd holds the cache's lock
@@ -73,3 +75,11 @@ class SafetyRefusal(SyncdError):
     """The run would delete or deactivate more than ``safety.max_deletes`` allows."""
 
     exit_code = 3
+
+
+class TargetNotFound(TargetError):
+    """Identity Center has no object with that id (404): deleted by hand, or never created."""
+
+
+class TargetConflict(TargetError):
+    """Identity Center already holds an object with that userName, email, externalId or name (409)."""

@@ -1,0 +1,4 @@
+from syncd.cli import main
+
+
+main()

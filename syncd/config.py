@@ -1,0 +1,217 @@
+"""Configuration: a TOML file read through pydantic-settings, with environment overrides.
+
+Found by ``--config``, else ``$SYNCD_CONFIG``, else ``./syncd.toml``. Any key can be overridden
+as ``SYNCD_<SECTION>__<KEY>`` (``SYNCD_TARGET__REQUESTS_PER_SECOND=10``). Secrets may be written
+``env:NAME`` or ``file:PATH`` (:mod:`syncd.secrets`).
+
+A bad configuration raises :class:`~syncd.errors.ConfigError` whose message names each wrong key
+and what would fix it; the CLI exits 2 with it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from connectors import base as connectors
+from syncd.errors import ConfigError
+from syncd.guard import Limit
+from syncd.normalise import Scope
+from syncd.secrets import Secret
+
+
+DEFAULT_PATH = Path("syncd.toml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(BaseModel):
+    """``[source]``: ``type`` picks the connector; ``[source.<type>]`` holds its settings."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+
+    def connector_settings(self) -> dict[str, Any]:
+        """The raw ``[source.<type>]`` table (validated by the connector's own model)."""
+        extra = self.model_extra or {}
+        table = extra.get(self.type, {})
+        return dict(table) if isinstance(table, dict) else {}
+
+
+class FiltersConfig(_Section):
+    """``[filters]``: which groups and users are synced."""
+
+    groups: list[str] | None = None
+    users: Literal["members", "all"] = "members"
+
+    def scope(self) -> Scope:
+        """The filters as the normaliser's Scope."""
+        return Scope(groups=tuple(self.groups) if self.groups is not None else None, users=self.users)
+
+
+class TargetConfig(_Section):
+    """``[target]``: Identity Center's SCIM endpoint."""
+
+    scim_url: str
+    scim_token: Secret
+    requests_per_second: float = Field(20.0, gt=0, le=1000)
+
+    @field_validator("scim_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(
+                "must be the SCIM endpoint URL from the Identity Center console, "
+                "like https://scim.us-east-1.amazonaws.com/<tenant>/scim/v2"
+            )
+        return value
+
+
+class CacheConfig(_Section):
+    """``[cache]``: where syncd remembers what it pushed."""
+
+    url: str = "sqlite:///syncd.db"
+
+
+class SafetyConfig(_Section):
+    """``[safety]``: how much one run may remove."""
+
+    max_deletes: str | int = "10%"
+
+    @field_validator("max_deletes")
+    @classmethod
+    def _limit(cls, value: str | int) -> str | int:
+        Limit.parse(value)
+        return value
+
+    def limit(self) -> Limit:
+        """The parsed limit."""
+        return Limit.parse(self.max_deletes)
+
+
+class Settings(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SYNCD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+    _toml_path: ClassVar[Path | None] = None
+
+    source: SourceConfig
+    filters: FiltersConfig = FiltersConfig()
+    target: TargetConfig
+    cache: CacheConfig = CacheConfig()
+    safety: SafetyConfig = SafetyConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Precedence: arguments, then the environment, then the TOML file."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
+        return tuple(sources)
+
+    def connector_settings(self) -> BaseModel:
+        """The ``[source.<type>]`` table validated by that connector's settings model."""
+        source_type = connectors.get(self.source.type)
+        try:
+            return source_type.settings.model_validate(self.source.connector_settings())
+        except ValidationError as exc:
+            raise ConfigError(format_errors(exc, prefix=("source", self.source.type), model=source_type.settings)) from None
+
+
+def find_config(explicit: Path | None) -> Path:
+    """The config file to read: ``--config``, else ``$SYNCD_CONFIG``, else ``./syncd.toml``."""
+    if explicit is not None:
+        path, how = explicit, "--config"
+    elif os.environ.get("SYNCD_CONFIG"):
+        path, how = Path(os.environ["SYNCD_CONFIG"]), "SYNCD_CONFIG"
+    else:
+        path, how = DEFAULT_PATH, "the default"
+    if not path.is_file():
+        raise ConfigError(
+            f"no configuration file at {path} ({how}). Create it (examples in deploy/examples/), "
+            "pass --config PATH, or set SYNCD_CONFIG. To try syncd without one, run `syncd demo`."
+        )
+    return path
+
+
+def load(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read and validate the configuration; ConfigError naming every bad key otherwise."""
+    toml_path = find_config(path)
+    Settings._toml_path = toml_path
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"{toml_path}: " + format_errors(exc, model=Settings)) from None
+    except (OSError, ValueError) as exc:  # a TOML syntax error arrives as a ValueError
+        raise ConfigError(f"{toml_path} cannot be read as TOML: {exc}") from None
+    finally:
+        Settings._toml_path = None
+    try:
+        connectors.get(settings.source.type)
+    except KeyError:
+        raise ConfigError(
+            f"{toml_path}: source.type = {settings.source.type!r} is not a known source; "
+            f"use one of: {', '.join(connectors.names())}"
+        ) from None
+    settings.connector_settings()
+    return settings
+
+
+_FIX = {
+    "missing": "add it",
+    "extra_forbidden": "remove it; it is not a setting",
+    "literal_error": "use one of the listed values",
+}
+
+
+def _known_keys(model: type[BaseModel] | None, loc: tuple[str | int, ...]) -> list[str]:
+    current: Any = model
+    for part in loc[:-1]:
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        current = fields[str(part)].annotation
+    return list(getattr(current, "model_fields", {}) or {})
+
+
+def format_errors(exc: ValidationError, *, prefix: tuple[str, ...] = (), model: type[BaseModel] | None = None) -> str:
+    """One line per bad key: ``key: what is wrong; how to fix it`` (never the value of a secret)."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = tuple(error["loc"])
+        key = ".".join(str(p) for p in (*prefix, *loc))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        hint = _FIX.get(error["type"], "")
+        if error["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(loc[-1]), _known_keys(model, loc), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else hint
+        env = "SYNCD_" + "__".join(str(p).upper() for p in (*prefix, *loc))
+        if error["type"] == "missing":
+            hint = f"add it to the [{'.'.join(str(p) for p in (*prefix, *loc[:-1]))}] table or set {env}"
+        lines.append(f"{key}: {message}" + (f"; {hint}" if hint else ""))
+    return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -1,0 +1,658 @@
+"""One run: read the source, plan, guard, apply, record. Knows nothing of a given IdP.
+
+Fail-safe rules this module keeps:
+
+* a source read that fails or says it is incomplete ends the run before any write;
+* the guard (:mod:`syncd.guard`) refuses plans that remove too much, before any write;
+* each change is recorded in the cache in the same step that confirms it landed, so a run that
+  dies midway resumes with no duplicates (a create whose record was lost meets a 409 next time
+  and adopts the object it made, found by externalId);
+* an authentication failure or an Identity Center that stays unavailable ends the run at once;
+  any other failed change is logged, audited and counted, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from connectors.base import ReadContext, Source
+from syncd.errors import (
+    SourceError,
+    SyncdError,
+    TargetAuthError,
+    TargetConflict,
+    TargetError,
+    TargetNotFound,
+    TargetUnavailable,
+)
+from syncd.guard import Limit, check
+from syncd.model import Group, Skipped, Snapshot, User, digest
+from syncd.normalise import Scope, build_snapshot
+from syncd.plan import (
+    Action,
+    Change,
+    LiveState,
+    Phase,
+    Plan,
+    count_changes,
+    make_plan,
+    match_live,
+    membership_changes,
+)
+from syncd.state import AuditEntry, CachedGroup, CachedUser, CacheState, RunRecord
+from syncd.target.scim import ScimTarget
+
+
+log = structlog.get_logger("syncd.engine")
+
+CONCURRENCY = 16
+"""Requests in flight at once; the pacer, not this, sets the rate."""
+
+
+class CacheLike(Protocol):
+    """What the engine needs of :class:`syncd.cache.Cache` (a seam for tests)."""
+
+    def load(self) -> CacheState: ...
+    def put_user(self, user: CachedUser, audit: AuditEntry | None = None) -> None: ...
+    def forget_user(self, source_id: str, audit: AuditEntry | None = None) -> None: ...
+    def put_group(self, group: CachedGroup, audit: AuditEntry | None = None) -> None: ...
+    def forget_group(self, source_id: str, audit: AuditEntry | None = None) -> None: ...
+    def add_memberships(self, group_source_id: str, user_source_ids: Iterable[str], audit: AuditEntry | None = None) -> None: ...
+    def remove_memberships(self, group_source_id: str, user_source_ids: Iterable[str], audit: AuditEntry | None = None) -> None: ...
+    def forget_memberships(self, *, group_source_id: str | None = None, user_source_id: str | None = None) -> None: ...
+    def record(self, audit: AuditEntry) -> None: ...
+    def start_run(self, mode: str, dry_run: bool) -> int: ...
+    def finish_run(self, run_id: int, status: str, counts: dict[str, int], requests: dict[str, int], error: str | None) -> None: ...
+    def interrupt_stale_runs(self) -> int: ...
+    def get_value(self, key: str) -> Any | None: ...
+    def set_value(self, key: str, value: Any) -> None: ...
+    def runs(self, limit: int = 10) -> list[RunRecord]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How to run: ``full_resync`` reconciles with live Identity Center state."""
+
+    full_resync: bool = False
+    dry_run: bool = False
+    allow_deletions: bool = False
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run did, as ``sync --json`` prints it."""
+
+    status: str  # "ok" | "failed" | "refused" | "interrupted"
+    dry_run: bool
+    mode: str
+    plan: Plan
+    counts: dict[str, int]
+    requests: dict[str, int]
+    duration_s: float
+    errors: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    run_id: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 converged (or dry run), 1 failed, 3 refused by the guard."""
+        return {"ok": 0, "refused": 3}.get(self.status, 1)
+
+    def to_json(self) -> dict[str, Any]:
+        """The one object ``sync --json`` prints."""
+        return {
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "mode": self.mode,
+            "changes": self.counts,
+            "requests": self.requests,
+            "duration_s": round(self.duration_s, 3),
+            "skipped": len(self.skipped),
+            "errors": self.errors,
+            "run_id": self.run_id,
+        }
+
+
+class _Mirror:
+    """The cache, plus an in-memory copy of its state kept equal as changes are recorded."""
+
+    def __init__(self, cache: CacheLike, state: CacheState) -> None:
+        self.cache = cache
+        self.state = state
+
+    def user_target(self, source_id: str) -> str | None:
+        cached = self.state.users.get(source_id)
+        return cached.target_id if cached else None
+
+    def group_target(self, source_id: str) -> str | None:
+        cached = self.state.groups.get(source_id)
+        return cached.target_id if cached else None
+
+    def owner_of_user(self, target_id: str) -> str | None:
+        return next((sid for sid, c in self.state.users.items() if c.target_id == target_id), None)
+
+    def owner_of_group(self, target_id: str) -> str | None:
+        return next((sid for sid, c in self.state.groups.items() if c.target_id == target_id), None)
+
+    def put_user(self, user: CachedUser, audit: AuditEntry) -> None:
+        previous = self.state.users.get(user.source_id)
+        if previous is not None and previous.target_id != user.target_id:
+            self.forget_memberships(user_source_id=user.source_id)
+        self.cache.put_user(user, audit)
+        self.state.users[user.source_id] = user
+
+    def forget_user(self, source_id: str, audit: AuditEntry) -> None:
+        self.cache.forget_user(source_id, audit)
+        self.state.users.pop(source_id, None)
+        self.state.memberships = {p for p in self.state.memberships if p[1] != source_id}
+
+    def put_group(self, group: CachedGroup, audit: AuditEntry) -> None:
+        previous = self.state.groups.get(group.source_id)
+        if previous is not None and previous.target_id != group.target_id:
+            self.forget_memberships(group_source_id=group.source_id)
+        self.cache.put_group(group, audit)
+        self.state.groups[group.source_id] = group
+
+    def forget_group(self, source_id: str, audit: AuditEntry) -> None:
+        self.cache.forget_group(source_id, audit)
+        self.state.groups.pop(source_id, None)
+        self.state.memberships = {p for p in self.state.memberships if p[0] != source_id}
+
+    def add_members(self, group_sid: str, user_sids: list[str], audit: AuditEntry | None) -> None:
+        self.cache.add_memberships(group_sid, user_sids, audit)
+        self.state.memberships.update((group_sid, u) for u in user_sids)
+
+    def remove_members(self, group_sid: str, user_sids: list[str], audit: AuditEntry | None) -> None:
+        self.cache.remove_memberships(group_sid, user_sids, audit)
+        self.state.memberships.difference_update((group_sid, u) for u in user_sids)
+
+    def forget_memberships(self, *, group_source_id: str | None = None, user_source_id: str | None = None) -> None:
+        self.cache.forget_memberships(group_source_id=group_source_id, user_source_id=user_source_id)
+        self.state.memberships = {
+            (g, u)
+            for g, u in self.state.memberships
+            if not ((group_source_id is not None and g == group_source_id) or (user_source_id is not None and u == user_source_id))
+        }
+
+    def set_members(self, group_sid: str, user_sids: set[str]) -> None:
+        """Make the cached members of a group exactly ``user_sids`` (what a full resync read)."""
+        have = {u for g, u in self.state.memberships if g == group_sid}
+        if have - user_sids:
+            self.remove_members(group_sid, sorted(have - user_sids), None)
+        if user_sids - have:
+            self.add_members(group_sid, sorted(user_sids - have), None)
+
+
+def _user_record(user: User, target_id: str, origin: str = "created", data: dict[str, Any] | None = None) -> CachedUser:
+    payload = data if data is not None else user.payload()
+    return CachedUser(user.source_id, target_id, user.user_name, digest(payload), payload, origin)  # type: ignore[arg-type]
+
+
+def _group_record(group: Group, target_id: str, origin: str = "created", data: dict[str, Any] | None = None) -> CachedGroup:
+    payload = data if data is not None else group.payload()
+    return CachedGroup(group.source_id, target_id, group.display_name, digest(payload), origin)  # type: ignore[arg-type]
+
+
+class Engine:
+    """Runs syncs of one source into one Identity Center, recording them in one cache."""
+
+    def __init__(
+        self,
+        *,
+        source: Source,
+        source_type: str,
+        target: ScimTarget,
+        cache: CacheLike,
+        scope: Scope,
+        limit: Limit,
+    ) -> None:
+        self.source = source
+        self.source_type = source_type
+        self.target = target
+        self.cache = cache
+        self.scope = scope
+        self.limit = limit
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Finish the changes in flight, start no new one, end the run as interrupted."""
+        self._stop.set()
+
+    @property
+    def _state_key(self) -> str:
+        return f"source_state:{self.source_type}"
+
+    async def run(self, options: RunOptions = RunOptions()) -> RunResult:
+        """One whole run; never raises for a failure it can report in the result."""
+        started = time.monotonic()
+        mode = "full" if options.full_resync else "incremental"
+        self.cache.interrupt_stale_runs()
+        run_id = self.cache.start_run(mode, options.dry_run)
+        bound = log.bind(run_id=run_id, mode=mode, dry_run=options.dry_run, source=self.source_type)
+        bound.info("run.start")
+        result = RunResult("failed", options.dry_run, mode, Plan(), dict.fromkeys(count_changes([]), 0), {}, 0.0, run_id=run_id)
+        read_requests = 0
+        try:
+            state = self.cache.load()
+            source_state = self.cache.get_value(self._state_key) or {}
+            try:
+                read = await self.source.read(
+                    ReadContext(scope=self.scope, full=options.full_resync or not source_state, state=source_state)
+                )
+            except SourceError:
+                raise
+            except Exception as exc:  # a connector bug must not look like an empty directory
+                raise SourceError(f"the {self.source_type} source failed: {exc!r}") from exc
+            read_requests = read.requests
+            if not read.complete:
+                raise SourceError(f"the {self.source_type} source returned an incomplete read; nothing was changed")
+            snapshot = build_snapshot(read, self.scope)
+            result.skipped = snapshot.skipped
+            for skip in snapshot.skipped:
+                bound.warning("record.skipped", kind=skip.kind, id=skip.id, reason=skip.reason)
+            bound.info("source.read", users=len(snapshot.users), groups=len(snapshot.groups),
+                       memberships=sum(len(g.members) for g in snapshot.groups.values()),
+                       skipped=len(snapshot.skipped), requests=read.requests)
+
+            live = await self._read_live(snapshot, state) if options.full_resync else None
+            plan = make_plan(snapshot, state, live)
+            result.plan = plan
+            result.counts = plan.counts()
+            verdict = check(plan, self.limit, allow_deletions=options.allow_deletions)
+            if verdict.refused:
+                result.status = "refused"
+                result.errors.append(verdict.refused)
+                bound.error("run.refused", reason=verdict.refused)
+                return result
+            if options.dry_run:
+                result.status = "ok"
+                return result
+
+            mirror = _Mirror(self.cache, state)
+            applier = _Applier(self.target, mirror, snapshot, bound, self._stop)
+            await applier.apply(plan, live)
+            result.counts = count_changes(applier.applied)
+            result.errors.extend(applier.errors)
+            if self._stop.is_set():
+                result.status = "interrupted"
+            elif applier.errors:
+                result.status = "failed"
+            else:
+                result.status = "ok"
+                self.cache.set_value(self._state_key, read.state)
+            return result
+        except SyncdError as exc:
+            result.status = "failed"
+            result.errors.append(str(exc))
+            bound.error("run.failed", error=str(exc), error_type=type(exc).__name__)
+            return result
+        finally:
+            result.duration_s = time.monotonic() - started
+            result.requests = {"source": read_requests, "target": self.target.stats.total}
+            self.cache.finish_run(
+                run_id,
+                result.status,
+                result.counts,
+                result.requests,
+                "; ".join(result.errors)[:4000] or None,
+            )
+            bound.info("run.finished", status=result.status, duration_s=round(result.duration_s, 3),
+                       requests=result.requests, **{k: v for k, v in result.counts.items() if v})
+
+    async def _read_live(self, snapshot: Snapshot, state: CacheState) -> LiveState:
+        """Everything a full resync compares: users, groups, and members of the groups syncd manages."""
+        users, groups = await asyncio.gather(self.target.list_users(), self.target.list_groups())
+        live = LiveState(users=users, groups=groups)
+        matches = match_live(snapshot, state, live)
+        ids = sorted({g.target_id for g in matches.groups.values()})
+        members = await self.target.gather(*(self.target.list_member_ids(i) for i in ids), limit=8)
+        live.members = dict(zip(ids, members, strict=True))
+        log.info("target.read", users=len(users), groups=len(groups), member_lists=len(ids))
+        return live
+
+
+class _Applier:
+    """Applies a plan phase by phase, recording each change as it lands."""
+
+    def __init__(
+        self,
+        target: ScimTarget,
+        mirror: _Mirror,
+        snapshot: Snapshot,
+        log: Any,
+        stop: asyncio.Event,
+    ) -> None:
+        self.target = target
+        self.mirror = mirror
+        self.snapshot = snapshot
+        self.log = log
+        self.stop = stop
+        self.applied: list[Change] = []
+        self.errors: list[str] = []
+
+    # ----- driver
+
+    async def apply(self, plan: Plan, live: LiveState | None) -> None:
+        by_phase: dict[Phase, list[Change]] = {}
+        for change in plan:
+            by_phase.setdefault(change.phase, []).append(change)
+
+        for change in by_phase.get(Phase.RECORD, []):
+            self._record_only(change)
+        if live is not None:
+            self._refresh_memberships(live)
+        await self._run_all(by_phase.get(Phase.USERS, []), self._user)
+        await self._run_all(by_phase.get(Phase.GROUPS, []), self._group)
+
+        # Member changes are planned again from what the cache now holds: a user or group that
+        # had to be recreated above has lost its memberships, and creates sent members inline.
+        deleting_users = [c.source_id for c in by_phase.get(Phase.DELETE_USERS, [])]
+        deleting_groups = [c.source_id for c in by_phase.get(Phase.DELETE_GROUPS, [])]
+        members = membership_changes(
+            self.snapshot,
+            self.mirror.state.memberships,
+            deleting_users=deleting_users,
+            deleting_groups=deleting_groups,
+        )
+        for action in (Action.ADD_MEMBERS, Action.REMOVE_MEMBERS):
+            per_group: dict[str, list[Change]] = {}
+            for change in members:
+                if change.action is action:
+                    per_group.setdefault(change.source_id, []).append(change)
+            await self._run_all(list(per_group.values()), self._member_batches)
+        await self._run_all(by_phase.get(Phase.DELETE_GROUPS, []), self._delete_group)
+        await self._run_all(by_phase.get(Phase.DELETE_USERS, []), self._delete_user)
+
+    async def _run_all(self, items: list[Any], worker: Callable[[Any], Awaitable[None]]) -> None:
+        semaphore = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(item: Any) -> None:
+            async with semaphore:
+                if self.stop.is_set():
+                    return
+                await self._guarded(item, worker)
+
+        # Wait for every task, even after one failed, so that nothing writes after the run ends.
+        outcomes = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _guarded(self, item: Any, worker: Callable[[Any], Awaitable[None]]) -> None:
+        try:
+            await worker(item)
+        except (TargetAuthError, TargetUnavailable):
+            # Every later request would fail the same way: stop the run, keep what landed.
+            self.stop.set()
+            raise
+        except TargetError as exc:
+            change = item[0] if isinstance(item, list) else item
+            self._failed(change, str(exc))
+
+    def _failed(self, change: Change, message: str) -> None:
+        self.errors.append(message)
+        self.log.error("change.failed", action=str(change.action), object=change.label(), error=message)
+        kind = "user" if "user" in change.action else "group"
+        self.mirror.cache.record(
+            AuditEntry(str(change.action), kind, change.source_id, change.target_id, change.before and dict(change.before),
+                       None, f"failed: {message}")
+        )
+
+    def _done(self, change: Change, **extra: Any) -> None:
+        self.applied.append(change)
+        self.log.info("change.applied", action=str(change.action), object=change.label(), reason=change.reason or None, **extra)
+
+    # ----- cache-only changes
+
+    def _record_only(self, change: Change) -> None:
+        before = dict(change.before) if change.before else None
+        if change.action is Action.ADOPT_USER and change.user is not None and change.target_id:
+            record = _user_record(change.user, change.target_id, "adopted", before)
+            self.mirror.put_user(record, AuditEntry("adopt_user", "user", change.source_id, change.target_id, None, before, f"ok: {change.reason}"))
+        elif change.action is Action.ADOPT_GROUP and change.group is not None and change.target_id:
+            record_g = _group_record(change.group, change.target_id, "adopted", before)
+            self.mirror.put_group(record_g, AuditEntry("adopt_group", "group", change.source_id, change.target_id, None, before, f"ok: {change.reason}"))
+        elif change.action is Action.FORGET_USER:
+            self.mirror.forget_user(change.source_id, AuditEntry("forget_user", "user", change.source_id, change.target_id, before, None, "ok: gone from both sides"))
+        elif change.action is Action.FORGET_GROUP:
+            self.mirror.forget_group(change.source_id, AuditEntry("forget_group", "group", change.source_id, change.target_id, before, None, "ok: gone from both sides"))
+        self._done(change)
+
+    def _refresh_memberships(self, live: LiveState) -> None:
+        """Make the cached memberships of managed groups what Identity Center really holds."""
+        by_target = {c.target_id: sid for sid, c in self.mirror.state.users.items()}
+        for gsid, cached in list(self.mirror.state.groups.items()):
+            if cached.target_id not in live.members:
+                continue
+            present = {by_target[t] for t in live.members[cached.target_id] if t in by_target}
+            self.mirror.set_members(gsid, present)
+
+    # ----- users
+
+    async def _user(self, change: Change) -> None:
+        user = change.user
+        assert user is not None
+        if change.action is Action.CREATE_USER:
+            await self._create_user(change, user, drift=bool(change.reason.startswith("drift")))
+            return
+        assert change.target_id is not None
+        try:
+            await self.target.replace_user(change.target_id, user)
+        except TargetNotFound:
+            # Deleted by hand since the last run: make it again (its memberships follow below).
+            self.log.warning("drift.user_missing", user=user.user_name, target_id=change.target_id)
+            await self._create_user(Change(Action.CREATE_USER, user.source_id, user=user, before=change.before,
+                                           reason="drift: deleted in Identity Center by hand"), user, drift=True)
+            return
+        self.mirror.put_user(
+            _user_record(user, change.target_id, self._origin_user(user.source_id)),
+            AuditEntry(str(change.action), "user", user.source_id, change.target_id,
+                       dict(change.before) if change.before else None, user.payload(), f"ok: {change.reason}" if change.reason else "ok"),
+        )
+        self._done(change)
+
+    def _origin_user(self, source_id: str) -> Any:
+        cached = self.mirror.state.users.get(source_id)
+        return cached.origin if cached else "created"
+
+    async def _create_user(self, change: Change, user: User, *, drift: bool) -> None:
+        try:
+            created = await self.target.create_user(user)
+        except TargetConflict:
+            await self._adopt_user_after_conflict(change, user)
+            return
+        result = "ok: recreated (drift: deleted in Identity Center by hand)" if drift else "ok"
+        self.mirror.put_user(
+            _user_record(user, created.target_id),
+            AuditEntry("create_user", "user", user.source_id, created.target_id,
+                       dict(change.before) if change.before else None, user.payload(), result),
+        )
+        self._done(change, target_id=created.target_id)
+
+    async def _adopt_user_after_conflict(self, change: Change, user: User) -> None:
+        """A 409 on create: find the user that holds the name and adopt it (ssosync#13, #104)."""
+        found = await self.target.find_user(external_id=user.source_id, user_name=user.user_name)
+        if found is None:
+            raise TargetError(
+                f"create user {user.user_name!r}: Identity Center says it already exists (409), but no user with"
+                f" externalId {user.source_id!r} or that userName was found; another user may hold its email {user.email!r}"
+            )
+        owner = self.mirror.owner_of_user(found.target_id)
+        if owner is not None and owner != user.source_id:
+            raise TargetError(
+                f"create user {user.user_name!r}: the name is held by {found.user_name!r}, which syncd manages for"
+                f" source id {owner!r}; it will be freed when that change lands, so the next run can finish this one"
+            )
+        data = dict(found.data)
+        self.mirror.put_user(
+            _user_record(user, found.target_id, "adopted", data),
+            AuditEntry("adopt_user", "user", user.source_id, found.target_id, None, data, "ok: adopted after 409"),
+        )
+        self.log.info("user.adopted", user=user.user_name, target_id=found.target_id)
+        if data != user.payload():
+            await self.target.replace_user(found.target_id, user)
+            self.mirror.put_user(
+                _user_record(user, found.target_id, "adopted"),
+                AuditEntry("update_user", "user", user.source_id, found.target_id, data, user.payload(), "ok: after adoption"),
+            )
+        self._done(change, target_id=found.target_id, adopted=True)
+
+    async def _delete_user(self, change: Change) -> None:
+        assert change.target_id is not None
+        try:
+            await self.target.delete_user(change.target_id)
+            result = "ok"
+        except TargetNotFound:
+            result = "ok: already gone from Identity Center"
+        self.mirror.forget_user(
+            change.source_id,
+            AuditEntry("delete_user", "user", change.source_id, change.target_id, dict(change.before) if change.before else None, None, result),
+        )
+        self._done(change)
+
+    # ----- groups
+
+    def _inline_members(self, group: Group) -> tuple[list[str], list[str]]:
+        """Up to 100 members that already have Identity Center ids: (source ids, target ids)."""
+        sids: list[str] = []
+        tids: list[str] = []
+        for sid in sorted(group.members):
+            tid = self.mirror.user_target(sid)
+            if tid is not None:
+                sids.append(sid)
+                tids.append(tid)
+            if len(sids) == 100:  # noqa: PLR2004  [DG:creategroup]
+                break
+        return sids, tids
+
+    async def _group(self, change: Change) -> None:
+        group = change.group
+        assert group is not None
+        if change.action is Action.CREATE_GROUP:
+            await self._create_group(change, group, drift=change.reason.startswith("drift"))
+            return
+        assert change.target_id is not None
+        try:
+            await self.target.update_group(change.target_id, group)
+        except TargetNotFound:
+            self.log.warning("drift.group_missing", group=group.display_name, target_id=change.target_id)
+            await self._create_group(change, group, drift=True)
+            return
+        cached = self.mirror.state.groups.get(group.source_id)
+        self.mirror.put_group(
+            _group_record(group, change.target_id, cached.origin if cached else "created"),
+            AuditEntry("update_group", "group", group.source_id, change.target_id,
+                       dict(change.before) if change.before else None, group.payload(), f"ok: {change.reason}" if change.reason else "ok"),
+        )
+        self._done(change)
+
+    async def _create_group(self, change: Change, group: Group, *, drift: bool) -> None:
+        sids, tids = self._inline_members(group)
+        try:
+            created = await self.target.create_group(group, tids)
+        except TargetConflict:
+            await self._adopt_group_after_conflict(change, group)
+            return
+        result = "ok: recreated (drift: deleted in Identity Center by hand)" if drift else "ok"
+        self.mirror.put_group(
+            _group_record(group, created.target_id),
+            AuditEntry("create_group", "group", group.source_id, created.target_id,
+                       dict(change.before) if change.before else None, {**group.payload(), "members": len(sids)}, result),
+        )
+        if sids:
+            self.mirror.add_members(group.source_id, sids, None)
+        done = Change(Action.CREATE_GROUP, group.source_id, created.target_id, group=group, members=tuple(sids), reason=change.reason)
+        self._done(done, target_id=created.target_id, members=len(sids))
+
+    async def _adopt_group_after_conflict(self, change: Change, group: Group) -> None:
+        found = await self.target.find_group(external_id=group.source_id, display_name=group.display_name)
+        if found is None:
+            raise TargetError(f"create group {group.display_name!r}: Identity Center says it exists (409) but it cannot be found")
+        owner = self.mirror.owner_of_group(found.target_id)
+        if owner is not None and owner != group.source_id:
+            raise TargetError(
+                f"create group {group.display_name!r}: the name is held by a group syncd manages for source id {owner!r};"
+                " the next run can finish this once that change lands"
+            )
+        data = {"externalId": found.external_id, "displayName": found.display_name}
+        self.mirror.put_group(
+            _group_record(group, found.target_id, "adopted", data),
+            AuditEntry("adopt_group", "group", group.source_id, found.target_id, None, data, "ok: adopted after 409"),
+        )
+        # Its members are unknown: read them so the member phase adds only what is missing.
+        by_target = {c.target_id: sid for sid, c in self.mirror.state.users.items()}
+        present = await self.target.list_member_ids(found.target_id)
+        self.mirror.set_members(group.source_id, {by_target[t] for t in present if t in by_target})
+        if data != group.payload():
+            await self.target.update_group(found.target_id, group)
+            self.mirror.put_group(
+                _group_record(group, found.target_id, "adopted"),
+                AuditEntry("update_group", "group", group.source_id, found.target_id, data, group.payload(), "ok: after adoption"),
+            )
+        self._done(change, target_id=found.target_id, adopted=True)
+
+    async def _delete_group(self, change: Change) -> None:
+        assert change.target_id is not None
+        try:
+            await self.target.delete_group(change.target_id)
+            result = "ok"
+        except TargetNotFound:
+            result = "ok: already gone from Identity Center"
+        self.mirror.forget_group(
+            change.source_id,
+            AuditEntry("delete_group", "group", change.source_id, change.target_id, dict(change.before) if change.before else None, None, result),
+        )
+        self._done(change)
+
+    # ----- members
+
+    async def _member_batches(self, batches: list[Change]) -> None:
+        """One group's batches, in order (batches of different groups run side by side)."""
+        for batch in batches:
+            if self.stop.is_set():
+                return
+            try:
+                await self._member_batch(batch)
+            except TargetNotFound:
+                group = self.snapshot.groups.get(batch.source_id)
+                if group is None or batch.action is Action.REMOVE_MEMBERS:
+                    self._failed(batch, f"group {batch.source_id} is gone from Identity Center; run `syncd sync --full-resync`")
+                    return
+                # The group was deleted by hand: make it again and add every member.
+                self.log.warning("drift.group_missing", group=group.display_name)
+                await self._create_group(Change(Action.CREATE_GROUP, group.source_id, group=group, reason="drift: deleted in Identity Center by hand"),
+                                         group, drift=True)
+                current = {p for p in self.mirror.state.memberships if p[0] == group.source_id}
+                single = Snapshot(users=self.snapshot.users, groups={group.source_id: group})
+                for again in membership_changes(single, current):
+                    if again.action is Action.ADD_MEMBERS:
+                        await self._member_batch(again)
+                return
+
+    async def _member_batch(self, batch: Change) -> None:
+        group_tid = self.mirror.group_target(batch.source_id)
+        if group_tid is None:
+            self._failed(batch, f"group {batch.label()!r} has no Identity Center id (its create failed); members not changed")
+            return
+        pairs = [(sid, self.mirror.user_target(sid)) for sid in batch.members]
+        sids = [sid for sid, tid in pairs if tid is not None]
+        tids = [tid for _, tid in pairs if tid is not None]
+        if not sids:
+            return
+        adding = batch.action is Action.ADD_MEMBERS
+        if adding:
+            await self.target.patch_members(group_tid, add=tids)
+        else:
+            await self.target.patch_members(group_tid, remove=tids)
+        audit = AuditEntry(str(batch.action), "membership", batch.source_id, group_tid, None, {"members": sids}, "ok")
+        if adding:
+            self.mirror.add_members(batch.source_id, sids, audit)
+        else:
+            self.mirror.remove_members(batch.source_id, sids, audit)
+        self._done(Change(batch.action, batch.source_id, group_tid, group=batch.group, members=tuple(sids)), members=len(sids))

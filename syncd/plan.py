@@ -1,0 +1,495 @@
+"""The diff: from (source snapshot, cache[, live Identity Center]) to an ordered list of changes.
+
+Pure functions, no I/O: the plan is a value that ``plan`` prints, ``--json`` counts, the guard
+checks and the engine applies.
+
+Incremental runs trust the cache: an object whose digest equals the cached one needs no write,
+so a run with no source change plans nothing. A full resync also takes the live state read from
+Identity Center and reconciles against it: it adopts existing objects that match a source object
+(externalId, then userName case-insensitively; groups by externalId, then displayName), repairs
+drift (attributes edited, memberships removed or objects deleted by hand), and leaves every object
+it does not own alone.
+
+Order of application (``Phase``): adoptions and cache-only records → users → groups → member
+adds → member removes → group deletes → user deletes. Renames are updates in place, never a
+delete and a create, so Identity Center ids (and the account assignments that point at them)
+survive.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncd.model import Group, Snapshot, User
+from syncd.state import CachedGroup, CachedUser, CacheState
+
+
+MAX_MEMBER_CHANGES = 100
+"""Identity Center takes at most 100 membership changes per PATCH, and 100 members on
+CreateGroup [DG:patchgroup, DG:creategroup]; more is a 400 (slashdevops/idp-scim-sync#62)."""
+
+
+class Action(enum.StrEnum):
+    """What a change does."""
+
+    ADOPT_USER = "adopt_user"
+    ADOPT_GROUP = "adopt_group"
+    FORGET_USER = "forget_user"
+    FORGET_GROUP = "forget_group"
+    CREATE_USER = "create_user"
+    UPDATE_USER = "update_user"
+    DEACTIVATE_USER = "deactivate_user"
+    CREATE_GROUP = "create_group"
+    UPDATE_GROUP = "update_group"
+    ADD_MEMBERS = "add_members"
+    REMOVE_MEMBERS = "remove_members"
+    DELETE_GROUP = "delete_group"
+    DELETE_USER = "delete_user"
+
+
+class Phase(enum.IntEnum):
+    """When a change is applied; changes of one phase run concurrently."""
+
+    RECORD = 0
+    USERS = 1
+    GROUPS = 2
+    ADD_MEMBERS = 3
+    REMOVE_MEMBERS = 4
+    DELETE_GROUPS = 5
+    DELETE_USERS = 6
+
+
+PHASE = {
+    Action.ADOPT_USER: Phase.RECORD,
+    Action.ADOPT_GROUP: Phase.RECORD,
+    Action.FORGET_USER: Phase.RECORD,
+    Action.FORGET_GROUP: Phase.RECORD,
+    Action.CREATE_USER: Phase.USERS,
+    Action.UPDATE_USER: Phase.USERS,
+    Action.DEACTIVATE_USER: Phase.USERS,
+    Action.CREATE_GROUP: Phase.GROUPS,
+    Action.UPDATE_GROUP: Phase.GROUPS,
+    Action.ADD_MEMBERS: Phase.ADD_MEMBERS,
+    Action.REMOVE_MEMBERS: Phase.REMOVE_MEMBERS,
+    Action.DELETE_GROUP: Phase.DELETE_GROUPS,
+    Action.DELETE_USER: Phase.DELETE_USERS,
+}
+
+WRITES = frozenset(PHASE) - {Action.ADOPT_USER, Action.ADOPT_GROUP, Action.FORGET_USER, Action.FORGET_GROUP}
+"""Actions that send a request to Identity Center; the rest only update the cache."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One step of the plan.
+
+    ``source_id`` names the user or group the change is about; ``target_id`` is its Identity
+    Center id when known (None for a create). ``members`` carries user source ids for member
+    changes, and the members sent inline with a CreateGroup. ``before`` is what the cache or
+    Identity Center held; ``reason`` says why (e.g. "renamed", "drift: deleted by hand").
+    """
+
+    action: Action
+    source_id: str
+    target_id: str | None = None
+    user: User | None = None
+    group: Group | None = None
+    members: tuple[str, ...] = ()
+    before: Mapping[str, Any] | None = None
+    reason: str = ""
+
+    @property
+    def phase(self) -> Phase:
+        """The phase this change belongs to."""
+        return PHASE[self.action]
+
+    @property
+    def is_write(self) -> bool:
+        """Whether applying it sends a request to Identity Center."""
+        return self.action in WRITES
+
+    def label(self) -> str:
+        """A short human name of the object: userName or group name."""
+        if self.user is not None:
+            return self.user.user_name
+        if self.group is not None:
+            return self.group.display_name
+        if self.before:
+            return str(self.before.get("userName") or self.before.get("displayName") or self.source_id)
+        return self.source_id
+
+
+# ---------------------------------------------------------------------------------------------
+# Live state (full resync)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveUser:
+    """A user as Identity Center returned it, reduced to the attributes syncd compares."""
+
+    target_id: str
+    external_id: str | None
+    user_name: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveGroup:
+    """A group as Identity Center returned it."""
+
+    target_id: str
+    external_id: str | None
+    display_name: str
+
+
+@dataclass(slots=True)
+class LiveState:
+    """What a full resync read from Identity Center.
+
+    ``members`` maps a group's Identity Center id to its members' ids; it holds only the
+    groups whose members were read (those syncd manages or adopts).
+    """
+
+    users: list[LiveUser] = field(default_factory=list)
+    groups: list[LiveGroup] = field(default_factory=list)
+    members: dict[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Matches:
+    """Source ids matched to live objects by a full resync (cached or adopted)."""
+
+    users: Mapping[str, LiveUser]
+    groups: Mapping[str, LiveGroup]
+    adopted_users: frozenset[str]
+    adopted_groups: frozenset[str]
+
+
+def match_live(snapshot: Snapshot, cache: CacheState, live: LiveState) -> Matches:
+    """Pair each source user and group with its live Identity Center object, if any.
+
+    Cached objects match by their recorded id. A source object not in the cache is adopted when
+    a live object has its id as externalId, else (users) the same userName ignoring case, or
+    (groups) the same displayName ignoring case; a live object already managed for another
+    source id is never taken.
+    """
+    users_by_id = {u.target_id: u for u in live.users}
+    groups_by_id = {g.target_id: g for g in live.groups}
+    managed_user_ids = {c.target_id for c in cache.users.values()}
+    managed_group_ids = {c.target_id for c in cache.groups.values()}
+
+    user_match: dict[str, LiveUser] = {}
+    for sid, cached in cache.users.items():
+        if cached.target_id in users_by_id:
+            user_match[sid] = users_by_id[cached.target_id]
+    free_users = [u for u in live.users if u.target_id not in managed_user_ids]
+    by_ext = {u.external_id: u for u in free_users if u.external_id}
+    by_name = {u.user_name.casefold(): u for u in free_users}
+    adopted_users: set[str] = set()
+    taken: set[str] = set()
+    for sid, user in snapshot.users.items():
+        if sid in cache.users:
+            continue
+        candidate = by_ext.get(sid) or by_name.get(user.user_name.casefold())
+        if candidate is not None and candidate.target_id not in taken:
+            taken.add(candidate.target_id)
+            user_match[sid] = candidate
+            adopted_users.add(sid)
+
+    group_match: dict[str, LiveGroup] = {}
+    for sid, cached_group in cache.groups.items():
+        if cached_group.target_id in groups_by_id:
+            group_match[sid] = groups_by_id[cached_group.target_id]
+    free_groups = [g for g in live.groups if g.target_id not in managed_group_ids]
+    g_by_ext = {g.external_id: g for g in free_groups if g.external_id}
+    g_by_name = {g.display_name.casefold(): g for g in free_groups}
+    adopted_groups: set[str] = set()
+    taken_groups: set[str] = set()
+    for sid, group in snapshot.groups.items():
+        if sid in cache.groups:
+            continue
+        found = g_by_ext.get(sid) or g_by_name.get(group.display_name.casefold())
+        if found is not None and found.target_id not in taken_groups:
+            taken_groups.add(found.target_id)
+            group_match[sid] = found
+            adopted_groups.add(sid)
+    return Matches(user_match, group_match, frozenset(adopted_users), frozenset(adopted_groups))
+
+
+def live_memberships(cache: CacheState, matches: Matches, live: LiveState) -> set[tuple[str, str]]:
+    """Memberships present in Identity Center, as source-id pairs, for managed users and groups.
+
+    A member that syncd does not manage (a user made by hand) is not listed, so it is never
+    removed: syncd does not touch objects it does not own.
+    """
+    user_sid = {m.target_id: sid for sid, m in matches.users.items()}
+    pairs: set[tuple[str, str]] = set()
+    for gsid, group in matches.groups.items():
+        for member in live.members.get(group.target_id, ()):
+            usid = user_sid.get(member)
+            if usid is not None:
+                pairs.add((gsid, usid))
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan
+
+
+@dataclass(slots=True)
+class Plan:
+    """The ordered changes of one run, with what the guard and the summary need."""
+
+    changes: list[Change] = field(default_factory=list)
+    managed_users: int = 0
+    managed_groups: int = 0
+
+    def __iter__(self) -> Iterator[Change]:
+        return iter(self.changes)
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+    @property
+    def writes(self) -> list[Change]:
+        """The changes that send a request to Identity Center."""
+        return [c for c in self.changes if c.is_write]
+
+    def counts(self) -> dict[str, int]:
+        """Counts by kind, with the keys of ``sync --json``."""
+        return count_changes(self.changes)
+
+
+COUNT_KEYS = (
+    "users_created",
+    "users_updated",
+    "users_deactivated",
+    "users_deleted",
+    "groups_created",
+    "groups_updated",
+    "groups_deleted",
+    "members_added",
+    "members_removed",
+    "assignments_created",
+    "assignments_deleted",
+)
+
+
+def count_changes(changes: Iterable[Change]) -> dict[str, int]:
+    """Count changes by kind; member changes count members, not requests."""
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    key = {
+        Action.CREATE_USER: "users_created",
+        Action.UPDATE_USER: "users_updated",
+        Action.DEACTIVATE_USER: "users_deactivated",
+        Action.DELETE_USER: "users_deleted",
+        Action.CREATE_GROUP: "groups_created",
+        Action.UPDATE_GROUP: "groups_updated",
+        Action.DELETE_GROUP: "groups_deleted",
+    }
+    for change in changes:
+        if change.action in key:
+            counts[key[change.action]] += 1
+        if change.action in (Action.ADD_MEMBERS, Action.CREATE_GROUP):
+            counts["members_added"] += len(change.members)
+        elif change.action is Action.REMOVE_MEMBERS:
+            counts["members_removed"] += len(change.members)
+    return counts
+
+
+def _user_change(user: User, cached_data: Mapping[str, Any] | None, target_id: str, reason: str) -> Change:
+    was_active = bool(cached_data.get("active", True)) if cached_data else True
+    action = Action.DEACTIVATE_USER if was_active and not user.active else Action.UPDATE_USER
+    if not reason:
+        reason = _describe_user_diff(cached_data or {}, user.payload())
+    return Change(action, user.source_id, target_id, user=user, before=cached_data, reason=reason)
+
+
+def _describe_user_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    fields = sorted(k for k in after.keys() | before.keys() if before.get(k) != after.get(k))
+    if "userName" in fields:
+        return f"renamed from {before.get('userName')!r}"
+    return "changed: " + ", ".join(fields) if fields else "changed"
+
+
+def _user_changes(
+    snapshot: Snapshot, cache: CacheState, matches: Matches | None
+) -> tuple[list[Change], set[str]]:
+    """User changes, and the source ids of users being deleted."""
+    changes: list[Change] = []
+    deleting: set[str] = set()
+    for sid in sorted(snapshot.users):
+        user = snapshot.users[sid]
+        cached = cache.users.get(sid)
+        if matches is None:
+            if cached is None:
+                changes.append(Change(Action.CREATE_USER, sid, user=user))
+            elif cached.digest != user.digest():
+                changes.append(_user_change(user, cached.data, cached.target_id, ""))
+            continue
+        live = matches.users.get(sid)
+        if live is None:
+            reason = "drift: deleted in Identity Center by hand" if cached else ""
+            changes.append(Change(Action.CREATE_USER, sid, user=user, before=cached.data if cached else None, reason=reason))
+            continue
+        if sid in matches.adopted_users:
+            changes.append(Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason="matched"))
+        if dict(live.data) != user.payload():
+            reason = "drift: edited in Identity Center" if cached and cached.digest == user.digest() else ""
+            changes.append(_user_change(user, live.data, live.target_id, reason))
+        elif cached is not None and cached.digest != user.digest():
+            # Identity Center already holds the new state (an earlier run died after the write):
+            # record it without writing again.
+            changes.append(Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason="already current"))
+
+    for sid in sorted(cache.users.keys() - snapshot.users.keys()):
+        cached_user = cache.users[sid]
+        if matches is not None and sid not in matches.users:
+            changes.append(Change(Action.FORGET_USER, sid, cached_user.target_id, before=cached_user.data, reason="gone from both sides"))
+            continue
+        deleting.add(sid)
+        changes.append(Change(Action.DELETE_USER, sid, cached_user.target_id, before=cached_user.data, reason="gone from the source"))
+    return changes, deleting
+
+
+def _group_changes(
+    snapshot: Snapshot, cache: CacheState, matches: Matches | None
+) -> tuple[list[Change], set[str], dict[str, tuple[str, ...]]]:
+    """Group changes, the source ids of groups being deleted, and members sent with creates."""
+    changes: list[Change] = []
+    deleting: set[str] = set()
+    inline: dict[str, tuple[str, ...]] = {}
+
+    def create(group: Group, before: CachedGroup | None, reason: str) -> None:
+        members = tuple(sorted(group.members)[:MAX_MEMBER_CHANGES])
+        inline[group.source_id] = members
+        changes.append(
+            Change(
+                Action.CREATE_GROUP,
+                group.source_id,
+                group=group,
+                members=members,
+                before=_group_before(before),
+                reason=reason,
+            )
+        )
+
+    for sid in sorted(snapshot.groups):
+        group = snapshot.groups[sid]
+        cached = cache.groups.get(sid)
+        if matches is None:
+            if cached is None:
+                create(group, None, "")
+            elif cached.digest != group.digest():
+                changes.append(
+                    Change(Action.UPDATE_GROUP, sid, cached.target_id, group=group, before=_group_before(cached),
+                           reason=f"renamed from {cached.display_name!r}" if cached.display_name != group.display_name else "changed")
+                )
+            continue
+        live = matches.groups.get(sid)
+        if live is None:
+            create(group, cached, "drift: deleted in Identity Center by hand" if cached else "")
+            continue
+        live_before = {"externalId": live.external_id, "displayName": live.display_name}
+        if sid in matches.adopted_groups:
+            changes.append(Change(Action.ADOPT_GROUP, sid, live.target_id, group=group, before=live_before, reason="matched"))
+        if live_before != group.payload():
+            changes.append(Change(Action.UPDATE_GROUP, sid, live.target_id, group=group, before=live_before,
+                                  reason="renamed" if live.display_name != group.display_name else "changed"))
+        elif cached is not None and cached.digest != group.digest():
+            changes.append(Change(Action.ADOPT_GROUP, sid, live.target_id, group=group, before=live_before, reason="already current"))
+
+    for sid in sorted(cache.groups.keys() - snapshot.groups.keys()):
+        cached_group = cache.groups[sid]
+        if matches is not None and sid not in matches.groups:
+            changes.append(Change(Action.FORGET_GROUP, sid, cached_group.target_id, before=_group_before(cached_group), reason="gone from both sides"))
+            continue
+        deleting.add(sid)
+        changes.append(Change(Action.DELETE_GROUP, sid, cached_group.target_id, before=_group_before(cached_group), reason="gone from the source"))
+    return changes, deleting, inline
+
+
+def _group_before(cached: CachedGroup | None) -> dict[str, Any] | None:
+    if cached is None:
+        return None
+    return {"externalId": cached.source_id, "displayName": cached.display_name}
+
+
+def membership_changes(
+    snapshot: Snapshot,
+    current: Iterable[tuple[str, str]],
+    *,
+    deleting_users: Iterable[str] = (),
+    deleting_groups: Iterable[str] = (),
+) -> list[Change]:
+    """Member adds and removes, batched at most 100 per change, adds before removes.
+
+    ``current`` is what Identity Center holds now (cached pairs, or live ones on a full resync,
+    plus members sent inline with group creates). Removes are skipped for users and groups that
+    are being deleted: deleting them drops their memberships without a request of its own.
+    """
+    current_by_group: dict[str, set[str]] = defaultdict(set)
+    for gsid, usid in current:
+        current_by_group[gsid].add(usid)
+    gone_users = set(deleting_users)
+    gone_groups = set(deleting_groups)
+
+    adds: list[Change] = []
+    removes: list[Change] = []
+    for gsid in sorted(snapshot.groups.keys() | current_by_group.keys()):
+        if gsid in gone_groups:
+            continue
+        group = snapshot.groups.get(gsid)
+        desired = group.members if group is not None else frozenset()
+        have = current_by_group.get(gsid, set())
+        for batch in _batches(sorted(desired - have)):
+            adds.append(Change(Action.ADD_MEMBERS, gsid, group=group, members=batch))
+        for batch in _batches(sorted(have - desired - gone_users)):
+            removes.append(Change(Action.REMOVE_MEMBERS, gsid, group=group, members=batch))
+    return adds + removes
+
+
+def _batches(items: list[str]) -> Iterator[tuple[str, ...]]:
+    for start in range(0, len(items), MAX_MEMBER_CHANGES):
+        yield tuple(items[start : start + MAX_MEMBER_CHANGES])
+
+
+def current_memberships(
+    cache: CacheState, inline: Mapping[str, tuple[str, ...]], recreated_groups: Iterable[str] = ()
+) -> set[tuple[str, str]]:
+    """Memberships Identity Center will hold before the member phase: the cached pairs, minus
+    those of groups that are recreated, plus the members sent inline with group creates."""
+    recreated = set(recreated_groups)
+    pairs = {(g, u) for g, u in cache.memberships if g not in recreated}
+    pairs.update((gsid, usid) for gsid, members in inline.items() for usid in members)
+    return pairs
+
+
+def make_plan(snapshot: Snapshot, cache: CacheState, live: LiveState | None = None) -> Plan:
+    """Decide every change of a run.
+
+    Without ``live`` (an incremental run) the cache is trusted; with it (``--full-resync``)
+    Identity Center's state is reconciled as this module's docstring describes.
+    """
+    matches = match_live(snapshot, cache, live) if live is not None else None
+    user_changes, deleting_users = _user_changes(snapshot, cache, matches)
+    group_changes, deleting_groups, inline = _group_changes(snapshot, cache, matches)
+
+    if matches is not None and live is not None:
+        present = live_memberships(cache, matches, live)
+        # A user that is recreated has no memberships in Identity Center any more.
+        recreated_users = {c.source_id for c in user_changes if c.action is Action.CREATE_USER}
+        present = {(g, u) for g, u in present if u not in recreated_users}
+        current = present | {(g, u) for g, ms in inline.items() for u in ms}
+    else:
+        current = current_memberships(cache, inline)
+
+    members = membership_changes(
+        snapshot, current, deleting_users=deleting_users, deleting_groups=deleting_groups
+    )
+    changes = sorted(user_changes + group_changes + members, key=lambda c: c.phase)
+    return Plan(changes=changes, managed_users=len(cache.users), managed_groups=len(cache.groups))

@@ -1,0 +1,444 @@
+"""Identity Center's SCIM v2 endpoint, through scim2-client on httpx2.
+
+The one seam to Identity Center's identities: tests pass a ``transport`` (or point ``url`` at
+the emulator). Every request takes a slot from the shared :class:`~syncd.ratelimit.Pacer` and is
+retried with backoff and jitter (stamina) on 429, 5xx and network errors.
+
+AWS quirks handled here, each with its source (``identity-center-api.md``):
+
+* the console shows the endpoint with or without a trailing slash; joins need one [A.1];
+* 409 bodies have no ``scimType`` and carry extra keys (``exceptionRequestId``, ``timeStamp``),
+  so unknown attributes are ignored and errors keyed on the HTTP status [A.6];
+* list pages use cursors whose alphabet (``[-a-zA-Z0-9+=/:_]``) scim2-models rejects, so pages
+  are fetched raw and validated item by item; the first request carries an empty cursor and the
+  cursor is URL-encoded when sent back [A.3, python-stack.md §1 "Pagination"];
+* GET never returns group members: members are listed with ``groups.value eq`` [A.3, A.5];
+* at most 100 member changes per PATCH, members as ``{"value": id}`` under path ``members``
+  [A.5, DG:patchgroup];
+* one email, marked primary [A.4, DG:createuser].
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx2
+import stamina
+import structlog
+from pydantic import SecretStr
+from scim2_client import RequestNetworkException, SCIMClientException, UnexpectedStatusCodeException
+from scim2_client.engines.httpx2 import AsyncSCIMClient
+from scim2_models import (
+    Email,
+    EnterpriseUser,
+    Group,
+    GroupMember,
+    Manager,
+    Name,
+    PatchOp,
+    PatchOperation,
+    ResourceType,
+    SCIMException,
+    ScimPolicy,
+    ScimProvider,
+    ServiceProviderConfig,
+    User,
+)
+
+from syncd import model
+from syncd.errors import (
+    TargetAuthError,
+    TargetConflict,
+    TargetError,
+    TargetNotFound,
+    TargetUnavailable,
+)
+from syncd.plan import LiveGroup, LiveUser
+from syncd.ratelimit import Pacer
+
+
+log = structlog.get_logger(__name__)
+
+ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PAGE_SIZE = 100  # the largest `count` Identity Center accepts [DG:listusers]
+_ENTERPRISE_KEYS = {
+    "employee_number": "employeeNumber",
+    "cost_center": "costCenter",
+    "organization": "organization",
+    "division": "division",
+    "department": "department",
+}
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class RequestStats:
+    """Requests sent to Identity Center, by HTTP status (0 for a network failure)."""
+
+    by_status: Counter[int] = field(default_factory=Counter)
+    by_method: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        """Every request sent, retries included."""
+        return sum(self.by_status.values())
+
+    @property
+    def throttled(self) -> int:
+        """Requests answered 429."""
+        return self.by_status[429]
+
+    @property
+    def writes(self) -> int:
+        """Requests that are not GETs."""
+        return sum(n for method, n in self.by_method.items() if method != "GET")
+
+
+def normalise_base_url(url: str) -> str:
+    """The endpoint with exactly one trailing slash, so relative joins keep ``/scim/v2``."""
+    return url.rstrip("/") + "/"
+
+
+def _provider() -> ScimProvider:
+    return ScimProvider(
+        models=[User, EnterpriseUser, Group],
+        resource_types=[ResourceType.from_resource(User[EnterpriseUser]), ResourceType.from_resource(Group)],
+        config=ServiceProviderConfig(patch={"supported": True}, filter={"supported": True}),
+        policy=ScimPolicy(unknown=ScimPolicy.Unknown.ignore),
+    )
+
+
+class _HttpStatusError(Exception):
+    """A non-2xx answer to a request sent without scim2-client (list pages)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+def _error_detail(response: httpx2.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("detail", "")) if isinstance(body, dict) else response.text[:200]
+
+
+def _is_retryable(exc: Exception) -> bool:
+    if isinstance(exc, RequestNetworkException):
+        return True
+    status = _status_of(exc)
+    return status is not None and (status == 429 or status >= 500)  # noqa: PLR2004
+
+
+def _status_of(exc: Exception) -> int | None:
+    if isinstance(exc, _HttpStatusError):
+        return exc.status
+    if isinstance(exc, SCIMException):
+        return int(exc.status) if exc.status is not None else None
+    if isinstance(exc, UnexpectedStatusCodeException):
+        source = getattr(exc, "source", None)
+        code = getattr(source, "status_code", None)
+        return int(code) if code is not None else None
+    return None
+
+
+def _detail(exc: Exception) -> str:
+    if isinstance(exc, SCIMException):
+        return str(exc.to_error().detail or exc)
+    return str(exc)
+
+
+def user_resource(user: model.User, model_cls: type[User[EnterpriseUser]], target_id: str | None = None) -> User[EnterpriseUser]:
+    """The SCIM user for ``user``: the attributes syncd owns, one primary email."""
+    resource = model_cls(
+        id=target_id,
+        external_id=user.source_id,
+        user_name=user.user_name,
+        display_name=user.display_name,
+        name=Name(given_name=user.given_name, family_name=user.family_name),
+        active=user.active,
+        emails=[Email(value=user.email, type="work", primary=True)] if user.email else None,
+    )
+    if user.enterprise:
+        values = dict(user.enterprise)
+        ext = EnterpriseUser(**{k: values[k] for k in _ENTERPRISE_KEYS if k in values})
+        if "manager" in values:
+            ext.manager = Manager(value=values["manager"])
+        resource[EnterpriseUser] = ext
+    return resource
+
+
+def live_user(raw: Mapping[str, Any]) -> LiveUser:
+    """Reduce a SCIM user body to what :meth:`syncd.model.User.payload` compares."""
+    name = raw.get("name") or {}
+    emails = raw.get("emails") or []
+    primary = next((e for e in emails if e.get("primary")), emails[0] if emails else None)
+    active = raw.get("active", True)
+    if isinstance(active, str):  # the developer guide's own PATCH example sends "false" [DG:patchuser]
+        active = active.lower() == "true"
+    data: dict[str, Any] = {
+        "externalId": raw.get("externalId"),
+        "userName": raw.get("userName", ""),
+        "displayName": raw.get("displayName"),
+        "givenName": name.get("givenName"),
+        "familyName": name.get("familyName"),
+        "email": primary.get("value") if primary else None,
+        "active": bool(active),
+    }
+    ext = raw.get(ENTERPRISE_URN) or {}
+    enterprise = {k: ext[v] for k, v in _ENTERPRISE_KEYS.items() if ext.get(v)}
+    manager = (ext.get("manager") or {}).get("value")
+    if manager:
+        enterprise["manager"] = manager
+    if enterprise:
+        data["enterprise"] = dict(sorted(enterprise.items()))
+    return LiveUser(str(raw["id"]), raw.get("externalId"), str(raw.get("userName", "")), data)
+
+
+class ScimTarget:
+    """The Identity Center SCIM client syncd writes through.
+
+    :param url: the SCIM endpoint, ``https://scim.<region>.amazonaws.com/<tenant>/scim/v2``.
+    :param token: the bearer token (a ``SecretStr``: it is only ever put in the header).
+    :param requests_per_second: the pace shared by every request of this target.
+    :param transport: the seam for tests; None means real HTTP.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: SecretStr,
+        *,
+        requests_per_second: float = 20.0,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        retry_timeout: float = 120.0,
+        attempts: int = 8,
+    ) -> None:
+        self.stats = RequestStats()
+        self.pacer = Pacer(requests_per_second)
+        self.retry_timeout = retry_timeout
+        self.attempts = attempts
+        self._http = httpx2.AsyncClient(
+            base_url=normalise_base_url(url),
+            headers={
+                "Authorization": f"Bearer {token.get_secret_value()}",
+                "Accept": "application/scim+json, application/json",
+            },
+            timeout=timeout,
+            transport=transport,
+            event_hooks={"response": [self._count]},
+            limits=httpx2.Limits(max_connections=32, max_keepalive_connections=32),
+        )
+        self._scim = AsyncSCIMClient(self._http, provider=_provider())
+        user_model = self._scim.get_resource_model("User")
+        assert user_model is not None  # registered by _provider()
+        self.user_model: type[User[EnterpriseUser]] = user_model  # type: ignore[assignment]
+
+    async def _count(self, response: httpx2.Response) -> None:
+        self.stats.by_status[response.status_code] += 1
+        self.stats.by_method[response.request.method] += 1
+        if response.status_code == 429:  # noqa: PLR2004
+            self.pacer.on_throttled()
+        elif response.status_code < 400:  # noqa: PLR2004
+            self.pacer.on_success()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _call(self, what: str, factory: Any) -> Any:
+        """Run ``factory()`` (a coroutine factory) paced and retried; map errors to syncd's."""
+        try:
+            async for attempt in stamina.retry_context(
+                on=_is_retryable,
+                attempts=self.attempts,
+                timeout=self.retry_timeout,
+                wait_initial=0.5,
+                wait_max=20.0,
+                wait_jitter=1.0,
+            ):
+                with attempt:
+                    await self.pacer.acquire()
+                    return await factory()
+        except (SCIMException, SCIMClientException, _HttpStatusError) as exc:
+            raise self._translate(what, exc) from exc
+        raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
+
+    def _translate(self, what: str, exc: Exception) -> TargetError:
+        status = _status_of(exc)
+        detail = _detail(exc)
+        if isinstance(exc, RequestNetworkException):
+            return TargetUnavailable(f"{what}: Identity Center could not be reached ({exc.__cause__ or exc})")
+        if status in (401, 403):
+            return TargetAuthError(
+                f"{what}: Identity Center refused the SCIM token ({status}). Check [target] scim_token and"
+                " scim_url: the token may have expired (they last one year) or been rotated.",
+                status=status,
+            )
+        if status == 404:  # noqa: PLR2004
+            return TargetNotFound(f"{what}: not found in Identity Center", status=status)
+        if status == 409:  # noqa: PLR2004
+            return TargetConflict(f"{what}: {detail}", status=status)
+        if status is not None and (status == 429 or status >= 500):  # noqa: PLR2004
+            return TargetUnavailable(f"{what}: Identity Center kept answering {status} ({detail})", status=status)
+        return TargetError(f"{what}: Identity Center answered {status}: {detail}", status=status)
+
+    # ----- users
+
+    async def create_user(self, user: model.User) -> LiveUser:
+        """POST /Users; returns the created user."""
+        resource = user_resource(user, self.user_model)
+        created = await self._call(f"create user {user.user_name!r}", lambda: self._scim.create(resource))
+        return live_user(created.model_dump(mode="json", scim_ctx=None, by_alias=True))
+
+    async def replace_user(self, target_id: str, user: model.User) -> None:
+        """PUT /Users/{id} with the full desired state (a rename included: ids survive)."""
+        resource = user_resource(user, self.user_model, target_id)
+        await self._call(f"update user {user.user_name!r}", lambda: self._scim.replace(resource))
+
+    async def delete_user(self, target_id: str) -> None:
+        """DELETE /Users/{id}."""
+        await self._call(f"delete user {target_id}", lambda: self._scim.delete(self.user_model, target_id))
+
+    # ----- groups
+
+    async def create_group(self, group: model.Group, member_ids: list[str]) -> LiveGroup:
+        """POST /Groups with up to 100 members inline [DG:creategroup]."""
+        resource = Group(
+            external_id=group.source_id,
+            display_name=group.display_name,
+            members=[GroupMember(value=m) for m in member_ids] or None,
+        )
+        created = await self._call(f"create group {group.display_name!r}", lambda: self._scim.create(resource))
+        return LiveGroup(str(created.id), created.external_id, str(created.display_name))
+
+    async def update_group(self, target_id: str, group: model.Group) -> None:
+        """PATCH replace of displayName and externalId: a rename in place [DG:patchgroup]."""
+        op = PatchOp[Group](
+            operations=[
+                PatchOperation[Group](
+                    op="replace", value={"displayName": group.display_name, "externalId": group.source_id}
+                )
+            ]
+        )
+        await self._call(f"update group {group.display_name!r}", lambda: self._scim.modify(Group, target_id, op))
+
+    async def patch_members(self, target_id: str, *, add: list[str] = (), remove: list[str] = ()) -> None:  # type: ignore[assignment]
+        """PATCH members: ``add``/``remove`` ops on path ``members``, at most 100 in all [DG:patchgroup]."""
+        if len(add) + len(remove) > 100:  # noqa: PLR2004
+            raise ValueError("Identity Center takes at most 100 member changes per PATCH")
+        operations = []
+        if add:
+            operations.append(PatchOperation[Group](op="add", path="members", value=[{"value": m} for m in add]))
+        if remove:
+            operations.append(
+                PatchOperation[Group](op="remove", path="members", value=[{"value": m} for m in remove])
+            )
+        op = PatchOp[Group](operations=operations)
+        await self._call(f"change members of group {target_id}", lambda: self._scim.modify(Group, target_id, op))
+
+    async def delete_group(self, target_id: str) -> None:
+        """DELETE /Groups/{id}."""
+        await self._call(f"delete group {target_id}", lambda: self._scim.delete(Group, target_id))
+
+    # ----- reads
+
+    async def _pages(self, endpoint: str, filter_: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every page of a cursor-paged listing [DG:listusers, DG:listgroups].
+
+        The query string is built by hand: the first request needs a bare ``cursor`` (URL
+        encoders drop empty values) and later cursors may hold ``+``, ``/`` and ``=``.
+        """
+        cursor = ""
+        while True:
+            query = f"count={PAGE_SIZE}&cursor={quote(cursor, safe='')}"
+            if filter_:
+                query += f"&filter={quote(filter_, safe='')}"
+            url = f"{endpoint}?{query}"
+            raw = await self._call(f"list {endpoint}", lambda url=url: self._get_json(url))
+            resources = raw.get("Resources") or []
+            yield resources
+            next_cursor = raw.get("nextCursor")
+            if not next_cursor:
+                return
+            cursor = str(next_cursor)
+
+    async def _get_json(self, url: str) -> dict[str, Any]:
+        # scim2-client's query() validates cursors against RFC 3986 and rejects AWS's, so list
+        # pages are plain httpx2 GETs; errors still map through _translate.
+        try:
+            response = await self._http.get(url)
+        except httpx2.TransportError as exc:
+            raise RequestNetworkException() from exc
+        if response.status_code >= 400:  # noqa: PLR2004
+            raise _HttpStatusError(response.status_code, _error_detail(response))
+        body = response.json()
+        if not isinstance(body, dict):
+            raise TargetError(f"GET {url}: Identity Center returned something that is not a JSON object")
+        return body
+
+    async def list_users(self) -> list[LiveUser]:
+        """Every user in Identity Center."""
+        users: list[LiveUser] = []
+        async for page in self._pages("Users"):
+            users.extend(live_user(item) for item in page)
+        return users
+
+    async def list_groups(self) -> list[LiveGroup]:
+        """Every group in Identity Center (members are never returned here)."""
+        groups: list[LiveGroup] = []
+        async for page in self._pages("Groups"):
+            groups.extend(
+                LiveGroup(str(g["id"]), g.get("externalId"), str(g.get("displayName", ""))) for g in page
+            )
+        return groups
+
+    async def list_member_ids(self, group_id: str) -> set[str]:
+        """The ids of a group's members, via the ``groups.value eq`` users filter [DG:listusers]."""
+        members: set[str] = set()
+        async for page in self._pages("Users", f'groups.value eq "{group_id}"'):
+            members.update(str(u["id"]) for u in page)
+        return members
+
+    async def find_user(self, *, external_id: str | None = None, user_name: str | None = None) -> LiveUser | None:
+        """The user with that externalId, else that userName; None when neither exists."""
+        for attr, value in (("externalId", external_id), ("userName", user_name)):
+            if not value:
+                continue
+            async for page in self._pages("Users", f'{attr} eq "{_quote_filter(value)}"'):
+                if page:
+                    return live_user(page[0])
+        return None
+
+    async def find_group(self, *, external_id: str | None = None, display_name: str | None = None) -> LiveGroup | None:
+        """The group with that externalId, else that displayName."""
+        for attr, value in (("externalId", external_id), ("displayName", display_name)):
+            if not value:
+                continue
+            async for page in self._pages("Groups", f'{attr} eq "{_quote_filter(value)}"'):
+                if page:
+                    g = page[0]
+                    return LiveGroup(str(g["id"]), g.get("externalId"), str(g.get("displayName", "")))
+        return None
+
+    async def gather(self, *coros: Any, limit: int = 16) -> list[Any]:
+        """Run coroutines at most ``limit`` at a time (the pacer still sets the pace)."""
+        semaphore = asyncio.Semaphore(limit)
+
+        async def one(coro: Any) -> Any:
+            async with semaphore:
+                return await coro
+
+        return await asyncio.gather(*(one(c) for c in coros))
+
+
+def _quote_filter(value: str) -> str:
+    """Escape a value for a SCIM filter string literal (RFC 7644 §3.4.2.2: JSON string rules)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')

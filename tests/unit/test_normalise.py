@@ -1,0 +1,127 @@
+"""Normalisation: from what a source read to what Identity Center accepts."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncd.model import SourceGroup, SourceRead, SourceUser
+from syncd.normalise import InvalidRecord, Scope, build_snapshot, clean_text, normalise_user
+
+
+class TestNormaliseUser:
+    def test_fills_names_from_display_name(self) -> None:
+        """Missing given and family names are taken from the display name."""
+        user = normalise_user(SourceUser("1", user_name="ada", display_name="Ada King Lovelace"))
+        assert ("Ada King", "Lovelace") == (user.given_name, user.family_name)
+
+    def test_fills_display_name_from_names(self) -> None:
+        """A missing display name is built from given and family names."""
+        user = normalise_user(SourceUser("1", user_name="ada", given_name="Ada", family_name="Lovelace"))
+        assert "Ada Lovelace" == user.display_name
+
+    def test_fills_everything_from_email(self) -> None:
+        """With only an email, userName comes from it and the names from its local part."""
+        user = normalise_user(SourceUser("1", email="grace.hopper@example.com"))
+        assert ("grace.hopper@example.com", "Grace", "Hopper", "Grace Hopper") == (
+            user.user_name,
+            user.given_name,
+            user.family_name,
+            user.display_name,
+        )
+
+    def test_single_word_local_part_fills_both_names(self) -> None:
+        """An email local part with one word gives both required names, never an empty one."""
+        user = normalise_user(SourceUser("1", email="root@example.com"))
+        assert ("root", "root") == (user.given_name, user.family_name)
+
+    @pytest.mark.parametrize(
+        ("user_name", "reason"),
+        [
+            ("has space", "whitespace"),
+            ("x" * 129, "129 characters"),
+            ("tab\tname", "whitespace"),
+        ],
+    )
+    def test_rejects_invalid_user_names(self, user_name: str, reason: str) -> None:
+        """A userName Identity Center's pattern rejects raises with a reason that says why."""
+        with pytest.raises(InvalidRecord, match=reason):
+            normalise_user(SourceUser("1", user_name=user_name, display_name="X Y"))
+
+    def test_strips_zero_width_space(self) -> None:
+        """Zero-width spaces, which fail Identity Center's text pattern, are removed from names."""
+        assert "Ada" == clean_text("A\u200bda ")
+
+    def test_rejects_bad_email(self) -> None:
+        """An email that is not an address makes the record invalid, with the address named."""
+        with pytest.raises(InvalidRecord, match="not-an-email"):
+            normalise_user(SourceUser("1", user_name="u", email="not-an-email", display_name="A B"))
+
+    def test_email_domain_is_normalised(self) -> None:
+        """The email is sent as scim2-models would send it, so it hashes the same every run."""
+        user = normalise_user(SourceUser("1", user_name="bob", email="Bob@Example.COM", display_name="Bob B"))
+        assert "Bob@example.com" == user.email
+
+    def test_keeps_known_enterprise_attributes_only(self) -> None:
+        """Only the enterprise attributes Identity Center supports are kept."""
+        user = normalise_user(
+            SourceUser("1", user_name="u", display_name="A B", enterprise={"department": "R&D", "shoe_size": "9"})
+        )
+        assert (("department", "R&D"),) == user.enterprise
+
+
+class TestBuildSnapshot:
+    def test_flattens_nested_groups_with_cycles(self) -> None:
+        """Members of nested groups are flattened, and a cycle of nesting terminates."""
+        read = SourceRead(
+            users=[SourceUser(i, user_name=f"u{i}", display_name="A B") for i in ("1", "2", "3")],
+            groups=[
+                SourceGroup("a", name="a", members=("1",), groups=("b",)),
+                SourceGroup("b", name="b", members=("2",), groups=("c",)),
+                SourceGroup("c", name="c", members=("3",), groups=("a",)),
+            ],
+        )
+        snapshot = build_snapshot(read, Scope())
+        assert {"1", "2", "3"} == snapshot.groups["a"].members == snapshot.groups["c"].members
+
+    def test_invalid_record_is_skipped_and_counted(self) -> None:
+        """A user that cannot be made valid is skipped with its reason; the others stay."""
+        read = SourceRead(
+            users=[SourceUser("1", user_name="ok", display_name="A B"), SourceUser("2", user_name="not ok")],
+            groups=[SourceGroup("g", name="g", members=("1", "2"))],
+        )
+        snapshot = build_snapshot(read, Scope())
+        assert ["1"] == list(snapshot.users)
+        assert [("user", "2")] == [(s.kind, s.id) for s in snapshot.skipped]
+        assert frozenset({"1"}) == snapshot.groups["g"].members
+
+    def test_scope_filters_groups_and_member_users(self) -> None:
+        """Group globs match names case-insensitively; only members of synced groups are kept."""
+        read = SourceRead(
+            users=[SourceUser(i, user_name=f"u{i}", display_name="A B") for i in ("1", "2")],
+            groups=[SourceGroup("g1", name="AWS-Admins", members=("1",)), SourceGroup("g2", name="sales", members=("2",))],
+        )
+        snapshot = build_snapshot(read, Scope(groups=("aws-*",)))
+        assert (["g1"], ["1"]) == (list(snapshot.groups), list(snapshot.users))
+
+    def test_users_all_keeps_non_members(self) -> None:
+        """With users = "all", users in no synced group are still synced."""
+        read = SourceRead(users=[SourceUser("1", user_name="u1", display_name="A B")], groups=[])
+        assert ["1"] == list(build_snapshot(read, Scope(users="all")).users)
+
+    def test_nested_group_outside_scope_still_contributes_members(self) -> None:
+        """A synced group's members include those of a nested group that is not itself synced."""
+        read = SourceRead(
+            users=[SourceUser("1", user_name="u1", display_name="A B")],
+            groups=[SourceGroup("top", name="aws-top", groups=("inner",)), SourceGroup("inner", name="inner", members=("1",))],
+        )
+        snapshot = build_snapshot(read, Scope(groups=("aws-*",)))
+        assert (["top"], frozenset({"1"})) == (list(snapshot.groups), snapshot.groups["top"].members)
+
+    def test_user_names_differing_by_case_collide(self) -> None:
+        """Two users whose userNames differ only by case: the second is skipped (Identity Center would 409)."""
+        read = SourceRead(
+            users=[SourceUser("1", user_name="Ann", display_name="A B"), SourceUser("2", user_name="ann", display_name="A B")],
+            groups=[],
+        )
+        snapshot = build_snapshot(read, Scope(users="all"))
+        assert (["1"], ["2"]) == (list(snapshot.users), [s.id for s in snapshot.skipped])
