@@ -1,0 +1,213 @@
+"""`syncd sync` driven through its CLI against the emulator over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from typer.testing import CliRunner
+
+from syncd.cli import app
+from tests.conftest import Workspace, make_directory
+
+
+runner = CliRunner()
+
+
+def sync(ws: Workspace, *args: str) -> tuple[int, dict[str, Any]]:
+    """Run `syncd sync --json` and return its exit code and JSON."""
+    result = runner.invoke(app, ["--log-level", "WARNING", "sync", "--config", str(ws.config), "--json", *args])
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lines, result.output
+    return result.exit_code, json.loads(lines[-1])
+
+
+def emulator_view(ws: Workspace) -> dict[str, Any]:
+    """What Identity Center holds, keyed by source ids (externalId)."""
+    state = ws.emu.state
+    users = {u["externalId"]: u for u in state.users if u.get("externalId")}
+    by_id = {u["id"]: u.get("externalId") for u in state.users}
+    groups = {g["displayName"]: sorted(by_id[m] for m in state.members(g["id"])) for g in state.groups}
+    return {"users": users, "groups": groups}
+
+
+class TestConverge:
+    def test_first_sync_converges_to_the_source(self, workspace: Workspace) -> None:
+        """A first sync makes Identity Center hold exactly the source's users, groups and members."""
+        data = make_directory(5, {"eng": [0, 1, 2], "ops": [3]})
+        data["groups"].append({"id": "g-all", "name": "all", "members": ["u0004"], "groups": ["g-eng", "g-ops"]})
+        workspace.write(data)
+        code, out = sync(workspace)
+        assert (0, "ok") == (code, out["status"])
+        view = emulator_view(workspace)
+        assert {f"u{i:04d}" for i in range(5)} == set(view["users"])
+        assert {
+            "eng": ["u0000", "u0001", "u0002"],
+            "ops": ["u0003"],
+            "all": ["u0000", "u0001", "u0002", "u0003", "u0004"],
+        } == view["groups"]
+        assert "User Number3" == view["users"]["u0003"]["displayName"]
+
+    def test_second_run_makes_zero_target_requests(self, workspace: Workspace) -> None:
+        """A run with no source change sends no request at all to Identity Center."""
+        workspace.write(make_directory(3, {"eng": [0, 1, 2]}))
+        sync(workspace)
+        workspace.emu.stats.reset()
+        code, out = sync(workspace)
+        assert (0, 0, 0) == (code, out["requests"]["target"], workspace.emu.stats.total)
+        assert 0 == sum(out["changes"].values())
+
+    def test_rename_keeps_the_identity_center_id(self, workspace: Workspace) -> None:
+        """Renaming a user at the source updates it in place: same Identity Center id, new userName."""
+        data = make_directory(2, {"eng": [0, 1]})
+        workspace.write(data)
+        sync(workspace)
+        before = emulator_view(workspace)["users"]["u0001"]["id"]
+        data["users"][1]["user_name"] = data["users"][1]["email"] = "renamed@example.com"
+        workspace.write(data)
+        code, out = sync(workspace)
+        after = emulator_view(workspace)["users"]["u0001"]
+        assert (0, before, "renamed@example.com") == (code, after["id"], after["userName"])
+        assert 1 == out["changes"]["users_updated"]
+
+    def test_large_group_is_built_in_batches_of_at_most_100(self, workspace: Workspace) -> None:
+        """A 250-member group lands whole: one create with 100 members, then PATCHes of at most 100."""
+        workspace.write(make_directory(250, {"big": list(range(250))}))
+        code, out = sync(workspace)
+        assert 0 == code
+        assert 250 == len(emulator_view(workspace)["groups"]["big"])
+        assert 2 == workspace.emu.stats.by_method["PATCH /Groups"]
+        assert 250 == out["changes"]["members_added"]
+
+    def test_disabled_user_is_deactivated_not_deleted(self, workspace: Workspace) -> None:
+        """A user disabled at the source stays in Identity Center with active=false."""
+        data = make_directory(3, {"eng": [0, 1, 2]})
+        workspace.write(data)
+        sync(workspace)
+        data["users"][2]["active"] = False
+        workspace.write(data)
+        code, out = sync(workspace)
+        assert (0, 1) == (code, out["changes"]["users_deactivated"])
+        assert emulator_view(workspace)["users"]["u0002"]["active"] is False
+
+
+class TestSafety:
+    def test_losing_half_the_users_is_refused(self, workspace: Workspace) -> None:
+        """A source that loses half its users is refused with exit 3 and nothing is deleted."""
+        data = make_directory(10, {"eng": list(range(10))})
+        workspace.write(data)
+        sync(workspace)
+        workspace.write(make_directory(5, {"eng": list(range(5))}))
+        workspace.emu.stats.reset()
+        code, out = sync(workspace)
+        assert (3, "refused") == (code, out["status"])
+        assert "--allow-deletions" in out["errors"][0]
+        assert (10, 0) == (len(workspace.emu.state.users), workspace.emu.stats.writes)
+
+    def test_allow_deletions_applies_the_refused_plan(self, workspace: Workspace) -> None:
+        """--allow-deletions lets a large deletion through for one run."""
+        workspace.write(make_directory(10, {"eng": list(range(10))}))
+        sync(workspace)
+        workspace.write(make_directory(5, {"eng": list(range(5))}))
+        code, out = sync(workspace, "--allow-deletions")
+        assert (0, 5, 5) == (code, out["changes"]["users_deleted"], len(workspace.emu.state.users))
+
+    def test_unreadable_source_writes_nothing(self, workspace: Workspace) -> None:
+        """A source that cannot be read fails the run (exit 1) before any write."""
+        workspace.write(make_directory(3, {"eng": [0, 1, 2]}))
+        sync(workspace)
+        workspace.export.write_text("{not json", encoding="utf-8")
+        workspace.emu.stats.reset()
+        code, out = sync(workspace)
+        assert (1, "failed", 0) == (code, out["status"], workspace.emu.stats.total)
+        assert "not valid JSON" in out["errors"][0]
+        assert 3 == len(workspace.emu.state.users)
+
+    def test_empty_source_is_refused(self, workspace: Workspace) -> None:
+        """A source that suddenly returns nobody (an IdP outage) is refused, not obeyed."""
+        workspace.write(make_directory(20, {"eng": list(range(20))}))
+        sync(workspace)
+        workspace.write({"users": [], "groups": []})
+        code, _ = sync(workspace)
+        assert (3, 20, 1) == (code, len(workspace.emu.state.users), len(workspace.emu.state.groups))
+
+    def test_dry_run_writes_nothing(self, workspace: Workspace) -> None:
+        """--dry-run reports the changes it would make and sends no write."""
+        workspace.write(make_directory(3, {"eng": [0, 1, 2]}))
+        code, out = sync(workspace, "--dry-run")
+        assert (0, True, 3, 0) == (code, out["dry_run"], out["changes"]["users_created"], workspace.emu.stats.writes)
+
+
+class TestFullResync:
+    def test_adopts_hand_made_user_and_leaves_unrelated_group(self, workspace: Workspace) -> None:
+        """--full-resync adopts a hand-made user with a matching userName and leaves a hand-made group alone."""
+        state = workspace.emu.state
+        hand = state.add_user(user_name="USER1@example.com", display_name="Hand Made", given_name="Hand", family_name="Made")
+        control_tower = state.add_group(display_name="AWSControlTowerAdmins")
+        workspace.write(make_directory(2, {"eng": [0, 1]}))
+        code, out = sync(workspace, "--full-resync")
+        assert 0 == code
+        adopted = next(u for u in state.users if u["id"] == hand["id"])
+        assert ("u0001", "user1@example.com", "User Number1") == (
+            adopted["externalId"],
+            adopted["userName"],
+            adopted["displayName"],
+        )
+        assert 2 == len(state.users)
+        assert control_tower["id"] in {g["id"] for g in state.groups}
+        assert 1 == out["changes"]["users_created"]
+
+    def test_restores_membership_removed_by_hand(self, workspace: Workspace) -> None:
+        """A membership removed by hand in Identity Center is restored by --full-resync."""
+        workspace.write(make_directory(3, {"eng": [0, 1, 2]}))
+        sync(workspace)
+        view = emulator_view(workspace)
+        group = workspace.emu.state.find_group("eng")
+        assert group is not None
+        workspace.emu.state.remove_member(group["id"], view["users"]["u0001"]["id"])
+        code, out = sync(workspace, "--full-resync")
+        assert (0, 1) == (code, out["changes"]["members_added"])
+        assert ["u0000", "u0001", "u0002"] == emulator_view(workspace)["groups"]["eng"]
+
+    def test_recreates_user_deleted_by_hand_with_memberships(self, workspace: Workspace) -> None:
+        """A managed user deleted by hand comes back, in its groups, on --full-resync."""
+        workspace.write(make_directory(2, {"eng": [0, 1]}))
+        sync(workspace)
+        gone = emulator_view(workspace)["users"]["u0000"]["id"]
+        workspace.emu.state.delete_user(gone)
+        code, _ = sync(workspace, "--full-resync")
+        assert 0 == code
+        assert ["u0000", "u0001"] == emulator_view(workspace)["groups"]["eng"]
+
+    def test_full_resync_without_drift_writes_nothing(self, workspace: Workspace) -> None:
+        """A full resync of a converged directory only reads."""
+        workspace.write(make_directory(3, {"eng": [0, 1, 2]}))
+        sync(workspace)
+        workspace.emu.stats.reset()
+        code, out = sync(workspace, "--full-resync")
+        assert (0, 0) == (code, workspace.emu.stats.writes)
+        assert 0 == sum(out["changes"].values())
+
+    def test_update_of_user_deleted_by_hand_recreates_it(self, workspace: Workspace) -> None:
+        """An incremental update that meets a 404 recreates the user and puts it back in its groups."""
+        data = make_directory(2, {"eng": [0, 1]})
+        workspace.write(data)
+        sync(workspace)
+        workspace.emu.state.delete_user(emulator_view(workspace)["users"]["u0000"]["id"])
+        data["users"][0]["given_name"] = "Changed"
+        workspace.write(data)
+        code, _ = sync(workspace)
+        assert 0 == code
+        view = emulator_view(workspace)
+        assert ("Changed", ["u0000", "u0001"]) == (view["users"]["u0000"]["name"]["givenName"], view["groups"]["eng"])
+
+    def test_create_conflict_adopts_existing_user(self, workspace: Workspace) -> None:
+        """An incremental create that meets a 409 adopts the existing user instead of failing."""
+        hand = workspace.emu.state.add_user(
+            user_name="user0@example.com", display_name="Old", given_name="O", family_name="Ld"
+        )
+        workspace.write(make_directory(1, {"eng": [0]}))
+        code, out = sync(workspace)
+        assert (0, "ok") == (code, out["status"])
+        assert [hand["id"]] == [u["id"] for u in workspace.emu.state.users]
+        assert ["u0000"] == emulator_view(workspace)["groups"]["eng"]
