@@ -65,7 +65,7 @@ class Workspace:
     def write(self, data: dict[str, Any]) -> None:
         self.export.write_text(json.dumps(data), encoding="utf-8")
 
-    def configure(self, extra: str = "", *, max_deletes: str = "10%") -> Path:
+    def configure(self, extra: str = "", *, max_deletes: str = "10%", rps: float = 500) -> Path:
         self.config.write_text(
             f"""
 [source]
@@ -80,6 +80,7 @@ users = "all"
 [target]
 scim_url = "{self.emu.url}"
 scim_token = "env:SYNCD_TEST_SCIM_TOKEN"
+requests_per_second = {rps}
 
 [cache]
 url = "{self.cache_url}"
