@@ -1,0 +1,189 @@
+"""The shared HTTP helpers in connectors/_http.py, on their own."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx2
+import pytest
+
+from connectors._http import HttpSession, gather_bounded, next_link, parse_duration, rate_limit, server_time
+from syncd.errors import SourceError
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("15m", 900), ("24h", 86400), ("7d", 604800), ("2w", 1209600), ("1h30m", 5400), ("90", 90)],
+)
+def test_durations_parse(text: str, seconds: int) -> None:
+    """Short duration strings turn into timedeltas."""
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "soon", "24x", "h24", "1h 3"])
+def test_bad_durations_are_refused(text: str) -> None:
+    """Anything else is a ValueError that shows the accepted forms."""
+    with pytest.raises(ValueError, match="30s, 15m, 24h or 7d"):
+        parse_duration(text)
+
+
+def _response(headers: list[tuple[str, str]], status: int = 200) -> httpx2.Response:
+    return httpx2.Response(status, headers=headers, request=httpx2.Request("GET", "https://acme.okta.com/x"))
+
+
+def test_next_link_reads_separate_link_headers() -> None:
+    """Okta's self and next links come as two Link headers; the next URL is returned untouched."""
+    response = _response(
+        [
+            ("Link", '<https://acme.okta.com/api/v1/users?limit=200>; rel="self"'),
+            ("Link", '<https://acme.okta.com/api/v1/users?after=00ud4t%3D&limit=200>; rel="next"'),
+        ]
+    )
+    assert next_link(response) == "https://acme.okta.com/api/v1/users?after=00ud4t%3D&limit=200"
+
+
+def test_next_link_reads_a_folded_header() -> None:
+    """A single comma-separated Link value (other providers) works too, with unquoted rel."""
+    response = _response([("Link", "<https://a.example/1>; rel=prev, <https://a.example/3>; rel=next")])
+    assert next_link(response) == "https://a.example/3"
+
+
+def test_no_next_link_on_the_last_page() -> None:
+    """Without rel="next" there is no next page."""
+    assert next_link(_response([("Link", '<https://acme.okta.com/x>; rel="self"')])) is None
+    assert next_link(_response([])) is None
+
+
+def test_rate_limit_headers_take_the_minimum() -> None:
+    """Repeated X-Rate-Limit-* headers (lines or comma-joined) count by their smallest value."""
+    response = _response(
+        [
+            ("X-Rate-Limit-Limit", "600"),
+            ("X-Rate-Limit-Limit", "1200"),
+            ("X-Rate-Limit-Remaining", "500, 7"),
+            ("X-Rate-Limit-Reset", "1750000060"),
+            ("X-Rate-Limit-Reset", "1750000030"),
+        ]
+    )
+    limits = rate_limit(response)
+    assert (limits.limit, limits.remaining, limits.reset) == (600, 7, 1750000030.0)
+
+
+def test_server_time_reads_date() -> None:
+    """The Date header becomes epoch seconds; a missing or broken one gives None."""
+    assert server_time(_response([("Date", "Sun, 15 Jun 2025 15:06:40 GMT")])) == 1750000000.0
+    assert server_time(_response([("Date", "yesterday")])) is None
+    assert server_time(_response([])) is None
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+
+async def _session(handler: httpx2.MockTransport, **kwargs: object) -> tuple[HttpSession, _Recorder]:
+    recorder = _Recorder()
+    client = httpx2.AsyncClient(transport=handler)
+    session = HttpSession(client, provider="Test", sleep=recorder.sleep, rng=lambda: 0.0, **kwargs)  # type: ignore[arg-type]
+    return session, recorder
+
+
+@pytest.mark.anyio
+async def test_a_bogus_reset_is_capped() -> None:
+    """A Reset an hour away does not stall the daemon for an hour: the wait is capped at max_wait."""
+    answers = iter(
+        [
+            httpx2.Response(
+                429,
+                headers={
+                    "Date": "Sun, 15 Jun 2025 15:06:40 GMT",
+                    "X-Rate-Limit-Limit": "600",
+                    "X-Rate-Limit-Remaining": "0",
+                    "X-Rate-Limit-Reset": str(1750000000 + 3600),
+                },
+            ),
+            httpx2.Response(200, json=[]),
+        ]
+    )
+    session, recorder = await _session(httpx2.MockTransport(lambda request: next(answers)), max_wait=120.0)
+
+    response = await session.request("GET", "https://acme.okta.com/api/v1/users")
+
+    assert response.status_code == 200
+    assert recorder.sleeps == [120.0]
+    assert session.requests == 2
+
+
+@pytest.mark.anyio
+async def test_retry_after_is_honoured_without_rate_limit_headers() -> None:
+    """A 429 with only Retry-After (Graph, Google) waits that long."""
+    answers = iter([httpx2.Response(429, headers={"Retry-After": "7"}), httpx2.Response(200)])
+    session, recorder = await _session(httpx2.MockTransport(lambda request: next(answers)))
+
+    await session.request("GET", "https://graph.example/v1.0/users")
+
+    assert recorder.sleeps == [7.0]
+
+
+@pytest.mark.anyio
+async def test_client_errors_are_returned_not_retried() -> None:
+    """A 4xx other than 429 comes straight back to the caller after one request."""
+    session, recorder = await _session(httpx2.MockTransport(lambda request: httpx2.Response(404)))
+
+    response = await session.request("GET", "https://acme.okta.com/api/v1/groups/x/users")
+
+    assert (response.status_code, session.requests, recorder.sleeps) == (404, 1, [])
+
+
+@pytest.mark.anyio
+async def test_server_errors_past_the_retries_raise() -> None:
+    """503s past max_retries raise SourceError naming the status and the path."""
+    session, recorder = await _session(
+        httpx2.MockTransport(lambda request: httpx2.Response(503)), max_retries=2
+    )
+
+    with pytest.raises(SourceError, match=r"Test kept answering HTTP 503 to GET /x; gave up after 2 retries"):
+        await session.request("GET", "https://acme.okta.com/x")
+    assert recorder.sleeps == [1.0, 2.0]
+
+
+@pytest.mark.anyio
+async def test_gather_bounded_keeps_order_and_limit() -> None:
+    """Jobs run at most `limit` at a time and their results come back in job order."""
+    running = 0
+    peak = 0
+
+    async def job(n: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        running -= 1
+        return n * n
+
+    results = await gather_bounded([lambda n=n: job(n) for n in range(10)], 3)
+
+    assert results == [n * n for n in range(10)]
+    assert peak == 3
+
+
+@pytest.mark.anyio
+async def test_gather_bounded_raises_the_first_failure_and_cancels_the_rest() -> None:
+    """A failing job raises its own exception (not an ExceptionGroup) and stops the others."""
+    finished: list[int] = []
+
+    async def job(n: int) -> int:
+        if n == 1:
+            raise SourceError("listing 1 failed")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        finished.append(n)
+        return n
+
+    with pytest.raises(SourceError, match="listing 1 failed"):
+        await gather_bounded([lambda n=n: job(n) for n in range(20)], 2)
+    assert len(finished) < 19
