@@ -24,7 +24,7 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx2
@@ -208,6 +208,8 @@ class ScimTarget:
     :param token: the bearer token (a ``SecretStr``: it is only ever put in the header).
     :param requests_per_second: the pace shared by every request of this target.
     :param transport: the seam for tests; None means real HTTP.
+    :param remove_style: how member removals are written: ``"value"`` (Identity Center's form)
+        or ``"filter"`` (RFC 7644 §3.5.2.2, for strict SCIM servers).
     """
 
     def __init__(
@@ -220,7 +222,9 @@ class ScimTarget:
         timeout: float = 30.0,
         retry_timeout: float = 120.0,
         attempts: int = 8,
+        remove_style: Literal["value", "filter"] = "value",
     ) -> None:
+        self.remove_style = remove_style
         self.stats = RequestStats()
         self.pacer = Pacer(requests_per_second)
         self.retry_timeout = retry_timeout
@@ -337,9 +341,16 @@ class ScimTarget:
         operations = []
         if add:
             operations.append(PatchOperation[Group](op="add", path="members", value=[{"value": m} for m in add]))
-        if remove:
+        if remove and self.remove_style == "value":
+            # What Identity Center accepts, as ssosync (internal/aws/client.go) and idp-scim-sync
+            # (internal/scim/scim.go) send it; the RFC filter form is UNCONFIRMED there [A.5].
             operations.append(
                 PatchOperation[Group](op="remove", path="members", value=[{"value": m} for m in remove])
+            )
+        elif remove:
+            # RFC 7644 §3.5.2.2: a remove names its target with a path filter and carries no value.
+            operations.extend(
+                PatchOperation[Group](op="remove", path=f'members[value eq "{_quote_filter(m)}"]') for m in remove
             )
         op = PatchOp[Group](operations=operations)
         await self._call(f"change members of group {target_id}", lambda: self._scim.modify(Group, target_id, op))
