@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -208,6 +209,9 @@ def demo(
     """Try syncd with nothing but this package: a local emulator and a sample directory."""
     from syncd.demo import run_demo
 
+    if logging.getLogger().level < logging.WARNING:
+        # The demo tells its own story on stdout; per-change log lines would drown it.
+        syncd_logging.configure("WARNING", json=False)
     raise typer.Exit(run_demo(out, workdir))
 
 
