@@ -46,8 +46,10 @@ def _ids(value: Any) -> tuple[str, ...]:
 
 def parse_export(data: Any) -> SourceRead:
     """Turn a parsed export into a SourceRead; raise SourceError when its shape is wrong."""
-    if not isinstance(data, dict) or not isinstance(data.get("users"), list) or not isinstance(
-        data.get("groups"), list
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("users"), list)
+        or not isinstance(data.get("groups"), list)
     ):
         raise SourceError('the export must be a JSON object with "users" and "groups" lists')
     read = SourceRead()

@@ -37,7 +37,9 @@ err = Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="The TOML config file (else $SYNCD_CONFIG, else ./syncd.toml).", show_default=False),
+    typer.Option(
+        "--config", "-c", help="The TOML config file (else $SYNCD_CONFIG, else ./syncd.toml).", show_default=False
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
 
@@ -46,7 +48,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 def _main(
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
     log_json: Annotated[
-        bool | None, typer.Option("--log-json/--log-console", help="Log format (default: JSON unless stderr is a terminal).")
+        bool | None,
+        typer.Option("--log-json/--log-console", help="Log format (default: JSON unless stderr is a terminal)."),
     ] = None,
 ) -> None:
     """Logs go to stderr; results to stdout."""
@@ -67,7 +70,9 @@ def _run_sync(path: Path | None, *, full_resync: bool, dry_run: bool, allow_dele
 
     async def go() -> Any:
         async with build_engine(settings, cache) as engine:
-            return await engine.run(RunOptions(full_resync=full_resync, dry_run=dry_run, allow_deletions=allow_deletions))
+            return await engine.run(
+                RunOptions(full_resync=full_resync, dry_run=dry_run, allow_deletions=allow_deletions)
+            )
 
     try:
         return asyncio.run(go())
@@ -104,7 +109,9 @@ def sync(
 @app.command()
 def plan(
     config: ConfigOption = None,
-    full_resync: Annotated[bool, typer.Option("--full-resync", help="Plan a full resync (reads Identity Center).")] = False,
+    full_resync: Annotated[
+        bool, typer.Option("--full-resync", help="Plan a full resync (reads Identity Center).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Show what a sync would change, without changing anything."""
@@ -115,8 +122,14 @@ def plan(
     if as_json:
         payload = result.to_json()
         payload["plan"] = [
-            {"action": str(c.action), "object": c.label(), "source_id": c.source_id, "target_id": c.target_id,
-             "members": len(c.members), "reason": c.reason}
+            {
+                "action": str(c.action),
+                "object": c.label(),
+                "source_id": c.source_id,
+                "target_id": c.target_id,
+                "members": len(c.members),
+                "reason": c.reason,
+            }
             for c in result.plan
         ]
         print(json.dumps(payload))
@@ -141,16 +154,27 @@ def status(config: ConfigOption = None, as_json: JsonOption = False, limit: int 
     finally:
         cache.close()
     if as_json:
-        print(json.dumps({
-            "runs": [
-                {"id": r.id, "started_at": r.started_at.isoformat(),
-                 "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-                 "mode": r.mode, "dry_run": r.dry_run, "status": r.status, "changes": r.counts,
-                 "requests": r.requests, "error": r.error}
-                for r in runs
-            ],
-            "last_success": last_ok.finished_at.isoformat() if last_ok and last_ok.finished_at else None,
-        }))
+        print(
+            json.dumps(
+                {
+                    "runs": [
+                        {
+                            "id": r.id,
+                            "started_at": r.started_at.isoformat(),
+                            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                            "mode": r.mode,
+                            "dry_run": r.dry_run,
+                            "status": r.status,
+                            "changes": r.counts,
+                            "requests": r.requests,
+                            "error": r.error,
+                        }
+                        for r in runs
+                    ],
+                    "last_success": last_ok.finished_at.isoformat() if last_ok and last_ok.finished_at else None,
+                }
+            )
+        )
         return
     if not runs:
         out.print("No runs yet. Start one with `syncd sync`.")
@@ -182,7 +206,9 @@ def db_upgrade(config: ConfigOption = None) -> None:
 def emulator(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    token: Annotated[str, typer.Option(help="Bearer token clients must send (env:NAME and file:PATH work).")] = "env:SYNCD_EMULATOR_TOKEN",
+    token: Annotated[
+        str, typer.Option(help="Bearer token clients must send (env:NAME and file:PATH work).")
+    ] = "env:SYNCD_EMULATOR_TOKEN",
     requests_per_second: Annotated[
         float | None, typer.Option("--requests-per-second", help="Throttle like Identity Center (20); default off.")
     ] = None,

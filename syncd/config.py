@@ -140,7 +140,9 @@ class Settings(BaseSettings):
         try:
             return source_type.settings.model_validate(self.source.connector_settings())
         except ValidationError as exc:
-            raise ConfigError(format_errors(exc, prefix=("source", self.source.type), model=source_type.settings)) from None
+            raise ConfigError(
+                format_errors(exc, prefix=("source", self.source.type), model=source_type.settings)
+            ) from None
 
 
 def find_config(explicit: Path | None) -> Path:

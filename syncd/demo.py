@@ -45,7 +45,7 @@ def change_sample(data: dict[str, Any]) -> tuple[str, str, str]:
     for group in data["groups"]:
         if LEAVER in group["members"]:
             group["members"].remove(LEAVER)
-    joiner = {
+    joiner: dict[str, Any] = {
         "id": "00u5000",
         "user_name": "new.joiner@example.com",
         "email": "new.joiner@example.com",
@@ -58,7 +58,7 @@ def change_sample(data: dict[str, Any]) -> tuple[str, str, str]:
     renamed = next(u for u in data["users"] if u["id"] == RENAMED)
     new_name = "dennis.lamport@example.com"
     renamed["user_name"] = renamed["email"] = new_name
-    return leaver["user_name"], joiner["user_name"], new_name
+    return str(leaver["user_name"]), str(joiner["user_name"]), new_name
 
 
 def run_demo(console: Console, workdir: Path | None = None) -> int:
@@ -107,7 +107,8 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
             big = next(g for g in emu.state.groups if g["displayName"] == "all-staff")
             console.print(
                 f"Identity Center now holds {len(emu.state.users)} users and {len(emu.state.groups)} groups; "
-                f"all-staff has {len(emu.state.members(big['id']))} members (one create with 100, one PATCH with the rest)."
+                f"all-staff has {len(emu.state.members(big['id']))} members"
+                " (one create with 100, one PATCH with the rest)."
             )
             ok &= first.status == "ok"
 
@@ -129,7 +130,9 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
 
             console.print(Rule("4. Nothing changed: the next run makes no writes"))
             third = run(RunOptions())
-            console.print(f"status {third.status}, writes to Identity Center: {emu.stats.writes}, requests: {emu.stats.total}")
+            console.print(
+                f"status {third.status}, writes to Identity Center: {emu.stats.writes}, requests: {emu.stats.total}"
+            )
             ok &= third.status == "ok" and emu.stats.total == 0
         finally:
             cache.close()

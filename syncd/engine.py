@@ -63,12 +63,18 @@ class CacheLike(Protocol):
     def forget_user(self, source_id: str, audit: AuditEntry | None = None) -> None: ...
     def put_group(self, group: CachedGroup, audit: AuditEntry | None = None) -> None: ...
     def forget_group(self, source_id: str, audit: AuditEntry | None = None) -> None: ...
-    def add_memberships(self, group_source_id: str, user_source_ids: Iterable[str], audit: AuditEntry | None = None) -> None: ...
-    def remove_memberships(self, group_source_id: str, user_source_ids: Iterable[str], audit: AuditEntry | None = None) -> None: ...
+    def add_memberships(
+        self, group_source_id: str, user_source_ids: Iterable[str], audit: AuditEntry | None = None
+    ) -> None: ...
+    def remove_memberships(
+        self, group_source_id: str, user_source_ids: Iterable[str], audit: AuditEntry | None = None
+    ) -> None: ...
     def forget_memberships(self, *, group_source_id: str | None = None, user_source_id: str | None = None) -> None: ...
     def record(self, audit: AuditEntry) -> None: ...
     def start_run(self, mode: str, dry_run: bool) -> int: ...
-    def finish_run(self, run_id: int, status: str, counts: dict[str, int], requests: dict[str, int], error: str | None) -> None: ...
+    def finish_run(
+        self, run_id: int, status: str, counts: dict[str, int], requests: dict[str, int], error: str | None
+    ) -> None: ...
     def interrupt_stale_runs(self) -> int: ...
     def get_value(self, key: str) -> Any | None: ...
     def set_value(self, key: str, value: Any) -> None: ...
@@ -177,7 +183,10 @@ class _Mirror:
         self.state.memberships = {
             (g, u)
             for g, u in self.state.memberships
-            if not ((group_source_id is not None and g == group_source_id) or (user_source_id is not None and u == user_source_id))
+            if not (
+                (group_source_id is not None and g == group_source_id)
+                or (user_source_id is not None and u == user_source_id)
+            )
         }
 
     def set_members(self, group_sid: str, user_sids: set[str]) -> None:
@@ -194,7 +203,9 @@ def _user_record(user: User, target_id: str, origin: str = "created", data: dict
     return CachedUser(user.source_id, target_id, user.user_name, digest(payload), payload, origin)  # type: ignore[arg-type]
 
 
-def _group_record(group: Group, target_id: str, origin: str = "created", data: dict[str, Any] | None = None) -> CachedGroup:
+def _group_record(
+    group: Group, target_id: str, origin: str = "created", data: dict[str, Any] | None = None
+) -> CachedGroup:
     payload = data if data is not None else group.payload()
     return CachedGroup(group.source_id, target_id, group.display_name, digest(payload), origin)  # type: ignore[arg-type]
 
@@ -236,7 +247,9 @@ class Engine:
         run_id = self.cache.start_run(mode, options.dry_run)
         bound = log.bind(run_id=run_id, mode=mode, dry_run=options.dry_run, source=self.source_type)
         bound.info("run.start")
-        result = RunResult("failed", options.dry_run, mode, Plan(), dict.fromkeys(count_changes([]), 0), {}, 0.0, run_id=run_id)
+        result = RunResult(
+            "failed", options.dry_run, mode, Plan(), dict.fromkeys(count_changes([]), 0), {}, 0.0, run_id=run_id
+        )
         read_requests = 0
         try:
             state = self.cache.load()
@@ -256,9 +269,14 @@ class Engine:
             result.skipped = snapshot.skipped
             for skip in snapshot.skipped:
                 bound.warning("record.skipped", kind=skip.kind, id=skip.id, reason=skip.reason)
-            bound.info("source.read", users=len(snapshot.users), groups=len(snapshot.groups),
-                       memberships=sum(len(g.members) for g in snapshot.groups.values()),
-                       skipped=len(snapshot.skipped), requests=read.requests)
+            bound.info(
+                "source.read",
+                users=len(snapshot.users),
+                groups=len(snapshot.groups),
+                memberships=sum(len(g.members) for g in snapshot.groups.values()),
+                skipped=len(snapshot.skipped),
+                requests=read.requests,
+            )
 
             live = await self._read_live(snapshot, state) if options.full_resync else None
             plan = make_plan(snapshot, state, live)
@@ -302,8 +320,13 @@ class Engine:
                 result.requests,
                 "; ".join(result.errors)[:4000] or None,
             )
-            bound.info("run.finished", status=result.status, duration_s=round(result.duration_s, 3),
-                       requests=result.requests, **{k: v for k, v in result.counts.items() if v})
+            bound.info(
+                "run.finished",
+                status=result.status,
+                duration_s=round(result.duration_s, 3),
+                requests=result.requests,
+                **{k: v for k, v in result.counts.items() if v},
+            )
 
     async def _read_live(self, snapshot: Snapshot, state: CacheState) -> LiveState:
         """Everything a full resync compares: users, groups, and members of the groups syncd manages."""
@@ -400,13 +423,22 @@ class _Applier:
         self.log.error("change.failed", action=str(change.action), object=change.label(), error=message)
         kind = "user" if "user" in change.action else "group"
         self.mirror.cache.record(
-            AuditEntry(str(change.action), kind, change.source_id, change.target_id, change.before and dict(change.before),
-                       None, f"failed: {message}")
+            AuditEntry(
+                str(change.action),
+                kind,
+                change.source_id,
+                change.target_id,
+                dict(change.before) if change.before else None,
+                None,
+                f"failed: {message}",
+            )
         )
 
     def _done(self, change: Change, **extra: Any) -> None:
         self.applied.append(change)
-        self.log.info("change.applied", action=str(change.action), object=change.label(), reason=change.reason or None, **extra)
+        self.log.info(
+            "change.applied", action=str(change.action), object=change.label(), reason=change.reason or None, **extra
+        )
 
     # ----- cache-only changes
 
@@ -414,14 +446,40 @@ class _Applier:
         before = dict(change.before) if change.before else None
         if change.action is Action.ADOPT_USER and change.user is not None and change.target_id:
             record = _user_record(change.user, change.target_id, "adopted", before)
-            self.mirror.put_user(record, AuditEntry("adopt_user", "user", change.source_id, change.target_id, None, before, f"ok: {change.reason}"))
+            self.mirror.put_user(
+                record,
+                AuditEntry(
+                    "adopt_user", "user", change.source_id, change.target_id, None, before, f"ok: {change.reason}"
+                ),
+            )
         elif change.action is Action.ADOPT_GROUP and change.group is not None and change.target_id:
             record_g = _group_record(change.group, change.target_id, "adopted", before)
-            self.mirror.put_group(record_g, AuditEntry("adopt_group", "group", change.source_id, change.target_id, None, before, f"ok: {change.reason}"))
+            self.mirror.put_group(
+                record_g,
+                AuditEntry(
+                    "adopt_group", "group", change.source_id, change.target_id, None, before, f"ok: {change.reason}"
+                ),
+            )
         elif change.action is Action.FORGET_USER:
-            self.mirror.forget_user(change.source_id, AuditEntry("forget_user", "user", change.source_id, change.target_id, before, None, "ok: gone from both sides"))
+            self.mirror.forget_user(
+                change.source_id,
+                AuditEntry(
+                    "forget_user", "user", change.source_id, change.target_id, before, None, "ok: gone from both sides"
+                ),
+            )
         elif change.action is Action.FORGET_GROUP:
-            self.mirror.forget_group(change.source_id, AuditEntry("forget_group", "group", change.source_id, change.target_id, before, None, "ok: gone from both sides"))
+            self.mirror.forget_group(
+                change.source_id,
+                AuditEntry(
+                    "forget_group",
+                    "group",
+                    change.source_id,
+                    change.target_id,
+                    before,
+                    None,
+                    "ok: gone from both sides",
+                ),
+            )
         self._done(change)
 
     def _refresh_memberships(self, live: LiveState) -> None:
@@ -447,13 +505,29 @@ class _Applier:
         except TargetNotFound:
             # Deleted by hand since the last run: make it again (its memberships follow below).
             self.log.warning("drift.user_missing", user=user.user_name, target_id=change.target_id)
-            await self._create_user(Change(Action.CREATE_USER, user.source_id, user=user, before=change.before,
-                                           reason="drift: deleted in Identity Center by hand"), user, drift=True)
+            await self._create_user(
+                Change(
+                    Action.CREATE_USER,
+                    user.source_id,
+                    user=user,
+                    before=change.before,
+                    reason="drift: deleted in Identity Center by hand",
+                ),
+                user,
+                drift=True,
+            )
             return
         self.mirror.put_user(
             _user_record(user, change.target_id, self._origin_user(user.source_id)),
-            AuditEntry(str(change.action), "user", user.source_id, change.target_id,
-                       dict(change.before) if change.before else None, user.payload(), f"ok: {change.reason}" if change.reason else "ok"),
+            AuditEntry(
+                str(change.action),
+                "user",
+                user.source_id,
+                change.target_id,
+                dict(change.before) if change.before else None,
+                user.payload(),
+                f"ok: {change.reason}" if change.reason else "ok",
+            ),
         )
         self._done(change)
 
@@ -470,8 +544,15 @@ class _Applier:
         result = "ok: recreated (drift: deleted in Identity Center by hand)" if drift else "ok"
         self.mirror.put_user(
             _user_record(user, created.target_id),
-            AuditEntry("create_user", "user", user.source_id, created.target_id,
-                       dict(change.before) if change.before else None, user.payload(), result),
+            AuditEntry(
+                "create_user",
+                "user",
+                user.source_id,
+                created.target_id,
+                dict(change.before) if change.before else None,
+                user.payload(),
+                result,
+            ),
         )
         self._done(change, target_id=created.target_id)
 
@@ -481,7 +562,8 @@ class _Applier:
         if found is None:
             raise TargetError(
                 f"create user {user.user_name!r}: Identity Center says it already exists (409), but no user with"
-                f" externalId {user.source_id!r} or that userName was found; another user may hold its email {user.email!r}"
+                f" externalId {user.source_id!r} or that userName was found;"
+                f" another user may hold its email {user.email!r}"
             )
         owner = self.mirror.owner_of_user(found.target_id)
         if owner is not None and owner != user.source_id:
@@ -499,7 +581,9 @@ class _Applier:
             await self.target.replace_user(found.target_id, user)
             self.mirror.put_user(
                 _user_record(user, found.target_id, "adopted"),
-                AuditEntry("update_user", "user", user.source_id, found.target_id, data, user.payload(), "ok: after adoption"),
+                AuditEntry(
+                    "update_user", "user", user.source_id, found.target_id, data, user.payload(), "ok: after adoption"
+                ),
             )
         self._done(change, target_id=found.target_id, adopted=True)
 
@@ -512,7 +596,15 @@ class _Applier:
             result = "ok: already gone from Identity Center"
         self.mirror.forget_user(
             change.source_id,
-            AuditEntry("delete_user", "user", change.source_id, change.target_id, dict(change.before) if change.before else None, None, result),
+            AuditEntry(
+                "delete_user",
+                "user",
+                change.source_id,
+                change.target_id,
+                dict(change.before) if change.before else None,
+                None,
+                result,
+            ),
         )
         self._done(change)
 
@@ -527,7 +619,7 @@ class _Applier:
             if tid is not None:
                 sids.append(sid)
                 tids.append(tid)
-            if len(sids) == 100:  # noqa: PLR2004  [DG:creategroup]
+            if len(sids) == 100:
                 break
         return sids, tids
 
@@ -547,8 +639,15 @@ class _Applier:
         cached = self.mirror.state.groups.get(group.source_id)
         self.mirror.put_group(
             _group_record(group, change.target_id, cached.origin if cached else "created"),
-            AuditEntry("update_group", "group", group.source_id, change.target_id,
-                       dict(change.before) if change.before else None, group.payload(), f"ok: {change.reason}" if change.reason else "ok"),
+            AuditEntry(
+                "update_group",
+                "group",
+                group.source_id,
+                change.target_id,
+                dict(change.before) if change.before else None,
+                group.payload(),
+                f"ok: {change.reason}" if change.reason else "ok",
+            ),
         )
         self._done(change)
 
@@ -562,22 +661,39 @@ class _Applier:
         result = "ok: recreated (drift: deleted in Identity Center by hand)" if drift else "ok"
         self.mirror.put_group(
             _group_record(group, created.target_id),
-            AuditEntry("create_group", "group", group.source_id, created.target_id,
-                       dict(change.before) if change.before else None, {**group.payload(), "members": len(sids)}, result),
+            AuditEntry(
+                "create_group",
+                "group",
+                group.source_id,
+                created.target_id,
+                dict(change.before) if change.before else None,
+                {**group.payload(), "members": len(sids)},
+                result,
+            ),
         )
         if sids:
             self.mirror.add_members(group.source_id, sids, None)
-        done = Change(Action.CREATE_GROUP, group.source_id, created.target_id, group=group, members=tuple(sids), reason=change.reason)
+        done = Change(
+            Action.CREATE_GROUP,
+            group.source_id,
+            created.target_id,
+            group=group,
+            members=tuple(sids),
+            reason=change.reason,
+        )
         self._done(done, target_id=created.target_id, members=len(sids))
 
     async def _adopt_group_after_conflict(self, change: Change, group: Group) -> None:
         found = await self.target.find_group(external_id=group.source_id, display_name=group.display_name)
         if found is None:
-            raise TargetError(f"create group {group.display_name!r}: Identity Center says it exists (409) but it cannot be found")
+            raise TargetError(
+                f"create group {group.display_name!r}: Identity Center says it exists (409) but it cannot be found"
+            )
         owner = self.mirror.owner_of_group(found.target_id)
         if owner is not None and owner != group.source_id:
             raise TargetError(
-                f"create group {group.display_name!r}: the name is held by a group syncd manages for source id {owner!r};"
+                f"create group {group.display_name!r}: the name is held by a group syncd manages"
+                f" for source id {owner!r};"
                 " the next run can finish this once that change lands"
             )
         data = {"externalId": found.external_id, "displayName": found.display_name}
@@ -593,7 +709,15 @@ class _Applier:
             await self.target.update_group(found.target_id, group)
             self.mirror.put_group(
                 _group_record(group, found.target_id, "adopted"),
-                AuditEntry("update_group", "group", group.source_id, found.target_id, data, group.payload(), "ok: after adoption"),
+                AuditEntry(
+                    "update_group",
+                    "group",
+                    group.source_id,
+                    found.target_id,
+                    data,
+                    group.payload(),
+                    "ok: after adoption",
+                ),
             )
         self._done(change, target_id=found.target_id, adopted=True)
 
@@ -606,7 +730,15 @@ class _Applier:
             result = "ok: already gone from Identity Center"
         self.mirror.forget_group(
             change.source_id,
-            AuditEntry("delete_group", "group", change.source_id, change.target_id, dict(change.before) if change.before else None, None, result),
+            AuditEntry(
+                "delete_group",
+                "group",
+                change.source_id,
+                change.target_id,
+                dict(change.before) if change.before else None,
+                None,
+                result,
+            ),
         )
         self._done(change)
 
@@ -622,12 +754,22 @@ class _Applier:
             except TargetNotFound:
                 group = self.snapshot.groups.get(batch.source_id)
                 if group is None or batch.action is Action.REMOVE_MEMBERS:
-                    self._failed(batch, f"group {batch.source_id} is gone from Identity Center; run `syncd sync --full-resync`")
+                    self._failed(
+                        batch, f"group {batch.source_id} is gone from Identity Center; run `syncd sync --full-resync`"
+                    )
                     return
                 # The group was deleted by hand: make it again and add every member.
                 self.log.warning("drift.group_missing", group=group.display_name)
-                await self._create_group(Change(Action.CREATE_GROUP, group.source_id, group=group, reason="drift: deleted in Identity Center by hand"),
-                                         group, drift=True)
+                await self._create_group(
+                    Change(
+                        Action.CREATE_GROUP,
+                        group.source_id,
+                        group=group,
+                        reason="drift: deleted in Identity Center by hand",
+                    ),
+                    group,
+                    drift=True,
+                )
                 current = {p for p in self.mirror.state.memberships if p[0] == group.source_id}
                 single = Snapshot(users=self.snapshot.users, groups={group.source_id: group})
                 for again in membership_changes(single, current):
@@ -638,7 +780,9 @@ class _Applier:
     async def _member_batch(self, batch: Change) -> None:
         group_tid = self.mirror.group_target(batch.source_id)
         if group_tid is None:
-            self._failed(batch, f"group {batch.label()!r} has no Identity Center id (its create failed); members not changed")
+            self._failed(
+                batch, f"group {batch.label()!r} has no Identity Center id (its create failed); members not changed"
+            )
             return
         pairs = [(sid, self.mirror.user_target(sid)) for sid in batch.members]
         sids = [sid for sid, tid in pairs if tid is not None]
@@ -655,4 +799,6 @@ class _Applier:
             self.mirror.add_members(batch.source_id, sids, audit)
         else:
             self.mirror.remove_members(batch.source_id, sids, audit)
-        self._done(Change(batch.action, batch.source_id, group_tid, group=batch.group, members=tuple(sids)), members=len(sids))
+        self._done(
+            Change(batch.action, batch.source_id, group_tid, group=batch.group, members=tuple(sids)), members=len(sids)
+        )

@@ -33,7 +33,7 @@ class Limit:
             value = float(number)
         except ValueError:
             raise ValueError(f"{raw!r} is neither a number nor a percentage such as '10%'") from None
-        if value < 0 or (percent and value > 100):  # noqa: PLR2004
+        if value < 0 or (percent and value > 100):
             raise ValueError(f"{raw!r} must be between 0 and 100% or a non-negative number")
         if not percent and value != int(value):
             raise ValueError(f"{raw!r} must be a whole number of objects")
@@ -80,8 +80,7 @@ def check(plan: Plan, limit: Limit, *, allow_deletions: bool = False) -> Verdict
     refused = ""
     if problems and not allow_deletions:
         refused = (
-            "; ".join(problems)
-            + ". Nothing was changed. If the source really lost them, run `syncd plan` to review,"
+            "; ".join(problems) + ". Nothing was changed. If the source really lost them, run `syncd plan` to review,"
             " then `syncd sync --allow-deletions` once, or raise safety.max_deletes."
         )
     return Verdict(user_removals, group_removals, users_allowed, groups_allowed, refused)

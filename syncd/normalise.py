@@ -63,9 +63,7 @@ def clean_text(value: str | None) -> str:
     """Strip characters Identity Center's text pattern rejects, and surrounding whitespace."""
     if not value:
         return ""
-    kept = [
-        ch for ch in value if ch in _TEXT_EXTRA or unicodedata.category(ch).startswith(_ALLOWED_CLASSES)
-    ]
+    kept = [ch for ch in value if ch in _TEXT_EXTRA or unicodedata.category(ch).startswith(_ALLOWED_CLASSES)]
     return "".join(kept).strip()
 
 
@@ -106,7 +104,7 @@ def normalise_email(email: str | None) -> str | None:
 
 def _split_name(display_name: str) -> tuple[str, str]:
     parts = display_name.split()
-    if len(parts) >= 2:  # noqa: PLR2004
+    if len(parts) >= 2:
         return " ".join(parts[:-1]), parts[-1]
     if parts:
         return parts[0], parts[0]
@@ -116,7 +114,7 @@ def _split_name(display_name: str) -> tuple[str, str]:
 def _local_part_names(email: str | None, user_name: str) -> tuple[str, str]:
     local = (email or user_name).split("@", 1)[0]
     pieces = [p for p in local.replace("_", ".").replace("-", ".").split(".") if p]
-    if len(pieces) >= 2:  # noqa: PLR2004
+    if len(pieces) >= 2:
         return pieces[0].capitalize(), pieces[-1].capitalize()
     return (local, local) if local else ("", "")
 
@@ -189,9 +187,7 @@ def _flatten(
     return result
 
 
-def _first_unique(
-    records: Iterable[tuple[str, str]], kind: str, what: str, skipped: list[Skipped]
-) -> set[str]:
+def _first_unique(records: Iterable[tuple[str, str]], kind: str, what: str, skipped: list[Skipped]) -> set[str]:
     """Ids whose key is the first of its case-folded value; later ones are skipped."""
     owner: dict[str, str] = {}
     dropped: set[str] = set()
@@ -237,7 +233,9 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
             skipped.append(Skipped("group", raw_group.id, "the group has no name"))
             continue
         if len(name) > TEXT_MAX:
-            skipped.append(Skipped("group", raw_group.id, f"the name is {len(name)} characters; the limit is {TEXT_MAX}"))
+            skipped.append(
+                Skipped("group", raw_group.id, f"the name is {len(name)} characters; the limit is {TEXT_MAX}")
+            )
             continue
         if not scope.wants_group(name):
             continue
@@ -260,9 +258,7 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
 
     for uid in _first_unique(((u.source_id, u.user_name) for u in users.values()), "user", "userName", skipped):
         del users[uid]
-    for uid in _first_unique(
-        ((u.source_id, u.email) for u in users.values() if u.email), "user", "email", skipped
-    ):
+    for uid in _first_unique(((u.source_id, u.email) for u in users.values() if u.email), "user", "email", skipped):
         del users[uid]
 
     # Members that are not synced users (skipped, filtered, or unknown ids) are dropped here,
@@ -272,4 +268,3 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
         if kept != group.members:
             groups[gid] = Group(group.source_id, group.display_name, group.description, frozenset(kept))
     return Snapshot(users=users, groups=groups, skipped=skipped)
-

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.model import Group, Snapshot, User
-from syncd.state import CachedGroup, CachedUser, CacheState
+from syncd.state import CachedGroup, CacheState
 
 
 MAX_MEMBER_CHANGES = 100
@@ -316,9 +316,7 @@ def _describe_user_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> 
     return "changed: " + ", ".join(fields) if fields else "changed"
 
 
-def _user_changes(
-    snapshot: Snapshot, cache: CacheState, matches: Matches | None
-) -> tuple[list[Change], set[str]]:
+def _user_changes(snapshot: Snapshot, cache: CacheState, matches: Matches | None) -> tuple[list[Change], set[str]]:
     """User changes, and the source ids of users being deleted."""
     changes: list[Change] = []
     deleting: set[str] = set()
@@ -334,25 +332,43 @@ def _user_changes(
         live = matches.users.get(sid)
         if live is None:
             reason = "drift: deleted in Identity Center by hand" if cached else ""
-            changes.append(Change(Action.CREATE_USER, sid, user=user, before=cached.data if cached else None, reason=reason))
+            changes.append(
+                Change(Action.CREATE_USER, sid, user=user, before=cached.data if cached else None, reason=reason)
+            )
             continue
         if sid in matches.adopted_users:
-            changes.append(Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason="matched"))
+            changes.append(
+                Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason="matched")
+            )
         if dict(live.data) != user.payload():
             reason = "drift: edited in Identity Center" if cached and cached.digest == user.digest() else ""
             changes.append(_user_change(user, live.data, live.target_id, reason))
         elif cached is not None and cached.digest != user.digest():
             # Identity Center already holds the new state (an earlier run died after the write):
             # record it without writing again.
-            changes.append(Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason="already current"))
+            changes.append(
+                Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason="already current")
+            )
 
     for sid in sorted(cache.users.keys() - snapshot.users.keys()):
         cached_user = cache.users[sid]
         if matches is not None and sid not in matches.users:
-            changes.append(Change(Action.FORGET_USER, sid, cached_user.target_id, before=cached_user.data, reason="gone from both sides"))
+            changes.append(
+                Change(
+                    Action.FORGET_USER,
+                    sid,
+                    cached_user.target_id,
+                    before=cached_user.data,
+                    reason="gone from both sides",
+                )
+            )
             continue
         deleting.add(sid)
-        changes.append(Change(Action.DELETE_USER, sid, cached_user.target_id, before=cached_user.data, reason="gone from the source"))
+        changes.append(
+            Change(
+                Action.DELETE_USER, sid, cached_user.target_id, before=cached_user.data, reason="gone from the source"
+            )
+        )
     return changes, deleting
 
 
@@ -386,8 +402,16 @@ def _group_changes(
                 create(group, None, "")
             elif cached.digest != group.digest():
                 changes.append(
-                    Change(Action.UPDATE_GROUP, sid, cached.target_id, group=group, before=_group_before(cached),
-                           reason=f"renamed from {cached.display_name!r}" if cached.display_name != group.display_name else "changed")
+                    Change(
+                        Action.UPDATE_GROUP,
+                        sid,
+                        cached.target_id,
+                        group=group,
+                        before=_group_before(cached),
+                        reason=f"renamed from {cached.display_name!r}"
+                        if cached.display_name != group.display_name
+                        else "changed",
+                    )
                 )
             continue
         live = matches.groups.get(sid)
@@ -396,20 +420,50 @@ def _group_changes(
             continue
         live_before = {"externalId": live.external_id, "displayName": live.display_name}
         if sid in matches.adopted_groups:
-            changes.append(Change(Action.ADOPT_GROUP, sid, live.target_id, group=group, before=live_before, reason="matched"))
+            changes.append(
+                Change(Action.ADOPT_GROUP, sid, live.target_id, group=group, before=live_before, reason="matched")
+            )
         if live_before != group.payload():
-            changes.append(Change(Action.UPDATE_GROUP, sid, live.target_id, group=group, before=live_before,
-                                  reason="renamed" if live.display_name != group.display_name else "changed"))
+            changes.append(
+                Change(
+                    Action.UPDATE_GROUP,
+                    sid,
+                    live.target_id,
+                    group=group,
+                    before=live_before,
+                    reason="renamed" if live.display_name != group.display_name else "changed",
+                )
+            )
         elif cached is not None and cached.digest != group.digest():
-            changes.append(Change(Action.ADOPT_GROUP, sid, live.target_id, group=group, before=live_before, reason="already current"))
+            changes.append(
+                Change(
+                    Action.ADOPT_GROUP, sid, live.target_id, group=group, before=live_before, reason="already current"
+                )
+            )
 
     for sid in sorted(cache.groups.keys() - snapshot.groups.keys()):
         cached_group = cache.groups[sid]
         if matches is not None and sid not in matches.groups:
-            changes.append(Change(Action.FORGET_GROUP, sid, cached_group.target_id, before=_group_before(cached_group), reason="gone from both sides"))
+            changes.append(
+                Change(
+                    Action.FORGET_GROUP,
+                    sid,
+                    cached_group.target_id,
+                    before=_group_before(cached_group),
+                    reason="gone from both sides",
+                )
+            )
             continue
         deleting.add(sid)
-        changes.append(Change(Action.DELETE_GROUP, sid, cached_group.target_id, before=_group_before(cached_group), reason="gone from the source"))
+        changes.append(
+            Change(
+                Action.DELETE_GROUP,
+                sid,
+                cached_group.target_id,
+                before=_group_before(cached_group),
+                reason="gone from the source",
+            )
+        )
     return changes, deleting, inline
 
 
@@ -488,8 +542,6 @@ def make_plan(snapshot: Snapshot, cache: CacheState, live: LiveState | None = No
     else:
         current = current_memberships(cache, inline)
 
-    members = membership_changes(
-        snapshot, current, deleting_users=deleting_users, deleting_groups=deleting_groups
-    )
+    members = membership_changes(snapshot, current, deleting_users=deleting_users, deleting_groups=deleting_groups)
     changes = sorted(user_changes + group_changes + members, key=lambda c: c.phase)
     return Plan(changes=changes, managed_users=len(cache.users), managed_groups=len(cache.groups))

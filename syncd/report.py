@@ -53,7 +53,9 @@ def plan_table(plan: Plan, *, limit: int = 200) -> Table:
 def summary(result: RunResult) -> Table:
     """Counts, requests and outcome of a run."""
     verb = "would change" if result.dry_run else "changed"
-    table = Table(title=f"Run {result.run_id or ''}: {result.status} ({result.mode}{', dry run' if result.dry_run else ''})")
+    table = Table(
+        title=f"Run {result.run_id or ''}: {result.status} ({result.mode}{', dry run' if result.dry_run else ''})"
+    )
     table.add_column(verb)
     table.add_column("count", justify="right")
     for key, value in result.counts.items():

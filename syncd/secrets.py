@@ -27,7 +27,9 @@ def resolve(value: Any) -> Any:
         name = value[4:]
         found = os.environ.get(name)
         if not found:
-            raise ValueError(f"{value} names an environment variable that is not set; export {name} or change the reference")
+            raise ValueError(
+                f"{value} names an environment variable that is not set; export {name} or change the reference"
+            )
         return found
     if value.startswith("file:"):
         path = Path(value[5:]).expanduser()

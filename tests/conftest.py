@@ -48,7 +48,9 @@ def make_directory(users: int, groups: dict[str, list[int]] | None = None) -> di
         "groups": [],
     }
     for name, members in (groups or {}).items():
-        data["groups"].append({"id": f"g-{name}", "name": name, "members": [f"u{i:04d}" for i in members], "groups": []})
+        data["groups"].append(
+            {"id": f"g-{name}", "name": name, "members": [f"u{i:04d}" for i in members], "groups": []}
+        )
     return data
 
 

@@ -133,7 +133,7 @@ def _is_retryable(exc: Exception) -> bool:
     if isinstance(exc, RequestNetworkException):
         return True
     status = _status_of(exc)
-    return status is not None and (status == 429 or status >= 500)  # noqa: PLR2004
+    return status is not None and (status == 429 or status >= 500)
 
 
 def _status_of(exc: Exception) -> int | None:
@@ -154,7 +154,9 @@ def _detail(exc: Exception) -> str:
     return str(exc)
 
 
-def user_resource(user: model.User, model_cls: type[User[EnterpriseUser]], target_id: str | None = None) -> User[EnterpriseUser]:
+def user_resource(
+    user: model.User, model_cls: type[User[EnterpriseUser]], target_id: str | None = None
+) -> User[EnterpriseUser]:
     """The SCIM user for ``user``: the attributes syncd owns, one primary email."""
     resource = model_cls(
         id=target_id,
@@ -248,9 +250,9 @@ class ScimTarget:
     async def _count(self, response: httpx2.Response) -> None:
         self.stats.by_status[response.status_code] += 1
         self.stats.by_method[response.request.method] += 1
-        if response.status_code == 429:  # noqa: PLR2004
+        if response.status_code == 429:
             self.pacer.on_throttled()
-        elif response.status_code < 400:  # noqa: PLR2004
+        elif response.status_code < 400:
             self.pacer.on_success()
 
     async def aclose(self) -> None:
@@ -286,11 +288,11 @@ class ScimTarget:
                 " scim_url: the token may have expired (they last one year) or been rotated.",
                 status=status,
             )
-        if status == 404:  # noqa: PLR2004
+        if status == 404:
             return TargetNotFound(f"{what}: not found in Identity Center", status=status)
-        if status == 409:  # noqa: PLR2004
+        if status == 409:
             return TargetConflict(f"{what}: {detail}", status=status)
-        if status is not None and (status == 429 or status >= 500):  # noqa: PLR2004
+        if status is not None and (status == 429 or status >= 500):
             return TargetUnavailable(f"{what}: Identity Center kept answering {status} ({detail})", status=status)
         return TargetError(f"{what}: Identity Center answered {status}: {detail}", status=status)
 
@@ -336,7 +338,7 @@ class ScimTarget:
 
     async def patch_members(self, target_id: str, *, add: list[str] = (), remove: list[str] = ()) -> None:  # type: ignore[assignment]
         """PATCH members: ``add``/``remove`` ops on path ``members``, at most 100 in all [DG:patchgroup]."""
-        if len(add) + len(remove) > 100:  # noqa: PLR2004
+        if len(add) + len(remove) > 100:
             raise ValueError("Identity Center takes at most 100 member changes per PATCH")
         operations = []
         if add:
@@ -344,9 +346,7 @@ class ScimTarget:
         if remove and self.remove_style == "value":
             # What Identity Center accepts, as ssosync (internal/aws/client.go) and idp-scim-sync
             # (internal/scim/scim.go) send it; the RFC filter form is UNCONFIRMED there [A.5].
-            operations.append(
-                PatchOperation[Group](op="remove", path="members", value=[{"value": m} for m in remove])
-            )
+            operations.append(PatchOperation[Group](op="remove", path="members", value=[{"value": m} for m in remove]))
         elif remove:
             # RFC 7644 §3.5.2.2: a remove names its target with a path filter and carries no value.
             operations.extend(
@@ -388,7 +388,7 @@ class ScimTarget:
             response = await self._http.get(url)
         except httpx2.TransportError as exc:
             raise RequestNetworkException() from exc
-        if response.status_code >= 400:  # noqa: PLR2004
+        if response.status_code >= 400:
             raise _HttpStatusError(response.status_code, _error_detail(response))
         body = response.json()
         if not isinstance(body, dict):
@@ -406,9 +406,7 @@ class ScimTarget:
         """Every group in Identity Center (members are never returned here)."""
         groups: list[LiveGroup] = []
         async for page in self._pages("Groups"):
-            groups.extend(
-                LiveGroup(str(g["id"]), g.get("externalId"), str(g.get("displayName", ""))) for g in page
-            )
+            groups.extend(LiveGroup(str(g["id"]), g.get("externalId"), str(g.get("displayName", ""))) for g in page)
         return groups
 
     async def list_member_ids(self, group_id: str) -> set[str]:

@@ -26,7 +26,7 @@ from syncd.target.scim import ScimTarget
 
 
 class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Keep the test output clean."""
 
 
@@ -62,10 +62,19 @@ def test_crud_and_membership_patch(scim2_server_url: str) -> None:
     async def scenario() -> dict[str, object]:
         target = ScimTarget(url, SecretStr("unused"), requests_per_second=1000, remove_style="filter")
         try:
-            alice = await target.create_user(User("s1", "alice@example.com", "Alice A", "Alice", "A", email="alice@example.com"))
+            alice = await target.create_user(
+                User("s1", "alice@example.com", "Alice A", "Alice", "A", email="alice@example.com")
+            )
             bob = await target.create_user(User("s2", "bob@example.com", "Bob B", "Bob", "B", email="bob@example.com"))
-            renamed = User("s1", "alice.a@example.com", "Alice A", "Alice", "A", email="alice@example.com",
-                           enterprise=(("department", "R&D"),))
+            renamed = User(
+                "s1",
+                "alice.a@example.com",
+                "Alice A",
+                "Alice",
+                "A",
+                email="alice@example.com",
+                enterprise=(("department", "R&D"),),
+            )
             await target.replace_user(alice.target_id, renamed)
             group = await target.create_group(Group("g1", "eng"), [alice.target_id])
             await target.patch_members(group.target_id, add=[bob.target_id])

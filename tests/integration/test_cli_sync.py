@@ -142,7 +142,9 @@ class TestFullResync:
     def test_adopts_hand_made_user_and_leaves_unrelated_group(self, workspace: Workspace) -> None:
         """--full-resync adopts a hand-made user with a matching userName and leaves a hand-made group alone."""
         state = workspace.emu.state
-        hand = state.add_user(user_name="USER1@example.com", display_name="Hand Made", given_name="Hand", family_name="Made")
+        hand = state.add_user(
+            user_name="USER1@example.com", display_name="Hand Made", given_name="Hand", family_name="Made"
+        )
         control_tower = state.add_group(display_name="AWSControlTowerAdmins")
         workspace.write(make_directory(2, {"eng": [0, 1]}))
         code, out = sync(workspace, "--full-resync")

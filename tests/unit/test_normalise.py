@@ -98,7 +98,10 @@ class TestBuildSnapshot:
         """Group globs match names case-insensitively; only members of synced groups are kept."""
         read = SourceRead(
             users=[SourceUser(i, user_name=f"u{i}", display_name="A B") for i in ("1", "2")],
-            groups=[SourceGroup("g1", name="AWS-Admins", members=("1",)), SourceGroup("g2", name="sales", members=("2",))],
+            groups=[
+                SourceGroup("g1", name="AWS-Admins", members=("1",)),
+                SourceGroup("g2", name="sales", members=("2",)),
+            ],
         )
         snapshot = build_snapshot(read, Scope(groups=("aws-*",)))
         assert (["g1"], ["1"]) == (list(snapshot.groups), list(snapshot.users))
@@ -112,7 +115,10 @@ class TestBuildSnapshot:
         """A synced group's members include those of a nested group that is not itself synced."""
         read = SourceRead(
             users=[SourceUser("1", user_name="u1", display_name="A B")],
-            groups=[SourceGroup("top", name="aws-top", groups=("inner",)), SourceGroup("inner", name="inner", members=("1",))],
+            groups=[
+                SourceGroup("top", name="aws-top", groups=("inner",)),
+                SourceGroup("inner", name="inner", members=("1",)),
+            ],
         )
         snapshot = build_snapshot(read, Scope(groups=("aws-*",)))
         assert (["top"], frozenset({"1"})) == (list(snapshot.groups), snapshot.groups["top"].members)
@@ -120,7 +126,10 @@ class TestBuildSnapshot:
     def test_user_names_differing_by_case_collide(self) -> None:
         """Two users whose userNames differ only by case: the second is skipped (Identity Center would 409)."""
         read = SourceRead(
-            users=[SourceUser("1", user_name="Ann", display_name="A B"), SourceUser("2", user_name="ann", display_name="A B")],
+            users=[
+                SourceUser("1", user_name="Ann", display_name="A B"),
+                SourceUser("2", user_name="ann", display_name="A B"),
+            ],
             groups=[],
         )
         snapshot = build_snapshot(read, Scope(users="all"))

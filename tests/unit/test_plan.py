@@ -97,7 +97,12 @@ class TestIncremental:
         users = [user(str(i)) for i in range(150)]
         s = snap(users, [group("g", {u.source_id for u in users})])
         counts = make_plan(s, CacheState()).counts()
-        assert (150, 1, 150, 0) == (counts["users_created"], counts["groups_created"], counts["members_added"], counts["assignments_created"])
+        assert (150, 1, 150, 0) == (
+            counts["users_created"],
+            counts["groups_created"],
+            counts["members_added"],
+            counts["assignments_created"],
+        )
 
 
 class TestFullResync:
@@ -122,7 +127,9 @@ class TestFullResync:
         u = user("1")
         g = group("g", {"1"})
         s = snap([u], [g])
-        live = LiveState(users=[self.live_user("t-1", u)], groups=[LiveGroup("tg-g", "g", g.display_name)], members={"tg-g": set()})
+        live = LiveState(
+            users=[self.live_user("t-1", u)], groups=[LiveGroup("tg-g", "g", g.display_name)], members={"tg-g": set()}
+        )
         plan = make_plan(s, converged(s), live)
         assert [(Action.ADD_MEMBERS, ("1",))] == [(c.action, c.members) for c in plan]
 
@@ -173,4 +180,8 @@ class TestGuard:
 
     def test_percentage_rounds_up(self) -> None:
         """A small directory may lose one user per run under a percentage limit."""
-        assert (1, 2, 5) == (Limit.parse("10%").allowed(5), Limit.parse("10%").allowed(11), Limit.parse(5).allowed(1000))
+        assert (1, 2, 5) == (
+            Limit.parse("10%").allowed(5),
+            Limit.parse("10%").allowed(11),
+            Limit.parse(5).allowed(1000),
+        )
