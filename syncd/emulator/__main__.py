@@ -17,9 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--token", default=os.environ.get("SYNCD_EMULATOR_TOKEN"))
-    parser.add_argument(
-        "--rps", type=float, default=None, help="throttle above this many requests per second"
-    )
+    parser.add_argument("--rps", type=float, default=None, help="throttle above this many requests per second")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each answer")
     args = parser.parse_args(argv)
     if not args.token:

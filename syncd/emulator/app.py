@@ -186,9 +186,7 @@ class EmulatorApp:
             return 200, list_response(resource_types())
         raise _not_found()
 
-    def _collection(
-        self, kind: Kind, method: str, query: str, raw: bytes
-    ) -> tuple[int, dict[str, Any] | None]:
+    def _collection(self, kind: Kind, method: str, query: str, raw: bytes) -> tuple[int, dict[str, Any] | None]:
         if method == "GET":
             return 200, self._list(kind, parse_query(query, list_endpoint=True))
         if method == "POST":
@@ -198,9 +196,7 @@ class EmulatorApp:
             return 201, created
         raise _not_found()
 
-    def _item(
-        self, kind: Kind, item_id: str, method: str, query: str, raw: bytes
-    ) -> tuple[int, dict[str, Any] | None]:
+    def _item(self, kind: Kind, item_id: str, method: str, query: str, raw: bytes) -> tuple[int, dict[str, Any] | None]:
         state = self.state
         if method not in ("GET", "PUT", "PATCH", "DELETE") or (kind == "Groups" and method == "PUT"):
             raise _not_found()  # no documented PutGroup [identity-center-api.md §A.2]

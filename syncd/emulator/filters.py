@@ -28,9 +28,7 @@ Kind = Literal["Users", "Groups"]
 """The two listable resource kinds."""
 
 _CLAUSE: Final = r'(?P<a{n}>[A-Za-z][A-Za-z0-9_.$]*)\s+(?i:eq)\s+"(?P<v{n}>(?:[^"\\]|\\.)*)"'
-_FILTER_RE: Final = re.compile(
-    r"^\s*" + _CLAUSE.format(n=1) + r"(?:\s+(?i:and)\s+" + _CLAUSE.format(n=2) + r")?\s*$"
-)
+_FILTER_RE: Final = re.compile(r"^\s*" + _CLAUSE.format(n=1) + r"(?:\s+(?i:and)\s+" + _CLAUSE.format(n=2) + r")?\s*$")
 
 _ALIASES: Final[Mapping[Kind, Mapping[str, str]]] = {
     "Users": {

@@ -30,9 +30,7 @@ from syncd.emulator.errors import ScimError
 from syncd.emulator.filters import Kind
 
 
-UNSUPPORTED_PARAMS: Final = frozenset(
-    {"startIndex", "attributes", "excludedAttributes", "sortBy", "sortOrder"}
-)
+UNSUPPORTED_PARAMS: Final = frozenset({"startIndex", "attributes", "excludedAttributes", "sortBy", "sortOrder"})
 _CURSOR_PATTERN: Final = re.compile(r"^[-a-zA-Z0-9+=/:_]*$")
 _LAYOUT: Final = struct.Struct(">cQ8s")  # kind, last sequence number, filter digest
 _MAC_SIZE: Final = 32 - _LAYOUT.size

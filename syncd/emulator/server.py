@@ -10,7 +10,6 @@ an early 401 or 429. Threads are daemons; wsgiref's per-request log lines are su
 from __future__ import annotations
 
 import io
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -76,6 +75,8 @@ class _Handler(WSGIRequestHandler):
         if not self.parse_request():
             self.close_connection = True
             return
+        if self.command == "HEAD":
+            self.close_connection = True  # wsgiref would send a body after HEAD; do not reuse the socket
         if self.headers.get("Transfer-Encoding"):
             self.send_error(411, "Length Required")  # only Content-Length bodies are read
             self.close_connection = True
@@ -142,9 +143,7 @@ def running_emulator(
     )
     thread.start()
     try:
-        yield RunningEmulator(
-            url=f"http://127.0.0.1:{port}{BASE_PATH}/", state=store, stats=app.stats, app=app
-        )
+        yield RunningEmulator(url=f"http://127.0.0.1:{port}{BASE_PATH}/", state=store, stats=app.stats, app=app)
     finally:
         server.shutdown()
         server.server_close()
@@ -165,7 +164,6 @@ def serve(
         bound_port = server.server_address[1]
         print(
             f"Identity Center SCIM emulator at http://{host}:{bound_port}{BASE_PATH}/",
-            file=sys.stderr,
             flush=True,
         )
         with suppress(KeyboardInterrupt):

@@ -50,7 +50,7 @@ class Stats:
 
     @property
     def by_method(self) -> dict[str, int]:
-        """Counts keyed ``"METHOD /Kind"``, e.g. ``"POST /Users"``."""
+        """Counts keyed ``"METHOD /Kind"``, e.g. ``"POST /Users"``, throttled ones included."""
         result: Counter[str] = Counter()
         for (method, kind, _), n in self.counts.items():
             result[f"{method} /{kind}"] += n

@@ -122,7 +122,9 @@ class EmulatorState:
 
     The ``*_user`` / ``*_group`` methods taking a ``body`` are what the HTTP layer calls and
     raise `ScimError`; the helpers below them (``add_user`` …) make "hand-made" changes that
-    bypass HTTP (as an admin in the console would), with the same rules.
+    bypass HTTP (as an admin in the console would), with the same rules. The HTTP-facing
+    methods return the stored JSON itself, shared and never mutated afterwards: treat it as
+    read-only. The helpers return deep copies.
     """
 
     def __init__(self) -> None:
@@ -453,8 +455,7 @@ class EmulatorState:
         """Copies of every group's SCIM JSON as GET returns it (``"members": []``), in creation order."""
         with self._lock:
             return [
-                copy.deepcopy(with_members(self._groups[self._group_order.ids[s]].body))
-                for s in self._group_order.seqs
+                copy.deepcopy(with_members(self._groups[self._group_order.ids[s]].body)) for s in self._group_order.seqs
             ]
 
     def members(self, group_id: str) -> set[str]:

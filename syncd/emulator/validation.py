@@ -221,9 +221,7 @@ def _enterprise(value: Any, violations: _Violations) -> dict[str, Any]:
         if "displayName" in manager:
             raise schema_violation("'manager.displayName' is not supported")  # [DG:limitations]
         _check_keys(manager, MANAGER_SUBS, "manager")
-        checked = {
-            k: _check_string(manager[k], f"manager.{k}", violations) for k in MANAGER_SUBS if k in manager
-        }
+        checked = {k: _check_string(manager[k], f"manager.{k}", violations) for k in MANAGER_SUBS if k in manager}
         if checked:
             clean["manager"] = checked
     return clean
@@ -256,9 +254,7 @@ def normalise_user(body: Mapping[str, Any]) -> dict[str, Any]:
 
     name = _object(data.get("name", {}), "name")
     _check_keys(name, NAME_SUBS, "name")
-    out["name"] = {
-        sub: _check_string(name[sub], f"name.{sub}", violations) for sub in NAME_SUBS if sub in name
-    }
+    out["name"] = {sub: _check_string(name[sub], f"name.{sub}", violations) for sub in NAME_SUBS if sub in name}
     for required in ("givenName", "familyName"):
         if required not in name:
             violations.add(f"name.{required}", "not be null")

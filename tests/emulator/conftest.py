@@ -30,9 +30,7 @@ def emu() -> Iterator[RunningEmulator]:
 @pytest.fixture
 def scim(emu: RunningEmulator) -> Iterator[httpx2.Client]:
     """A client with the right bearer token and the emulator's base URL."""
-    with httpx2.Client(
-        base_url=emu.url, headers={"Authorization": f"Bearer {EMU_TOKEN}"}, timeout=10
-    ) as client:
+    with httpx2.Client(base_url=emu.url, headers={"Authorization": f"Bearer {EMU_TOKEN}"}, timeout=10) as client:
         yield client
 
 

@@ -84,9 +84,7 @@ class TestCreateAndRead:
         """displayName is required."""
         aws_error(scim.post("Groups", json={"schemas": [GROUP_URN], "externalId": "x"}), 400)
 
-    def test_create_with_100_members(
-        self, emu: RunningEmulator, scim: httpx2.Client, user_ids: list[str]
-    ) -> None:
+    def test_create_with_100_members(self, emu: RunningEmulator, scim: httpx2.Client, user_ids: list[str]) -> None:
         """POST with 100 members is accepted and records them."""
         body = {
             "schemas": [GROUP_URN],
@@ -112,9 +110,7 @@ class TestCreateAndRead:
         """GET of an unknown group id is 404."""
         aws_error(scim.get("Groups/00000000-0000-4000-8000-000000000000"), 404)
 
-    def test_put_group_is_404(
-        self, scim: httpx2.Client, create_group: MakeGroup, aws_error: ErrorCheck
-    ) -> None:
+    def test_put_group_is_404(self, scim: httpx2.Client, create_group: MakeGroup, aws_error: ErrorCheck) -> None:
         """There is no documented PutGroup, so PUT /Groups/{id} is 404."""
         group_id = create_group()
         aws_error(scim.put(f"Groups/{group_id}", json={"schemas": [GROUP_URN], "displayName": "X"}), 404)
@@ -226,9 +222,7 @@ class TestPatch:
         group_id = create_group()
         aws_error(scim.patch(f"Groups/{group_id}", json=patch_body(add("no-such-user"))), 400)
 
-    def test_replace_without_path_renames(
-        self, scim: httpx2.Client, create_group: MakeGroup, patch_body: Body
-    ) -> None:
+    def test_replace_without_path_renames(self, scim: httpx2.Client, create_group: MakeGroup, patch_body: Body) -> None:
         """replace without path and a {id, displayName, externalId} value renames the group (DG example)."""
         group_id = create_group("Old")
         operation = {"op": "replace", "value": {"id": group_id, "displayName": "New", "externalId": "e-2"}}
@@ -272,9 +266,7 @@ class TestMembershipFilters:
         response = scim.get("Groups", params={"filter": 'members.value eq "no-such-user"'})
         aws_error(response, 404)
 
-    @pytest.mark.parametrize(
-        "template", ['id eq "{g}" and members eq "{u}"', 'member eq "{u}" and id eq "{g}"']
-    )
+    @pytest.mark.parametrize("template", ['id eq "{g}" and members eq "{u}"', 'member eq "{u}" and id eq "{g}"'])
     def test_id_and_member_checks_membership(
         self, scim: httpx2.Client, create_group: MakeGroup, user_ids: list[str], template: str
     ) -> None:
@@ -301,9 +293,7 @@ class TestMembershipFilters:
         listed = scim.get("Users", params={"filter": f'groups.value eq "{first}"'}).json()["Resources"]
         assert [u["id"] for u in listed] == [user_ids[1]]
 
-    def test_deleting_a_group(
-        self, emu: RunningEmulator, scim: httpx2.Client, create_group: MakeGroup
-    ) -> None:
+    def test_deleting_a_group(self, emu: RunningEmulator, scim: httpx2.Client, create_group: MakeGroup) -> None:
         """DELETE of a group answers 204, and the group is gone."""
         group_id = create_group()
         assert scim.delete(f"Groups/{group_id}").status_code == 204

@@ -35,9 +35,7 @@ def many_users(emu: RunningEmulator) -> list[str]:
 
 def get_page(scim: httpx2.Client, resource: str, cursor: str, **params: str) -> httpx2.Response:
     """GET a cursor page, URL-encoding the cursor and keeping an empty one as a bare ``cursor``."""
-    query = "&".join(
-        [f"{k}={quote(v, safe='')}" for k, v in params.items()] + [f"cursor={quote(cursor, safe='')}"]
-    )
+    query = "&".join([f"{k}={quote(v, safe='')}" for k, v in params.items()] + [f"cursor={quote(cursor, safe='')}"])
     return scim.get(f"{resource}?{query}")
 
 
@@ -164,9 +162,7 @@ class TestFilters:
             "",
         ],
     )
-    def test_unsupported_filters_are_400(
-        self, scim: httpx2.Client, aws_error: ErrorCheck, expression: str
-    ) -> None:
+    def test_unsupported_filters_are_400(self, scim: httpx2.Client, aws_error: ErrorCheck, expression: str) -> None:
         """Only eq, two clauses at most joined by and, known attributes; else "Invalid Filter format"."""
         response = scim.get("Users", params={"filter": expression})
         assert aws_error(response, 400)["detail"] == "Invalid Filter format"
@@ -189,12 +185,8 @@ class TestFilters:
             "Operations": [{"op": "add", "path": f"{urn}:manager.value", "value": many_users[1]}],
         }
         assert scim.patch(f"Users/{many_users[0]}", json=body).status_code == 200
-        hit = scim.get(
-            "Users", params={"filter": f'manager eq "{many_users[1]}" and id eq "{many_users[0]}"'}
-        )
-        miss = scim.get(
-            "Users", params={"filter": f'id eq "{many_users[0]}" and manager eq "{many_users[2]}"'}
-        )
+        hit = scim.get("Users", params={"filter": f'manager eq "{many_users[1]}" and id eq "{many_users[0]}"'})
+        miss = scim.get("Users", params={"filter": f'id eq "{many_users[0]}" and manager eq "{many_users[2]}"'})
         assert [u["id"] for u in hit.json()["Resources"]] == [many_users[0]]
         assert miss.json()["Resources"] == []
 

@@ -95,17 +95,13 @@ class TestServer:
             httpx2.Client(base_url=emu.url, headers=AUTH, limits=httpx2.Limits(max_connections=16)) as client,
             ThreadPoolExecutor(16) as pool,
         ):
-            statuses = list(
-                pool.map(lambda _: client.post("Users", json=user_body(1)).status_code, range(32))
-            )
+            statuses = list(pool.map(lambda _: client.post("Users", json=user_body(1)).status_code, range(32)))
         assert sorted(statuses) == [201] + [409] * 31
 
     def test_early_error_keeps_connection_usable(self, emu: RunningEmulator) -> None:
         """A 401 to a request with an unread body does not corrupt the next request on the same connection."""
         with httpx2.Client(base_url=emu.url) as client:
-            refused = client.post(
-                "Users", content=b'{"userName": "x"}' * 100, headers={"Authorization": "Bearer no"}
-            )
+            refused = client.post("Users", content=b'{"userName": "x"}' * 100, headers={"Authorization": "Bearer no"})
             accepted = client.get("Users", headers=AUTH)
         assert (refused.status_code, accepted.status_code) == (401, 200)
 
@@ -153,9 +149,7 @@ class TestStateHelpers:
 
     def test_find_user_ignores_case(self, emu: RunningEmulator) -> None:
         """find_user matches userName without regard to case and returns None when absent."""
-        user = emu.state.add_user(
-            user_name="Ann@Example.com", display_name="Ann", given_name="A", family_name="N"
-        )
+        user = emu.state.add_user(user_name="Ann@Example.com", display_name="Ann", given_name="A", family_name="N")
         found = emu.state.find_user("ann@example.COM")
         assert found is not None
         assert found["id"] == user["id"]

@@ -24,9 +24,7 @@ class TestAuth:
         response = httpx2.get(emu.url + "Users")
         aws_error(response, 401)
 
-    @pytest.mark.parametrize(
-        "header", ["Bearer wrong", "Basic ZW11bGF0b3ItdGVzdC10b2tlbg==", "emulator-test-token"]
-    )
+    @pytest.mark.parametrize("header", ["Bearer wrong", "Basic ZW11bGF0b3ItdGVzdC10b2tlbg==", "emulator-test-token"])
     def test_wrong_token_is_401(self, emu: RunningEmulator, aws_error: ErrorCheck, header: str) -> None:
         """A wrong token, another scheme, or a bare token is refused with 401."""
         response = httpx2.get(emu.url + "Users", headers={"Authorization": header})
@@ -109,15 +107,11 @@ class TestCreate:
         """A 128-character userName is within the limit."""
         assert scim.post("Users", json=user_body(7, userName="b" * 128)).status_code == 201
 
-    def test_long_display_name_is_refused(
-        self, scim: httpx2.Client, user_body: Body, aws_error: ErrorCheck
-    ) -> None:
+    def test_long_display_name_is_refused(self, scim: httpx2.Client, user_body: Body, aws_error: ErrorCheck) -> None:
         """Other strings are at most 1024 characters."""
         aws_error(scim.post("Users", json=user_body(8, displayName="x" * 1025)), 400)
 
-    def test_two_emails_are_refused(
-        self, scim: httpx2.Client, user_body: Body, aws_error: ErrorCheck
-    ) -> None:
+    def test_two_emails_are_refused(self, scim: httpx2.Client, user_body: Body, aws_error: ErrorCheck) -> None:
         """More than one email is 400 with AWS's "exceeds allowed limit of 1" text."""
         emails = [
             {"value": "a@example.com", "type": "work", "primary": True},
@@ -163,22 +157,16 @@ class TestUniqueness:
         response = scim.post("Users", json=user_body(2, userName="bjensen@example.COM"))
         assert aws_error(response, 409)["detail"] == DUPLICATE
 
-    def test_duplicate_email_is_409(
-        self, scim: httpx2.Client, user_body: Body, aws_error: ErrorCheck
-    ) -> None:
+    def test_duplicate_email_is_409(self, scim: httpx2.Client, user_body: Body, aws_error: ErrorCheck) -> None:
         """Two users may not share a primary email, whatever its case."""
         scim.post("Users", json=user_body(1))
         emails = [{"value": "USER1@example.com", "type": "work", "primary": True}]
         assert aws_error(scim.post("Users", json=user_body(2, emails=emails)), 409)["detail"] == DUPLICATE
 
-    def test_duplicate_external_id_is_409(
-        self, scim: httpx2.Client, user_body: Body, aws_error: ErrorCheck
-    ) -> None:
+    def test_duplicate_external_id_is_409(self, scim: httpx2.Client, user_body: Body, aws_error: ErrorCheck) -> None:
         """Two users may not share an externalId."""
         scim.post("Users", json=user_body(1))
-        assert (
-            aws_error(scim.post("Users", json=user_body(2, externalId="ext-1")), 409)["detail"] == DUPLICATE
-        )
+        assert aws_error(scim.post("Users", json=user_body(2, externalId="ext-1")), 409)["detail"] == DUPLICATE
 
     def test_put_colliding_is_409(
         self, scim: httpx2.Client, create_user: Callable[..., str], user_body: Body, aws_error: ErrorCheck
@@ -204,9 +192,7 @@ class TestReadReplaceDelete:
         body = aws_error(scim.get("Users/00000000-0000-4000-8000-000000000000"), 404)
         assert body["detail"] == "Specified user or endpoint does not exist"
 
-    def test_put_replaces_the_user(
-        self, scim: httpx2.Client, create_user: Callable[..., str], user_body: Body
-    ) -> None:
+    def test_put_replaces_the_user(self, scim: httpx2.Client, create_user: Callable[..., str], user_body: Body) -> None:
         """PUT answers 200 with the full, replaced user; attributes left out are gone."""
         user_id = create_user(1, nickName="Babs")
         response = scim.put(f"Users/{user_id}", json=user_body(1, displayName="Barbara"))
@@ -321,9 +307,7 @@ class TestPatch:
         aws_error(scim.patch(f"Users/{user_id}", json=body), 400)
         assert scim.get(f"Users/{user_id}").json()["active"] is True
 
-    def test_patch_unknown_user_is_404(
-        self, scim: httpx2.Client, patch_body: Body, aws_error: ErrorCheck
-    ) -> None:
+    def test_patch_unknown_user_is_404(self, scim: httpx2.Client, patch_body: Body, aws_error: ErrorCheck) -> None:
         """PATCH of an unknown id is 404."""
         body = patch_body({"op": "replace", "path": "active", "value": False})
         aws_error(scim.patch("Users/00000000-0000-4000-8000-000000000000", json=body), 404)
