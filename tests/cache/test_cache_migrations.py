@@ -122,9 +122,7 @@ def test_concurrent_upgrades_both_succeed(blank_cache: Cache, db_url: str) -> No
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2)
     results = context.Queue()
-    processes = [
-        context.Process(target=_upgrade_in_another_process, args=(db_url, barrier, results)) for _ in range(2)
-    ]
+    processes = [context.Process(target=_upgrade_in_another_process, args=(db_url, barrier, results)) for _ in range(2)]
     for process in processes:
         process.start()
     try:
