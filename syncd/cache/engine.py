@@ -53,6 +53,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 10
 
 _USERINFO = re.compile(r"(?P<head>://[^/@:]*:)[^/@]*@")
+_ANY_USERINFO = re.compile(r"(?P<head>:)[^@]*@")
 
 
 def mask_url(url: str | URL) -> str:
@@ -66,7 +67,8 @@ def mask_url(url: str | URL) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
-        return _USERINFO.sub(r"\g<head>***@", url)
+        # Not a URL SQLAlchemy understands: hide whatever sits between a ":" and an "@".
+        return _ANY_USERINFO.sub(r"\g<head>***@", _USERINFO.sub(r"\g<head>***@", url))
 
 
 def normalise_url(url: str | URL) -> URL:

@@ -45,6 +45,10 @@ _LOAD_BATCH = 5_000
 _IN_CHUNK = 500
 """Ids per ``IN (...)`` list, well under SQLite's and PostgreSQL's parameter limits."""
 
+_DB_ERRORS = (SQLAlchemyError, TypeError, ValueError)
+"""What a statement may raise: the database's errors, and a value the driver cannot encode or
+decode (psycopg runs the JSON serialiser itself, so its TypeError arrives unwrapped)."""
+
 _INTERRUPTED_ERROR = "interrupted: the process running it stopped before it finished"
 
 
@@ -205,7 +209,7 @@ class Cache:
                     connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
                 with connection.begin():
                     yield connection
-        except SQLAlchemyError as exc:
+        except _DB_ERRORS as exc:
             raise CacheError(
                 f"cannot write to cache {self._url} ({what}): {describe_error(exc, self._engine.url)}"
             ) from exc
@@ -219,7 +223,7 @@ class Cache:
                     connection.execution_options(isolation_level="REPEATABLE READ")
                 with connection.begin():
                     yield connection
-        except SQLAlchemyError as exc:
+        except _DB_ERRORS as exc:
             raise CacheError(
                 f"cannot read cache {self._url} ({what}): {describe_error(exc, self._engine.url)}"
             ) from exc
@@ -479,25 +483,30 @@ class Cache:
     ) -> None:
         """Record how run ``run_id`` ended; audit entries are no longer tagged with it.
 
+        The run stops being current even if this write fails: it then stays "running" in the
+        database, and the next :meth:`interrupt_stale_runs` marks it "interrupted".
+
         Raises:
-            CacheError: there is no run ``run_id``.
+            CacheError: there is no run ``run_id``, or the write failed.
         """
-        with self._write("finish_run") as connection:
-            result = connection.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(
-                    finished_at=_now(),
-                    status=status,
-                    counts=dict(counts),
-                    requests=dict(requests),
-                    error=error,
+        try:
+            with self._write("finish_run") as connection:
+                result = connection.execute(
+                    update(runs)
+                    .where(runs.c.id == run_id)
+                    .values(
+                        finished_at=_now(),
+                        status=status,
+                        counts=dict(counts),
+                        requests=dict(requests),
+                        error=error,
+                    )
                 )
-            )
-            if result.rowcount != 1:
-                raise CacheError(f"cannot finish run {run_id}: the cache has no such run")
-        if self._run_id == run_id:
-            self._run_id = None
+                if result.rowcount != 1:
+                    raise CacheError(f"cannot finish run {run_id}: the cache has no such run")
+        finally:
+            if self._run_id == run_id:
+                self._run_id = None
 
     def interrupt_stale_runs(self) -> int:
         """Mark runs still "running" as "interrupted" (their process died); returns how many.

@@ -28,6 +28,22 @@ BACKENDS = [
 ]
 
 
+def _drop_abandoned_databases(connection: sa.Connection) -> None:
+    """Drop syncd_test_* databases a killed session left behind: idle and over an hour old."""
+    try:
+        names = connection.execute(
+            sa.text(
+                "SELECT datname FROM pg_database d WHERE datname LIKE 'syncd\\_test\\_%' "
+                "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname) "
+                "AND (pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification < now() - interval '1 hour'"
+            )
+        ).scalars()
+        for stale in list(names):
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{stale}"')
+    except sa.exc.DBAPIError:
+        pass  # no right to read the data directory (not a superuser): leave them
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL database for this session; dropped at the end."""
@@ -35,6 +51,7 @@ def postgres_url() -> Iterator[str]:
     name = f"syncd_test_{secrets.token_hex(6)}"
     try:
         with admin.connect() as connection:
+            _drop_abandoned_databases(connection)
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     except sa.exc.SQLAlchemyError as exc:
         admin.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import multiprocessing
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,16 @@ def test_migrations_path_finds_the_environment() -> None:
     assert Path(__file__).resolve().parents[2] / "migrations" == path
     assert (path / "env.py").is_file()
     assert (path / "versions" / "0001_initial.py").is_file()
+
+
+def test_an_installed_package_uses_its_own_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When syncd/_migrations exists (the wheel), it is used instead of the checkout's migrations/."""
+    packaged = tmp_path / "syncd" / "_migrations"
+    packaged.mkdir(parents=True)
+    (packaged / "env.py").write_text("")
+    monkeypatch.setattr(importlib.resources, "files", lambda package: tmp_path / package)
+
+    assert packaged == migrations_path()
 
 
 def test_a_fresh_database_needs_an_upgrade(blank_cache: Cache) -> None:
