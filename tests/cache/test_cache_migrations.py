@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
+from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
 from syncd.cache import Cache, migrations_path
-from syncd.cache.migrate import downgrade, head_revisions
+from syncd.cache.migrate import downgrade, head_revisions, migration_transaction
 from syncd.cache.tables import metadata
 from syncd.errors import CacheError
-from syncd.state import CachedUser
+from syncd.state import CachedGroup, CachedUser
 
 
 TABLES = {"users", "groups", "memberships", "runs", "audit", "kv"}
@@ -149,3 +150,25 @@ def test_concurrent_upgrades_both_succeed(blank_cache: Cache, db_url: str) -> No
 
     assert ["ok", "ok"] == outcomes
     assert not blank_cache.needs_upgrade()
+
+
+def test_a_table_copying_migration_keeps_memberships_on_sqlite(tmp_path: Path) -> None:
+    """A batch migration that recreates users (copy and drop) does not cascade-delete memberships.
+
+    SQLite only: it is the backend where batch mode copies tables and where dropping the old
+    table would fire ON DELETE CASCADE if foreign keys stayed on.
+    """
+    with Cache.open(f"sqlite:///{tmp_path / 'syncd.db'}") as cache:
+        cache.upgrade()
+        cache.put_user(CachedUser("u1", "t1", "alice@example.com", "d"))
+        cache.put_group(CachedGroup("g1", "tg1", "eng", "d"))
+        cache.add_memberships("g1", ["u1"])
+
+        with migration_transaction(cache.engine) as connection:
+            operations = Operations(MigrationContext.configure(connection))
+            with operations.batch_alter_table("users", recreate="always") as batch:
+                batch.alter_column("user_name", existing_type=sa.String(), nullable=False)
+
+        assert {("g1", "u1")} == cache.load().memberships
+        with cache.engine.connect() as connection:
+            assert 1 == connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
