@@ -67,10 +67,18 @@ def _unique(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+_ORIGINS = ("created", "adopted")
+
+
 def _origin(value: str) -> Origin:
-    if value not in ("created", "adopted"):
+    if value not in _ORIGINS:
         raise CacheError(f"the cache holds an unknown origin {value!r}")
     return cast(Origin, value)
+
+
+def _check_origin(value: str) -> None:
+    if value not in _ORIGINS:
+        raise ValueError(f"origin must be one of {_ORIGINS}, not {value!r}")
 
 
 class _Statements:
@@ -304,7 +312,9 @@ class Cache:
         Raises:
             CacheError: the write failed (e.g. another user already has ``user.target_id``);
                 nothing was written, not even the audit entry.
+            ValueError: ``user.origin`` is not "created" or "adopted".
         """
+        _check_origin(user.origin)
         with self._write("put_user") as connection:
             connection.execute(
                 self._stmts.upsert_user,
@@ -332,7 +342,9 @@ class Cache:
 
         Raises:
             CacheError: the write failed; nothing was written, not even the audit entry.
+            ValueError: ``group.origin`` is not "created" or "adopted".
         """
+        _check_origin(group.origin)
         with self._write("put_group") as connection:
             connection.execute(
                 self._stmts.upsert_group,

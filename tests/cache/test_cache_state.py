@@ -142,6 +142,16 @@ def test_a_clashing_target_id_is_refused(cache: Cache) -> None:
     assert {ALICE.source_id: ALICE} == cache.load().users
 
 
+def test_an_unknown_origin_is_refused(cache: Cache) -> None:
+    """An origin other than "created" or "adopted" is refused before anything is written."""
+    odd = CachedUser("00u9", "t-odd", "odd@example.com", "d", origin="imported")  # type: ignore[arg-type]
+
+    with pytest.raises(ValueError, match="origin"):
+        cache.put_user(odd)
+
+    assert {} == cache.load().users
+
+
 def test_forget_user_drops_its_memberships(cache: Cache) -> None:
     """forget_user removes the user and every membership it had, and nothing else."""
     _fill(cache)
