@@ -21,7 +21,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -221,6 +221,7 @@ class HttpSession:
         self._retryable = retryable
         self._buckets: dict[str, RateLimit] = {}
         self._server_offset = 0.0  # server clock minus ours, from the latest Date header
+        self._in_flight: dict[str, int] = {}  # requests sent and not yet answered, per bucket
 
     def server_now(self) -> float:
         """Our best estimate of the server's clock now."""
@@ -254,10 +255,8 @@ class HttpSession:
             del self._buckets[bucket]  # the window rolled over; the next response tells the new one
             return
         keep = max(1, math.ceil(state.limit * self.reserve))
-        if state.remaining > keep:
-            # Count this request against the estimate now, so that requests sent in parallel
-            # before any of them answers do not all spend the same last slots.
-            self._buckets[bucket] = replace(state, remaining=state.remaining - 1)
+        # The last Remaining we saw does not count requests still in flight (sent in parallel).
+        if state.remaining - self._in_flight.get(bucket, 0) > keep:
             return
         await self._wait(
             until_reset + self.margin + self._jitter(),
@@ -310,6 +309,7 @@ class HttpSession:
         while True:
             await self._pace(key)
             self.requests += 1
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
             try:
                 response = await self.client.request(method, url, params=params, headers=headers, data=data)
             except httpx2.TransportError as exc:
@@ -318,7 +318,13 @@ class HttpSession:
                         f"cannot reach {self.provider} ({method} {httpx2.URL(url).path}): "
                         f"{type(exc).__name__}, still failing after {self.max_retries} retries"
                     ) from exc
-                await self._wait(self._backoff(attempt), "network error", error=type(exc).__name__)
+                failure: httpx2.TransportError | None = exc
+            else:
+                failure = None
+            finally:
+                self._in_flight[key] -= 1
+            if failure is not None:
+                await self._wait(self._backoff(attempt), "network error", error=type(failure).__name__)
                 attempt += 1
                 continue
             limits = self._observe(key, response)

@@ -142,9 +142,7 @@ async def test_client_errors_are_returned_not_retried() -> None:
 @pytest.mark.anyio
 async def test_server_errors_past_the_retries_raise() -> None:
     """503s past max_retries raise SourceError naming the status and the path."""
-    session, recorder = await _session(
-        httpx2.MockTransport(lambda request: httpx2.Response(503)), max_retries=2
-    )
+    session, recorder = await _session(httpx2.MockTransport(lambda request: httpx2.Response(503)), max_retries=2)
 
     with pytest.raises(SourceError, match=r"Test kept answering HTTP 503 to GET /x; gave up after 2 retries"):
         await session.request("GET", "https://acme.okta.com/x")
@@ -187,3 +185,41 @@ async def test_gather_bounded_raises_the_first_failure_and_cancels_the_rest() ->
     with pytest.raises(SourceError, match="listing 1 failed"):
         await gather_bounded([lambda n=n: job(n) for n in range(20)], 2)
     assert len(finished) < 19
+
+
+@pytest.mark.anyio
+async def test_requests_in_flight_count_against_remaining() -> None:
+    """Parallel requests not yet answered are subtracted from Remaining before deciding to wait."""
+    date = 1750000000
+    gate = asyncio.Event()
+    calls = 0
+
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            await gate.wait()  # hold every later request in flight
+        return httpx2.Response(
+            200,
+            headers={
+                "Date": "Sun, 15 Jun 2025 15:06:40 GMT",
+                "X-Rate-Limit-Limit": "20",
+                "X-Rate-Limit-Remaining": "5",
+                "X-Rate-Limit-Reset": str(date + 30),
+            },
+        )
+
+    session, recorder = await _session(httpx2.MockTransport(handler), clock=lambda: float(date))
+    await session.request("GET", "https://acme.okta.com/api/v1/users")
+    held = [asyncio.create_task(session.request("GET", "https://acme.okta.com/api/v1/users")) for _ in range(3)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert recorder.sleeps == []  # 5, 4 and 3 left after the ones in flight: above the reserve of 2
+
+    fourth = asyncio.create_task(session.request("GET", "https://acme.okta.com/api/v1/users"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(*held, fourth)
+
+    assert recorder.sleeps == [30 + 1.0]  # 5 minus 3 in flight is the reserve: wait for the reset
