@@ -446,6 +446,18 @@ class FakeOkta:
                 user.profile[key] = value
         user.last_updated = self.now
 
+    def touch_user(self, user_id: str) -> None:
+        """Bump a user's ``lastUpdated`` without changing anything else."""
+        self.users[user_id].last_updated = self.now
+
+    def touch_group(self, group_id: str, *, membership: bool = False) -> None:
+        """Bump a group's ``lastUpdated`` (or ``lastMembershipUpdated`` with ``membership``)."""
+        group = self.groups[group_id]
+        if membership:
+            group.last_membership_updated = self.now
+        else:
+            group.last_updated = self.now
+
     def set_status(self, user_id: str, status: str) -> None:
         """Move a user to ``status``; bumps ``statusChanged`` and ``lastUpdated``."""
         assert status in STATUSES, status

@@ -249,3 +249,17 @@ async def test_an_incremental_failure_fails_the_read(fake: FakeOkta, make_source
 
     with pytest.raises(SourceError):
         await read(source, full=False, state=first.state)
+
+
+@pytest.mark.parametrize("membership", [False, True])
+async def test_a_moved_group_timestamp_rereads_its_members(
+    fake: FakeOkta, make_source: MakeSource, membership: bool
+) -> None:
+    """A group whose lastUpdated or lastMembershipUpdated moved has its members read again."""
+    first, source, org = await _full_then_change(fake, make_source)
+    fake.touch_group(org["groups"]["gamma"], membership=membership)
+
+    result = await read(source, full=False, state=first.state)
+
+    assert fake.member_listings() == [org["groups"]["gamma"]]
+    assert summary(result) == summary(first)
