@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -126,11 +127,30 @@ class RunResult:
 
 
 class _Mirror:
-    """The cache, plus an in-memory copy of its state kept equal as changes are recorded."""
+    """The cache, plus an in-memory copy of its state kept equal as changes are recorded.
+
+    Memberships are indexed by group and by user, so that forgetting one object costs the size
+    of its own memberships, not of the whole directory's.
+    """
 
     def __init__(self, cache: CacheLike, state: CacheState) -> None:
         self.cache = cache
         self.state = state
+        self.by_group: dict[str, set[str]] = defaultdict(set)
+        self.by_user: dict[str, set[str]] = defaultdict(set)
+        for group_sid, user_sid in state.memberships:
+            self.by_group[group_sid].add(user_sid)
+            self.by_user[user_sid].add(group_sid)
+        self._user_owner = {c.target_id: sid for sid, c in state.users.items()}
+        self._group_owner = {c.target_id: sid for sid, c in state.groups.items()}
+
+    def memberships(self) -> set[tuple[str, str]]:
+        """Every cached (group, user) pair, as the plan takes them."""
+        return {(g, u) for g, users in self.by_group.items() for u in users}
+
+    def members_of(self, group_sid: str) -> set[str]:
+        """The cached members of one group."""
+        return set(self.by_group.get(group_sid, ()))
 
     def user_target(self, source_id: str) -> str | None:
         cached = self.state.users.get(source_id)
@@ -141,57 +161,77 @@ class _Mirror:
         return cached.target_id if cached else None
 
     def owner_of_user(self, target_id: str) -> str | None:
-        return next((sid for sid, c in self.state.users.items() if c.target_id == target_id), None)
+        return self._user_owner.get(target_id)
 
     def owner_of_group(self, target_id: str) -> str | None:
-        return next((sid for sid, c in self.state.groups.items() if c.target_id == target_id), None)
+        return self._group_owner.get(target_id)
+
+    def user_by_target(self) -> dict[str, str]:
+        """Identity Center user id → source id, for every managed user."""
+        return dict(self._user_owner)
 
     def put_user(self, user: CachedUser, audit: AuditEntry) -> None:
         previous = self.state.users.get(user.source_id)
         if previous is not None and previous.target_id != user.target_id:
             self.forget_memberships(user_source_id=user.source_id)
+            self._user_owner.pop(previous.target_id, None)
         self.cache.put_user(user, audit)
         self.state.users[user.source_id] = user
+        self._user_owner[user.target_id] = user.source_id
 
     def forget_user(self, source_id: str, audit: AuditEntry) -> None:
         self.cache.forget_user(source_id, audit)
-        self.state.users.pop(source_id, None)
-        self.state.memberships = {p for p in self.state.memberships if p[1] != source_id}
+        previous = self.state.users.pop(source_id, None)
+        if previous is not None:
+            self._user_owner.pop(previous.target_id, None)
+        self._drop_user(source_id)
 
     def put_group(self, group: CachedGroup, audit: AuditEntry) -> None:
         previous = self.state.groups.get(group.source_id)
         if previous is not None and previous.target_id != group.target_id:
             self.forget_memberships(group_source_id=group.source_id)
+            self._group_owner.pop(previous.target_id, None)
         self.cache.put_group(group, audit)
         self.state.groups[group.source_id] = group
+        self._group_owner[group.target_id] = group.source_id
 
     def forget_group(self, source_id: str, audit: AuditEntry) -> None:
         self.cache.forget_group(source_id, audit)
-        self.state.groups.pop(source_id, None)
-        self.state.memberships = {p for p in self.state.memberships if p[0] != source_id}
+        previous = self.state.groups.pop(source_id, None)
+        if previous is not None:
+            self._group_owner.pop(previous.target_id, None)
+        self._drop_group(source_id)
 
     def add_members(self, group_sid: str, user_sids: list[str], audit: AuditEntry | None) -> None:
         self.cache.add_memberships(group_sid, user_sids, audit)
-        self.state.memberships.update((group_sid, u) for u in user_sids)
+        self.by_group[group_sid].update(user_sids)
+        for user_sid in user_sids:
+            self.by_user[user_sid].add(group_sid)
 
     def remove_members(self, group_sid: str, user_sids: list[str], audit: AuditEntry | None) -> None:
         self.cache.remove_memberships(group_sid, user_sids, audit)
-        self.state.memberships.difference_update((group_sid, u) for u in user_sids)
+        self.by_group[group_sid].difference_update(user_sids)
+        for user_sid in user_sids:
+            self.by_user[user_sid].discard(group_sid)
 
     def forget_memberships(self, *, group_source_id: str | None = None, user_source_id: str | None = None) -> None:
         self.cache.forget_memberships(group_source_id=group_source_id, user_source_id=user_source_id)
-        self.state.memberships = {
-            (g, u)
-            for g, u in self.state.memberships
-            if not (
-                (group_source_id is not None and g == group_source_id)
-                or (user_source_id is not None and u == user_source_id)
-            )
-        }
+        if group_source_id is not None:
+            self._drop_group(group_source_id)
+        if user_source_id is not None:
+            self._drop_user(user_source_id)
+
+    def _drop_user(self, user_sid: str) -> None:
+        for group_sid in self.by_user.pop(user_sid, set()):
+            self.by_group[group_sid].discard(user_sid)
+
+    def _drop_group(self, group_sid: str) -> None:
+        for user_sid in self.by_group.pop(group_sid, set()):
+            self.by_user[user_sid].discard(group_sid)
 
     def set_members(self, group_sid: str, user_sids: set[str]) -> None:
         """Make the cached members of a group exactly ``user_sids`` (what a full resync read)."""
-        have = {u for g, u in self.state.memberships if g == group_sid}
+        have = self.members_of(group_sid)
         if have - user_sids:
             self.remove_members(group_sid, sorted(have - user_sids), None)
         if user_sids - have:
@@ -379,7 +419,7 @@ class _Applier:
         deleting_groups = [c.source_id for c in by_phase.get(Phase.DELETE_GROUPS, [])]
         members = membership_changes(
             self.snapshot,
-            self.mirror.state.memberships,
+            self.mirror.memberships(),
             deleting_users=deleting_users,
             deleting_groups=deleting_groups,
         )
@@ -484,7 +524,7 @@ class _Applier:
 
     def _refresh_memberships(self, live: LiveState) -> None:
         """Make the cached memberships of managed groups what Identity Center really holds."""
-        by_target = {c.target_id: sid for sid, c in self.mirror.state.users.items()}
+        by_target = self.mirror.user_by_target()
         for gsid, cached in list(self.mirror.state.groups.items()):
             if cached.target_id not in live.members:
                 continue
@@ -702,7 +742,7 @@ class _Applier:
             AuditEntry("adopt_group", "group", group.source_id, found.target_id, None, data, "ok: adopted after 409"),
         )
         # Its members are unknown: read them so the member phase adds only what is missing.
-        by_target = {c.target_id: sid for sid, c in self.mirror.state.users.items()}
+        by_target = self.mirror.user_by_target()
         present = await self.target.list_member_ids(found.target_id)
         self.mirror.set_members(group.source_id, {by_target[t] for t in present if t in by_target})
         if data != group.payload():
@@ -770,7 +810,7 @@ class _Applier:
                     group,
                     drift=True,
                 )
-                current = {p for p in self.mirror.state.memberships if p[0] == group.source_id}
+                current = {(group.source_id, u) for u in self.mirror.members_of(group.source_id)}
                 single = Snapshot(users=self.snapshot.users, groups={group.source_id: group})
                 for again in membership_changes(single, current):
                     if again.action is Action.ADD_MEMBERS:

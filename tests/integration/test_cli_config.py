@@ -156,12 +156,13 @@ class TestCommands:
         proc = subprocess.Popen(
             [sys.executable, "-m", "syncd", "emulator", "--port", "0", "--token", "env:EMU_TOKEN"],
             env=env,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
         )
         try:
-            assert proc.stderr is not None
-            line = proc.stderr.readline()
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
             url = line.split(" at ", 1)[1].strip()
             assert 401 == httpx2.get(url + "Users").status_code
             ok = httpx2.get(url + "Users", headers={"Authorization": "Bearer emu-secret"})
