@@ -70,6 +70,7 @@ from connectors.base import ReadContext, SourceError, SourceType, register
 from syncd.errors import SourceAuthError
 from syncd.model import Skipped, SourceGroup, SourceRead, SourceUser
 from syncd.normalise import Scope
+from syncd.secrets import Secret
 
 
 __all__ = ["OktaSettings", "OktaSource"]
@@ -167,16 +168,19 @@ class OktaSettings(BaseModel):
 
     Give either ``token`` (an SSWS API token) or ``client_id`` + ``private_key`` (an OAuth
     service app with public-key client authentication, granted ``scopes`` and a read-only
-    admin role). Secrets arrive resolved, as SecretStr; they never appear in messages.
+    admin role). Secrets may be written env:NAME or file:PATH (syncd.secrets); they are held as
+    SecretStr and never appear in messages.
     """
 
     # Validation errors must not echo the input: it holds the token or the private key.
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     url: str = Field(description="The org URL, e.g. https://acme.okta.com (not the -admin URL).")
-    token: SecretStr | None = Field(None, description="SSWS API token.")
+    token: Secret | None = Field(None, description="SSWS API token (env:NAME and file:PATH work).")
     client_id: str | None = Field(None, description="OAuth service app client id.")
-    private_key: SecretStr | None = Field(None, description="The service app's private key, PEM or JWK JSON.")
+    private_key: Secret | None = Field(
+        None, description="The service app's private key, PEM or JWK JSON (env:NAME and file:PATH work)."
+    )
     key_id: str | None = Field(None, description="kid of the key registered with the app (JWK kid by default).")
     scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
     full_read_every: Duration = Field(timedelta(hours=24), description='e.g. "30s", "15m", "24h", "7d".')
