@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from syncd.check import CheckResult
 from syncd.engine import RunResult
 from syncd.plan import Action, Change, Plan
 from syncd.state import RunRecord
@@ -97,3 +98,34 @@ def runs_table(runs: list[RunRecord]) -> Table:
             (run.error or "")[:120],
         )
     return table
+
+
+def check_tables(result: CheckResult, *, limit: int = 50) -> list[Table]:
+    """``syncd check``: counts, the synced groups with their member counts, and skipped records."""
+    snapshot = result.snapshot
+    counts = Table(title=f"Read from the {result.source_type} source ({result.requests} requests)")
+    counts.add_column("")
+    counts.add_column("read", justify="right")
+    counts.add_column("to sync", justify="right")
+    active = sum(1 for u in snapshot.users.values() if u.active)
+    counts.add_row("users", str(result.users_read), f"{len(snapshot.users)} ({active} active)")
+    counts.add_row("groups", str(result.groups_read), str(len(snapshot.groups)))
+    counts.add_row("memberships", "", str(sum(len(g.members) for g in snapshot.groups.values())))
+    counts.add_row("skipped records", "", str(len(snapshot.skipped)))
+
+    groups = Table(title="Groups to sync (largest first)")
+    groups.add_column("group")
+    groups.add_column("members", justify="right")
+    ranked = sorted(snapshot.groups.values(), key=lambda g: (-len(g.members), g.display_name))
+    for group in ranked[:limit]:
+        groups.add_row(group.display_name, str(len(group.members)))
+    if len(ranked) > limit:
+        groups.add_row(f"… {len(ranked) - limit} more", "")
+
+    skipped = Table(title="Skipped records")
+    skipped.add_column("kind")
+    skipped.add_column("id")
+    skipped.add_column("reason")
+    for skip in snapshot.skipped[:limit]:
+        skipped.add_row(skip.kind, skip.id, skip.reason)
+    return [counts, groups, skipped] if snapshot.skipped else [counts, groups]

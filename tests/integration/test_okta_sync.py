@@ -152,3 +152,20 @@ def test_bad_okta_token_fails_with_a_clear_message(
     assert "token" in out["errors"][0].lower()
     assert "00T-wrong-token" not in json.dumps(out)
     assert 0 == emulator.stats.writes
+
+
+@pytest.mark.usefixtures("env")
+def test_check_shows_what_was_read(okta: FakeOkta, emulator: RunningEmulator, tmp_path: Path) -> None:
+    """`syncd check --json` reports the groups, users and skipped records read from Okta and writes nothing."""
+    alice = okta.add_user("alice@example.com", firstName="Alice", lastName="A")
+    staged = okta.add_user("new@example.com", status="STAGED", firstName="New", lastName="Hire")
+    group = okta.add_group("aws-admins")
+    okta.add_member(group, alice, staged)
+    config = write_config(tmp_path, okta, emulator)
+    result = runner.invoke(app, ["--log-level", "WARNING", "check", "--config", str(config), "--json"])
+    assert 0 == result.exit_code, result.output
+    data = json.loads(result.stdout)
+    assert ({"aws-admins": 1}, 1) == (data["groups"], data["users"])
+    assert [staged] == [s["id"] for s in data["skipped"]]
+    assert 0 == emulator.stats.total
+    assert not (tmp_path / "syncd.db").exists()
