@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,7 +33,7 @@ from syncd.errors import (
     TargetUnavailable,
 )
 from syncd.guard import Limit, check
-from syncd.model import Group, Skipped, Snapshot, User, digest
+from syncd.model import Assignment, Group, Skipped, Snapshot, User, digest
 from syncd.normalise import Scope, build_snapshot
 from syncd.plan import (
     Action,
@@ -80,6 +80,29 @@ class CacheLike(Protocol):
     def get_value(self, key: str) -> Any | None: ...
     def set_value(self, key: str, value: Any) -> None: ...
     def runs(self, limit: int = 10) -> list[RunRecord]: ...
+
+
+class Assigner(Protocol):
+    """Turns synced groups into account assignments (see :mod:`syncd.assignments`).
+
+    ``plan`` resolves the rules (an unknown permission set, account or OU raises
+    :class:`~syncd.errors.AssignmentError` before any write) and returns CREATE_ASSIGNMENT and
+    DELETE_ASSIGNMENT changes. ``made`` holds the assignments syncd created (from the cache);
+    ``group_targets`` maps group source ids to Identity Center ids where they exist already.
+    ``apply`` runs those changes once groups exist, calling ``on_done(change, error)`` as each
+    operation ends (``error`` None on success) so that the engine records it as it lands.
+    """
+
+    async def plan(
+        self, snapshot: Snapshot, made: set[Assignment], group_targets: Mapping[str, str]
+    ) -> list[Change]: ...
+
+    async def apply(
+        self,
+        changes: list[Change],
+        group_targets: Mapping[str, str],
+        on_done: Callable[[Change, str | None], None],
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,27 @@ class Group:
         return digest(self.payload())
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Assignment:
+    """A group's access: a permission set in an AWS account (sso-admin account assignment).
+
+    ``group`` is the group's source id; the names are for people to read and may be empty.
+    """
+
+    group: str
+    account_id: str
+    permission_set_arn: str
+    group_name: str = field(default="", compare=False)
+    permission_set_name: str = field(default="", compare=False)
+    account_name: str = field(default="", compare=False)
+
+    def describe(self) -> str:
+        """``group → permission set @ account``."""
+        ps = self.permission_set_name or self.permission_set_arn.rsplit("/", 1)[-1]
+        account = f"{self.account_name} ({self.account_id})" if self.account_name else self.account_id
+        return f"{self.group_name or self.group} → {ps} @ {account}"
+
+
 @dataclass(slots=True)
 class Snapshot:
     """The normalised directory: what Identity Center should hold after the run."""

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncd.model import Group, Snapshot, User
+from syncd.model import Assignment, Group, Snapshot, User
 from syncd.state import CachedGroup, CacheState
 
 
@@ -49,6 +49,8 @@ class Action(enum.StrEnum):
     REMOVE_MEMBERS = "remove_members"
     DELETE_GROUP = "delete_group"
     DELETE_USER = "delete_user"
+    CREATE_ASSIGNMENT = "create_assignment"
+    DELETE_ASSIGNMENT = "delete_assignment"
 
 
 class Phase(enum.IntEnum):
@@ -59,8 +61,9 @@ class Phase(enum.IntEnum):
     GROUPS = 2
     ADD_MEMBERS = 3
     REMOVE_MEMBERS = 4
-    DELETE_GROUPS = 5
-    DELETE_USERS = 6
+    ASSIGNMENTS = 5
+    DELETE_GROUPS = 6
+    DELETE_USERS = 7
 
 
 PHASE = {
@@ -77,10 +80,12 @@ PHASE = {
     Action.REMOVE_MEMBERS: Phase.REMOVE_MEMBERS,
     Action.DELETE_GROUP: Phase.DELETE_GROUPS,
     Action.DELETE_USER: Phase.DELETE_USERS,
+    Action.CREATE_ASSIGNMENT: Phase.ASSIGNMENTS,
+    Action.DELETE_ASSIGNMENT: Phase.ASSIGNMENTS,
 }
 
 WRITES = frozenset(PHASE) - {Action.ADOPT_USER, Action.ADOPT_GROUP, Action.FORGET_USER, Action.FORGET_GROUP}
-"""Actions that send a request to Identity Center; the rest only update the cache."""
+"""Actions that send a request to Identity Center (SCIM or sso-admin); the rest only update the cache."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,7 @@ class Change:
     members: tuple[str, ...] = ()
     before: Mapping[str, Any] | None = None
     reason: str = ""
+    assignment: Assignment | None = None
 
     @property
     def phase(self) -> Phase:
@@ -113,7 +119,9 @@ class Change:
         return self.action in WRITES
 
     def label(self) -> str:
-        """A short human name of the object: userName or group name."""
+        """A short human name of the object: userName, group name, or the assignment."""
+        if self.assignment is not None:
+            return self.assignment.describe()
         if self.user is not None:
             return self.user.user_name
         if self.group is not None:
@@ -290,6 +298,8 @@ def count_changes(changes: Iterable[Change]) -> dict[str, int]:
         Action.CREATE_GROUP: "groups_created",
         Action.UPDATE_GROUP: "groups_updated",
         Action.DELETE_GROUP: "groups_deleted",
+        Action.CREATE_ASSIGNMENT: "assignments_created",
+        Action.DELETE_ASSIGNMENT: "assignments_deleted",
     }
     for change in changes:
         if change.action in key:
