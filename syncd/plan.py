@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from syncd.model import Assignment, Group, Snapshot, User
 from syncd.state import CachedGroup, CacheState
@@ -177,6 +177,46 @@ class Matches:
     adopted_groups: frozenset[str]
 
 
+class _LiveObject(Protocol):
+    @property
+    def target_id(self) -> str: ...
+    @property
+    def external_id(self) -> str | None: ...
+
+
+LiveT = TypeVar("LiveT", bound=_LiveObject)
+
+
+def _match_kind(
+    wanted: Mapping[str, str],
+    cached_targets: Mapping[str, str],
+    live: Iterable[LiveT],
+    name_of: Callable[[LiveT], str],
+) -> tuple[dict[str, LiveT], set[str]]:
+    """Match one kind of object: ``wanted`` maps source ids to names, ``cached_targets`` to ids.
+
+    Returns the matches by source id and the source ids that were adopted (not cached).
+    """
+    live = list(live)
+    by_id = {o.target_id: o for o in live}
+    matched = {sid: by_id[tid] for sid, tid in cached_targets.items() if tid in by_id}
+    managed = set(cached_targets.values())
+    free = [o for o in live if o.target_id not in managed]
+    by_ext = {o.external_id: o for o in free if o.external_id}
+    by_name = {name_of(o).casefold(): o for o in free}
+    adopted: set[str] = set()
+    taken: set[str] = set()
+    for sid, name in wanted.items():
+        if sid in cached_targets:
+            continue
+        candidate = by_ext.get(sid) or by_name.get(name.casefold())
+        if candidate is not None and candidate.target_id not in taken:
+            taken.add(candidate.target_id)
+            matched[sid] = candidate
+            adopted.add(sid)
+    return matched, adopted
+
+
 def match_live(snapshot: Snapshot, cache: CacheState, live: LiveState) -> Matches:
     """Pair each source user and group with its live Identity Center object, if any.
 
@@ -185,47 +225,19 @@ def match_live(snapshot: Snapshot, cache: CacheState, live: LiveState) -> Matche
     (groups) the same displayName ignoring case; a live object already managed for another
     source id is never taken.
     """
-    users_by_id = {u.target_id: u for u in live.users}
-    groups_by_id = {g.target_id: g for g in live.groups}
-    managed_user_ids = {c.target_id for c in cache.users.values()}
-    managed_group_ids = {c.target_id for c in cache.groups.values()}
-
-    user_match: dict[str, LiveUser] = {}
-    for sid, cached in cache.users.items():
-        if cached.target_id in users_by_id:
-            user_match[sid] = users_by_id[cached.target_id]
-    free_users = [u for u in live.users if u.target_id not in managed_user_ids]
-    by_ext = {u.external_id: u for u in free_users if u.external_id}
-    by_name = {u.user_name.casefold(): u for u in free_users}
-    adopted_users: set[str] = set()
-    taken: set[str] = set()
-    for sid, user in snapshot.users.items():
-        if sid in cache.users:
-            continue
-        candidate = by_ext.get(sid) or by_name.get(user.user_name.casefold())
-        if candidate is not None and candidate.target_id not in taken:
-            taken.add(candidate.target_id)
-            user_match[sid] = candidate
-            adopted_users.add(sid)
-
-    group_match: dict[str, LiveGroup] = {}
-    for sid, cached_group in cache.groups.items():
-        if cached_group.target_id in groups_by_id:
-            group_match[sid] = groups_by_id[cached_group.target_id]
-    free_groups = [g for g in live.groups if g.target_id not in managed_group_ids]
-    g_by_ext = {g.external_id: g for g in free_groups if g.external_id}
-    g_by_name = {g.display_name.casefold(): g for g in free_groups}
-    adopted_groups: set[str] = set()
-    taken_groups: set[str] = set()
-    for sid, group in snapshot.groups.items():
-        if sid in cache.groups:
-            continue
-        found = g_by_ext.get(sid) or g_by_name.get(group.display_name.casefold())
-        if found is not None and found.target_id not in taken_groups:
-            taken_groups.add(found.target_id)
-            group_match[sid] = found
-            adopted_groups.add(sid)
-    return Matches(user_match, group_match, frozenset(adopted_users), frozenset(adopted_groups))
+    users, adopted_users = _match_kind(
+        {sid: u.user_name for sid, u in snapshot.users.items()},
+        {sid: c.target_id for sid, c in cache.users.items()},
+        live.users,
+        lambda u: u.user_name,
+    )
+    groups, adopted_groups = _match_kind(
+        {sid: g.display_name for sid, g in snapshot.groups.items()},
+        {sid: c.target_id for sid, c in cache.groups.items()},
+        live.groups,
+        lambda g: g.display_name,
+    )
+    return Matches(users, groups, frozenset(adopted_users), frozenset(adopted_groups))
 
 
 def live_memberships(cache: CacheState, matches: Matches, live: LiveState) -> set[tuple[str, str]]:
