@@ -31,9 +31,11 @@ from syncd.cache.engine import (
     describe_error,
     mask_url,
 )
+from syncd.cache.tables import assignments as assignments_table
 from syncd.cache.tables import audit as audit_table
 from syncd.cache.tables import groups, kv, memberships, runs, users
 from syncd.errors import CacheError
+from syncd.model import Assignment
 from syncd.state import AuditEntry, CachedGroup, CachedUser, CacheState, Origin, RunRecord
 
 
@@ -89,6 +91,7 @@ class _Statements:
         self.upsert_group = self._upsert(dialect, groups, "source_id")
         self.upsert_kv = self._upsert(dialect, kv, "key")
         self.add_membership = self._insert_ignore(dialect, memberships)
+        self.upsert_assignment = self._upsert_assignment(dialect)
 
     @staticmethod
     def _insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
@@ -103,6 +106,16 @@ class _Statements:
         stmt = cls._insert(dialect, table)
         changes = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != key}
         return stmt.on_conflict_do_update(index_elements=[key], set_=changes)
+
+    @classmethod
+    def _upsert_assignment(cls, dialect: str) -> Insert:
+        # A row already held keeps its created_at; only the display names are refreshed.
+        stmt = cls._insert(dialect, assignments_table)
+        names = ("group_name", "permission_set_name", "account_name")
+        return stmt.on_conflict_do_update(
+            index_elements=["group_source_id", "account_id", "permission_set_arn"],
+            set_={name: stmt.excluded[name] for name in names},
+        )
 
     @classmethod
     def _insert_ignore(cls, dialect: str, table: Table) -> Insert:
@@ -415,6 +428,68 @@ class Cache:
             stmt = stmt.where(memberships.c.user_source_id == user_source_id)
         with self._write("forget_memberships") as connection:
             connection.execute(stmt)
+
+    # -- account assignments ---------------------------------------------------------------
+
+    def assignments(self) -> set[Assignment]:
+        """Every account assignment syncd created and has not deleted, with its display names.
+
+        These, and only these, are the assignments syncd may delete; :meth:`forget_group` keeps
+        them, because they stay in AWS until syncd deletes them there.
+        """
+        stmt = select(
+            assignments_table.c.group_source_id,
+            assignments_table.c.account_id,
+            assignments_table.c.permission_set_arn,
+            assignments_table.c.group_name,
+            assignments_table.c.permission_set_name,
+            assignments_table.c.account_name,
+        )
+        with self._read("assignments") as connection:
+            rows = connection.execution_options(yield_per=_LOAD_BATCH).execute(stmt)
+            return {
+                Assignment(
+                    group=group,
+                    account_id=account_id,
+                    permission_set_arn=permission_set_arn,
+                    group_name=group_name,
+                    permission_set_name=permission_set_name,
+                    account_name=account_name,
+                )
+                for group, account_id, permission_set_arn, group_name, permission_set_name, account_name in rows
+            }
+
+    def put_assignment(self, assignment: Assignment, audit: AuditEntry | None = None) -> None:
+        """Record that syncd created ``assignment``, and ``audit``.
+
+        Recording it again keeps its ``created_at`` and refreshes the display names.
+        """
+        with self._write("put_assignment") as connection:
+            connection.execute(
+                self._stmts.upsert_assignment,
+                {
+                    "group_source_id": assignment.group,
+                    "account_id": assignment.account_id,
+                    "permission_set_arn": assignment.permission_set_arn,
+                    "group_name": assignment.group_name,
+                    "permission_set_name": assignment.permission_set_name,
+                    "account_name": assignment.account_name,
+                    "created_at": _now(),
+                },
+            )
+            self._audit(connection, audit)
+
+    def forget_assignment(self, assignment: Assignment, audit: AuditEntry | None = None) -> None:
+        """Drop the record of ``assignment`` (deleted in AWS), and record ``audit``; a no-op when absent."""
+        with self._write("forget_assignment") as connection:
+            connection.execute(
+                delete(assignments_table).where(
+                    assignments_table.c.group_source_id == assignment.group,
+                    assignments_table.c.account_id == assignment.account_id,
+                    assignments_table.c.permission_set_arn == assignment.permission_set_arn,
+                )
+            )
+            self._audit(connection, audit)
 
     # -- audit -----------------------------------------------------------------------------
 

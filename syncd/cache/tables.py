@@ -33,6 +33,7 @@ from sqlalchemy import (
 __all__ = [
     "NAMING_CONVENTION",
     "UTCDateTime",
+    "assignments",
     "audit",
     "groups",
     "kv",
@@ -137,6 +138,24 @@ memberships = Table(
 The foreign keys keep a pair from naming an object the cache does not hold. Their
 ``ON DELETE CASCADE`` is a second line of defence: the store deletes memberships explicitly,
 because SQLite only honours it with ``PRAGMA foreign_keys=ON``.
+"""
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("group_source_id", String, primary_key=True),
+    Column("account_id", String, primary_key=True),
+    Column("permission_set_arn", String, primary_key=True),
+    Column("group_name", String, nullable=False),
+    Column("permission_set_name", String, nullable=False),
+    Column("account_name", String, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+"""Account assignments syncd created (group → permission set @ account): the only ones it ever deletes.
+
+No foreign key to ``groups``: a group's rows outlive its cache entry until syncd has deleted
+its assignments in AWS, and an assignment made by hand is never recorded here. The names are
+for people to read (plan, audit, status) and are refreshed whenever the row is written.
 """
 
 runs = Table(
