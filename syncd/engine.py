@@ -368,6 +368,11 @@ class Engine:
                 result.status = "ok"
                 self.cache.set_value(self._state_key, read.state)
             return result
+        except asyncio.CancelledError:
+            # Ctrl-C on a one-shot sync: what landed is recorded; the run is marked as cut short.
+            result.status = "interrupted"
+            result.errors.append("the run was cancelled")
+            raise
         except SyncdError as exc:
             result.status = "failed"
             result.errors.append(str(exc))
