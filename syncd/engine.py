@@ -426,6 +426,9 @@ class _Applier:
         self.stop = stop
         self.applied: list[Change] = []
         self.errors: list[str] = []
+        self.deferred: list[Change] = []
+        self.deleting_users: set[str] = set()
+        self.deleting_groups: set[str] = set()
 
     # ----- driver
 
@@ -433,6 +436,9 @@ class _Applier:
         by_phase: dict[Phase, list[Change]] = {}
         for change in plan:
             by_phase.setdefault(change.phase, []).append(change)
+        self.deleting_users = {c.source_id for c in by_phase.get(Phase.DELETE_USERS, [])}
+        self.deleting_groups = {c.source_id for c in by_phase.get(Phase.DELETE_GROUPS, [])}
+        deleting_users, deleting_groups = set(self.deleting_users), set(self.deleting_groups)
 
         for change in by_phase.get(Phase.RECORD, []):
             self._record_only(change)
@@ -440,11 +446,26 @@ class _Applier:
             self._refresh_memberships(live)
         await self._run_all(by_phase.get(Phase.USERS, []), self._user)
         await self._run_all(by_phase.get(Phase.GROUPS, []), self._group)
+        await self._member_phases(deleting_users, deleting_groups)
+        await self._run_all(by_phase.get(Phase.DELETE_GROUPS, []), self._delete_group)
+        await self._run_all(by_phase.get(Phase.DELETE_USERS, []), self._delete_user)
 
-        # Member changes are planned again from what the cache now holds: a user or group that
-        # had to be recreated above has lost its memberships, and creates sent members inline.
-        deleting_users = [c.source_id for c in by_phase.get(Phase.DELETE_USERS, [])]
-        deleting_groups = [c.source_id for c in by_phase.get(Phase.DELETE_GROUPS, [])]
+        if self.deferred:
+            # Creates whose userName or group name was still held by an object this run deleted
+            # (a rehire under the same name, a group recreated at the source): retry them now,
+            # once; a second conflict is a real one and fails.
+            deferred, self.deferred = self.deferred, []
+            self.deleting_users, self.deleting_groups = set(), set()
+            await self._run_all([c for c in deferred if c.phase is Phase.USERS], self._user)
+            await self._run_all([c for c in deferred if c.phase is Phase.GROUPS], self._group)
+            await self._member_phases(deleting_users, deleting_groups)
+
+    async def _member_phases(self, deleting_users: set[str], deleting_groups: set[str]) -> None:
+        """Member adds, then removes, planned again from what the cache now holds.
+
+        A user or group recreated above has lost its memberships, and group creates sent up to
+        100 members inline; planning from the cache accounts for both.
+        """
         members = membership_changes(
             self.snapshot,
             self.mirror.memberships(),
@@ -457,8 +478,6 @@ class _Applier:
                 if change.action is action:
                     per_group.setdefault(change.source_id, []).append(change)
             await self._run_all(list(per_group.values()), self._member_batches)
-        await self._run_all(by_phase.get(Phase.DELETE_GROUPS, []), self._delete_group)
-        await self._run_all(by_phase.get(Phase.DELETE_USERS, []), self._delete_user)
 
     async def _run_all(self, items: list[Any], worker: Callable[[Any], Awaitable[None]]) -> None:
         semaphore = asyncio.Semaphore(CONCURRENCY)
@@ -634,6 +653,10 @@ class _Applier:
                 f" another user may hold its email {user.email!r}"
             )
         owner = self.mirror.owner_of_user(found.target_id)
+        if owner is not None and owner in self.deleting_users:
+            self.log.info("user.deferred", user=user.user_name, until_deleted=owner)
+            self.deferred.append(change)
+            return
         if owner is not None and owner != user.source_id:
             raise TargetError(
                 f"create user {user.user_name!r}: the name is held by {found.user_name!r}, which syncd manages for"
@@ -758,6 +781,10 @@ class _Applier:
                 f"create group {group.display_name!r}: Identity Center says it exists (409) but it cannot be found"
             )
         owner = self.mirror.owner_of_group(found.target_id)
+        if owner is not None and owner in self.deleting_groups:
+            self.log.info("group.deferred", group=group.display_name, until_deleted=owner)
+            self.deferred.append(change)
+            return
         if owner is not None and owner != group.source_id:
             raise TargetError(
                 f"create group {group.display_name!r}: the name is held by a group syncd manages"
@@ -847,6 +874,8 @@ class _Applier:
 
     async def _member_batch(self, batch: Change) -> None:
         group_tid = self.mirror.group_target(batch.source_id)
+        if group_tid is None and any(c.source_id == batch.source_id for c in self.deferred):
+            return  # its create waits for a delete later in the run; members follow it then
         if group_tid is None:
             self._failed(
                 batch, f"group {batch.label()!r} has no Identity Center id (its create failed); members not changed"

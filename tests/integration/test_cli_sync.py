@@ -213,3 +213,64 @@ class TestFullResync:
         assert (0, "ok") == (code, out["status"])
         assert [hand["id"]] == [u["id"] for u in workspace.emu.state.users]
         assert ["u0000"] == emulator_view(workspace)["groups"]["eng"]
+
+
+class TestChanges:
+    def test_rehire_under_the_same_name_converges_in_one_run(self, workspace: Workspace) -> None:
+        """A leaver and a joiner sharing a userName in one run: the old user goes, the new one lands."""
+        data = make_directory(12, {"eng": list(range(12))})
+        workspace.write(data)
+        sync(workspace)
+        old = data["users"][3]
+        new = {**old, "id": "u-rehired"}
+        data["users"][3] = new
+        data["groups"][0]["members"] = [m if m != old["id"] else "u-rehired" for m in data["groups"][0]["members"]]
+        workspace.write(data)
+        code, out = sync(workspace)
+        assert (0, "ok") == (code, out["status"]), out["errors"]
+        view = emulator_view(workspace)
+        assert "u-rehired" in view["users"]
+        assert old["id"] not in view["users"]
+        assert "u-rehired" in view["groups"]["eng"]
+        assert (1, 1) == (out["changes"]["users_created"], out["changes"]["users_deleted"])
+
+    def test_group_recreated_at_the_source_under_the_same_name(self, workspace: Workspace) -> None:
+        """A group deleted and made again at the source (new id, same name) replaces the old one in one run."""
+        data = make_directory(3, {"eng": [0, 1, 2], "ops": [0]})
+        data["groups"] += [{"id": f"g-team{i}", "name": f"team{i}", "members": [], "groups": []} for i in range(10)]
+        workspace.write(data)
+        sync(workspace)
+        data["groups"][0]["id"] = "g-eng-v2"
+        workspace.write(data)
+        code, out = sync(workspace)
+        assert (0, "ok") == (code, out["status"]), out["errors"]
+        eng = workspace.emu.state.find_group("eng")
+        assert eng is not None
+        assert ("g-eng-v2", 3) == (eng["externalId"], len(workspace.emu.state.members(eng["id"])))
+
+    def test_group_rename_keeps_its_id(self, workspace: Workspace) -> None:
+        """Renaming a group at the source renames it in place."""
+        data = make_directory(2, {"eng": [0, 1]})
+        workspace.write(data)
+        sync(workspace)
+        before = workspace.emu.state.find_group("eng")
+        data["groups"][0]["name"] = "engineering"
+        workspace.write(data)
+        code, out = sync(workspace)
+        after = workspace.emu.state.find_group("engineering")
+        assert before is not None
+        assert after is not None
+        assert (0, before["id"], 1) == (code, after["id"], out["changes"]["groups_updated"])
+
+    def test_membership_move_is_one_add_and_one_remove(self, workspace: Workspace) -> None:
+        """Moving a user between groups costs two PATCHes and nothing else."""
+        data = make_directory(2, {"eng": [0, 1], "ops": []})
+        workspace.write(data)
+        sync(workspace)
+        data["groups"][0]["members"] = ["u0000"]
+        data["groups"][1]["members"] = ["u0001"]
+        workspace.write(data)
+        workspace.emu.stats.reset()
+        code, _ = sync(workspace)
+        assert (0, {"PATCH /Groups": 2}) == (code, workspace.emu.stats.by_method)
+        assert {"eng": ["u0000"], "ops": ["u0001"]} == emulator_view(workspace)["groups"]
