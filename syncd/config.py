@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import difflib
 import os
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +25,7 @@ from pydantic_settings import (
 )
 
 from connectors import base as connectors
+from syncd.durations import Duration
 from syncd.errors import ConfigError
 from syncd.guard import Limit
 from syncd.normalise import Scope
@@ -68,6 +70,8 @@ class TargetConfig(_Section):
     scim_url: str
     scim_token: Secret
     requests_per_second: float = Field(20.0, gt=0, le=1000)
+    scim_token_expires: date | None = None
+    """When the SCIM token expires (the console shows it); ``syncd run`` warns from 30 days before."""
 
     @field_validator("scim_url")
     @classmethod
@@ -102,6 +106,71 @@ class SafetyConfig(_Section):
         return Limit.parse(self.max_deletes)
 
 
+class ScheduleConfig(_Section):
+    """``[schedule]``: when ``syncd run`` syncs, and how long it may take to stop."""
+
+    interval: Duration = timedelta(minutes=15)
+    full_resync_every: Duration = timedelta(hours=24)
+    full_resync_cron: str | None = None
+    shutdown_timeout: Duration = timedelta(seconds=30)
+
+    @field_validator("interval", "full_resync_every", "shutdown_timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero; write it like 30s, 15m or 24h")
+        return value
+
+    @field_validator("full_resync_cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a crontab expression ({exc}); write five fields, e.g. \"0 3 * * *\" for 03:00 UTC"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_full_resync_rule(self) -> ScheduleConfig:
+        if self.full_resync_cron is not None and "full_resync_every" in self.model_fields_set:
+            raise ValueError("set full_resync_every or full_resync_cron, not both")
+        return self
+
+
+class HttpConfig(_Section):
+    """``[http]``: where ``syncd run`` serves /healthz, /readyz and /metrics."""
+
+    listen: str = "127.0.0.1:9464"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    def address(self) -> tuple[str, int]:
+        """``listen`` as ``(host, port)``; IPv6 hosts without their brackets."""
+        return parse_listen(self.listen)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:9464"``, ``"0.0.0.0:9464"``, ``"[::]:9464"`` or ``":9464"`` (every address) → (host, port)."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not host:port; write it like 127.0.0.1:9464 or 0.0.0.0:9464")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{value!r}: write an IPv6 address in brackets, like [::]:9464")
+    return host or "0.0.0.0", int(port)  # noqa: S104 - ":9464" asks for every address
+
+
 class Settings(BaseSettings):
     """The whole configuration."""
 
@@ -118,6 +187,8 @@ class Settings(BaseSettings):
     target: TargetConfig
     cache: CacheConfig = CacheConfig()
     safety: SafetyConfig = SafetyConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    http: HttpConfig = HttpConfig()
 
     @classmethod
     def settings_customise_sources(
