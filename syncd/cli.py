@@ -139,6 +139,22 @@ def plan(
 
 
 @app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run as a daemon: sync at start and every [schedule] interval; serve /healthz, /readyz and /metrics.
+
+    SIGTERM or SIGINT: stop after the changes in flight land (exit 0); SIGHUP: run now.
+    """
+    from syncd.daemon import run_daemon
+
+    try:
+        settings = config_module.load(config)
+        code = run_daemon(settings)
+    except SyncdError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
+
+
+@app.command()
 def status(config: ConfigOption = None, as_json: JsonOption = False, limit: int = 10) -> None:
     """The last runs: mode, result, counts and errors."""
     from syncd.app import open_cache
@@ -148,11 +164,15 @@ def status(config: ConfigOption = None, as_json: JsonOption = False, limit: int 
         cache = open_cache(settings)
     except SyncdError as exc:
         raise _fail(exc) from None
+    from syncd.leader import read_record
+
     try:
         runs = cache.runs(limit)
         last_ok = cache.last_success()
+        daemon = read_record(cache)
     finally:
         cache.close()
+    live = daemon if daemon is not None and daemon["alive"] else None
     if as_json:
         print(
             json.dumps(
@@ -172,10 +192,14 @@ def status(config: ConfigOption = None, as_json: JsonOption = False, limit: int 
                         for r in runs
                     ],
                     "last_success": last_ok.finished_at.isoformat() if last_ok and last_ok.finished_at else None,
+                    "leader": _leader_json(live),
+                    "next_run": live.get("next_run") if live else None,
+                    "next_full_resync": live.get("next_full_resync") if live else None,
                 }
             )
         )
         return
+    _print_daemon(live, daemon)
     if not runs:
         out.print("No runs yet. Start one with `syncd sync`.")
         return
@@ -184,6 +208,27 @@ def status(config: ConfigOption = None, as_json: JsonOption = False, limit: int 
         out.print(f"Last successful run finished at {last_ok.finished_at:%Y-%m-%d %H:%M:%S} UTC.")
     else:
         out.print("[yellow]No run has succeeded yet.[/]")
+
+
+def _leader_json(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    keys = ("id", "host", "pid", "since", "heartbeat_at", "http")
+    return {k: record.get(k) for k in keys}
+
+
+def _print_daemon(live: dict[str, Any] | None, last: dict[str, Any] | None) -> None:
+    """The `syncd run` daemon: who leads, when it runs next; or that none is running."""
+    if live is None:
+        if last is not None and last.get("stopped_at"):
+            out.print(f"No daemon is running (the last, {last.get('id')}, stopped at {last['stopped_at']}).")
+        elif last is not None:
+            out.print(f"[yellow]No daemon is running: {last.get('id')} stopped sending heartbeats.[/]")
+        else:
+            out.print("No daemon is running (start one with `syncd run`).")
+        return
+    out.print(f"Leader: {live.get('id')} (since {live.get('since')}, serving {live.get('http')}).")
+    out.print(f"Next run: {live.get('next_run') or 'not scheduled'}; next full resync: {live.get('next_full_resync')}.")
 
 
 @db_app.command("upgrade")
