@@ -314,6 +314,7 @@ class Engine:
             "failed", options.dry_run, mode, Plan(), dict.fromkeys(count_changes([]), 0), {}, 0.0, run_id=run_id
         )
         read_requests = 0
+        target_requests_before = self.target.stats.total
         try:
             state = self.cache.load()
             source_state = self.cache.get_value(self._state_key) or {}
@@ -357,9 +358,12 @@ class Engine:
 
             mirror = _Mirror(self.cache, state)
             applier = _Applier(self.target, mirror, snapshot, bound, self._stop)
-            await applier.apply(plan, live)
-            result.counts = count_changes(applier.applied)
-            result.errors.extend(applier.errors)
+            try:
+                await applier.apply(plan, live)
+            finally:
+                # What landed, even when the run stopped midway.
+                result.counts = count_changes(applier.applied)
+                result.errors.extend(applier.errors)
             if self._stop.is_set():
                 result.status = "interrupted"
             elif applier.errors:
@@ -380,7 +384,7 @@ class Engine:
             return result
         finally:
             result.duration_s = time.monotonic() - started
-            result.requests = {"source": read_requests, "target": self.target.stats.total}
+            result.requests = {"source": read_requests, "target": self.target.stats.total - target_requests_before}
             self.cache.finish_run(
                 run_id,
                 result.status,
