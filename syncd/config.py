@@ -132,7 +132,7 @@ class ScheduleConfig(_Section):
             CronTrigger.from_crontab(value, timezone="UTC")
         except ValueError as exc:
             raise ValueError(
-                f"{value!r} is not a crontab expression ({exc}); write five fields, e.g. \"0 3 * * *\" for 03:00 UTC"
+                f'{value!r} is not a crontab expression ({exc}); write five fields, e.g. "0 3 * * *" for 03:00 UTC'
             ) from None
         return value
 
