@@ -64,19 +64,32 @@ def _fail(exc: SyncdError) -> typer.Exit:
 def _run_sync(path: Path | None, *, full_resync: bool, dry_run: bool, allow_deletions: bool) -> Any:
     from syncd.app import build_engine, open_cache
     from syncd.engine import RunOptions
+    from syncd.errors import CacheBusy
+    from syncd.leader import acquire_leadership
 
     settings = config_module.load(path)
     cache = open_cache(settings)
-
-    async def go() -> Any:
-        async with build_engine(settings, cache) as engine:
-            return await engine.run(
-                RunOptions(full_resync=full_resync, dry_run=dry_run, allow_deletions=allow_deletions)
-            )
-
+    leadership = None
     try:
+        if not dry_run:
+            # A one-shot sync must not race a `syncd run` on the same cache: take the same lock.
+            leadership = acquire_leadership(cache)
+            if not leadership.poll():
+                raise CacheBusy(
+                    f"another syncd is syncing with cache {cache.url} (it holds the leader lock); "
+                    "wait for it, or use `syncd plan` to look without writing"
+                )
+
+        async def go() -> Any:
+            async with build_engine(settings, cache) as engine:
+                return await engine.run(
+                    RunOptions(full_resync=full_resync, dry_run=dry_run, allow_deletions=allow_deletions)
+                )
+
         return asyncio.run(go())
     finally:
+        if leadership is not None:
+            leadership.release()
         cache.close()
 
 
@@ -231,6 +244,38 @@ def _print_daemon(live: dict[str, Any] | None, last: dict[str, Any] | None) -> N
     out.print(f"Next run: {live.get('next_run') or 'not scheduled'}; next full resync: {live.get('next_full_resync')}.")
 
 
+@app.command()
+def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Read the source as a run would and show what was read; writes nothing anywhere."""
+    from syncd.check import check_source
+    from syncd.report import check_tables
+
+    try:
+        settings = config_module.load(config)
+        result = asyncio.run(check_source(settings))
+    except SyncdError as exc:
+        raise _fail(exc) from None
+    snapshot = result.snapshot
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "source": result.source_type,
+                    "requests": result.requests,
+                    "users_read": result.users_read,
+                    "groups_read": result.groups_read,
+                    "users": len(snapshot.users),
+                    "active_users": sum(1 for u in snapshot.users.values() if u.active),
+                    "groups": {g.display_name: len(g.members) for g in snapshot.groups.values()},
+                    "skipped": [{"kind": s.kind, "id": s.id, "reason": s.reason} for s in snapshot.skipped],
+                }
+            )
+        )
+        return
+    for table in check_tables(result):
+        out.print(table)
+
+
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None) -> None:
     """Apply the cache's migrations (``sync`` also does this on start)."""
@@ -253,7 +298,7 @@ def emulator(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     token: Annotated[
         str, typer.Option(help="Bearer token clients must send (env:NAME and file:PATH work).")
-    ] = "env:SYNCD_EMULATOR_TOKEN",
+    ] = "env:SYNCD_EMULATOR_TOKEN",  # noqa: S107 - names a variable; it is not a token
     requests_per_second: Annotated[
         float | None, typer.Option("--requests-per-second", help="Throttle like Identity Center (20); default off.")
     ] = None,

@@ -342,6 +342,10 @@ class Engine:
                 requests=read.requests,
             )
 
+            if self._stop.is_set():
+                # Asked to stop during a long read: nothing was written, so nothing is lost.
+                result.status = "interrupted"
+                return result
             live = await self._read_live(snapshot, state) if options.full_resync else None
             plan = make_plan(snapshot, state, live)
             result.plan = plan

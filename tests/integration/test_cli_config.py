@@ -170,3 +170,21 @@ class TestCommands:
         finally:
             proc.terminate()
             proc.communicate(timeout=10)
+
+
+def test_one_shot_sync_refuses_while_a_daemon_holds_the_cache(workspace: Workspace) -> None:
+    """`syncd sync` exits 1 without writing while another syncd holds the cache's lock."""
+    from syncd.cache import Cache
+    from syncd.leader import acquire_leadership
+
+    workspace.write(make_directory(2, {"eng": [0, 1]}))
+    with Cache.open(workspace.cache_url) as cache:
+        held = acquire_leadership(cache)
+        try:
+            code, output = invoke("sync", "--config", str(workspace.config))
+        finally:
+            held.release()
+    assert 1 == code
+    assert "already running" in output
+    assert 0 == workspace.emu.stats.writes
+    assert 0 == invoke("sync", "--config", str(workspace.config))[0]
