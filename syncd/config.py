@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from connectors import base as connectors
+from syncd.assignments.config import AssignmentRule, AwsConfig
 from syncd.durations import Duration
 from syncd.errors import ConfigError
 from syncd.guard import Limit
@@ -189,6 +190,8 @@ class Settings(BaseSettings):
     safety: SafetyConfig = SafetyConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     http: HttpConfig = HttpConfig()
+    aws: AwsConfig = AwsConfig()
+    assignments: list[AssignmentRule] = []
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,63 @@
+"""The manager over real HTTP: moto_server in-process, reached through AWS_ENDPOINT_URL.
+
+This checks what the in-process mock cannot: that build_assigner's default boto3 session (the
+standard credential chain) honours ``AWS_ENDPOINT_URL`` for both sso-admin and Organizations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import boto3
+import httpx2
+import pytest
+from moto.server import ThreadedMotoServer
+
+from syncd.assignments.manager import build_assigner
+from syncd.cache import Cache
+from syncd.config import Settings
+from syncd.plan import Action
+from tests.assignments.conftest import Writes, build_org, rules, snapshot, sync_assignments, targets
+
+
+@pytest.fixture
+def endpoint(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto server on a free port, as AWS_ENDPOINT_URL; its state is reset before and after."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    try:
+        httpx2.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        yield url
+        httpx2.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+    finally:
+        server.stop()
+
+
+def test_a_run_through_aws_endpoint_url(endpoint: str, cache: Cache) -> None:
+    """Against moto_server: the rules are applied over HTTP, and the next run sends no write."""
+    org = build_org(boto3.Session())
+    settings = Settings(
+        source={"type": "file"},
+        target={"scim_url": "https://scim.eu-west-1.amazonaws.com/x/scim/v2", "scim_token": "t"},
+        assignments=rules(org),
+    )
+    snap = snapshot(org)
+    group_targets = targets(snap)
+    manager = build_assigner(settings, cache)
+    assert manager is not None
+    assert endpoint == manager.aws.sso_admin.meta.endpoint_url
+    assert endpoint == manager.aws.organizations.meta.endpoint_url
+
+    first = asyncio.run(sync_assignments(manager, snap, cache, group_targets))
+
+    assert 6 == first.count(Action.CREATE_ASSIGNMENT)
+    assert 6 == len(org.held())
+    again = build_assigner(settings, cache)
+    assert again is not None
+    writes = Writes(again.aws.sso_admin)
+    second = asyncio.run(sync_assignments(again, snap, cache, group_targets))
+    assert ([], []) == (second.planned, writes.calls)
