@@ -269,6 +269,8 @@ class AwsAccess:
                     if a.get("PrincipalType") == "GROUP" and a.get("PrincipalId")
                 )
             except ClientError as exc:
+                # A permission set deleted since syncd recorded an assignment of it (assumed to
+                # answer ResourceNotFoundException like the other sso-admin calls; unconfirmed).
                 if error_code(exc) == "ResourceNotFoundException":
                     return frozenset()
                 raise

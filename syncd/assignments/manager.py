@@ -328,6 +328,8 @@ class AssignmentManager:
                 self.aws.start_delete, assignment.account_id, assignment.permission_set_arn, change.target_id
             )
         except ClientError as exc:
+            # moto answers a delete of a missing assignment with ResourceNotFoundException
+            # (reference §C.1); what AWS answers is unconfirmed, but either way nothing is left.
             if error_code(exc) == "ResourceNotFoundException":
                 log.info("assignment.already_gone", assignment=assignment.describe())
                 return None
