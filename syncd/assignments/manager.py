@@ -165,10 +165,19 @@ class AssignmentManager:
         self._jitter = jitter
         self._halted: str | None = None
 
+    def request_stop(self) -> None:
+        """Start no new operation; those in flight are polled to their end and reported.
+
+        For the engine's own ``request_stop``. Operations not started are reported as not attempted.
+        """
+        self._halted = "the run was asked to stop"
+
     # -- plan ------------------------------------------------------------------------------
 
     async def plan(self, snapshot: Snapshot, made: set[Assignment], group_targets: Mapping[str, str]) -> list[Change]:
         """The CREATE_ASSIGNMENT and DELETE_ASSIGNMENT changes that bring AWS to what the rules want.
+
+        Starts a new run: a stop requested during the previous one is forgotten.
 
         Reads AWS only. ``made`` holds the assignments syncd created (the cache);
         ``group_targets`` maps group source ids to Identity Center ids for every group known now
@@ -178,6 +187,7 @@ class AssignmentManager:
             AssignmentError: a rule names a permission set, account or OU that does not exist,
                 or AWS could not be read.
         """
+        self._halted = None
         ous = [ou for rule in self.rules for ou in rule.ous or ()]
         directory = await asyncio.to_thread(self.aws.directory, ous)
         resolution = resolve(self.rules, snapshot.groups.values(), directory)
@@ -257,7 +267,6 @@ class AssignmentManager:
         for change in changes:
             if change.assignment is None or change.action not in (Action.CREATE_ASSIGNMENT, Action.DELETE_ASSIGNMENT):
                 raise TypeError(f"not an assignment change: {change.action} {change.label()}")
-        self._halted = None
         semaphore = asyncio.Semaphore(self.max_in_flight)
 
         async def one(change: Change) -> None:

@@ -286,3 +286,22 @@ def test_the_manager_is_the_engines_assigner() -> None:
 
     assert callable(assigner.plan)
     assert callable(assigner.apply)
+
+
+def test_a_stop_request_starts_no_new_operation() -> None:
+    """After request_stop, the operation in flight ends and is reported; the rest are not attempted."""
+    fake = FakeSsoAdmin()
+    mgr: AssignmentManager
+
+    def stop_on_first_check() -> None:
+        mgr.request_stop()
+
+    clock = Clock(stop_on_first_check)
+    fake.script("100000000000", PS, "tg-1", Script(in_progress=1))
+    mgr = manager(fake, clock, max_in_flight=1)
+
+    outcomes = run(mgr, [create(0), create(1), create(2)])
+
+    assert 1 == fake.calls.count("create")
+    assert None is outcomes[0][1]
+    assert all("not attempted: the run was asked to stop" in (error or "") for _, error in outcomes[1:])
