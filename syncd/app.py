@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import httpx2
 
 from connectors import base as connectors
+from syncd.assignments.manager import build_assigner
 from syncd.cache import Cache
 from syncd.config import Settings
 from syncd.engine import Engine
@@ -41,6 +42,7 @@ async def build_engine(
         requests_per_second=settings.target.requests_per_second,
         transport=target_transport,
     )
+    assigner = build_assigner(settings, cache)
     try:
         yield Engine(
             source=source,
@@ -49,6 +51,7 @@ async def build_engine(
             cache=cache,
             scope=settings.filters.scope(),
             limit=settings.safety.limit(),
+            assigner=assigner,
         )
     finally:
         await target.aclose()

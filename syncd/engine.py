@@ -80,6 +80,7 @@ class CacheLike(Protocol):
     def get_value(self, key: str) -> Any | None: ...
     def set_value(self, key: str, value: Any) -> None: ...
     def runs(self, limit: int = 10) -> list[RunRecord]: ...
+    def assignments(self) -> set[Assignment]: ...
 
 
 class Assigner(Protocol):
@@ -103,6 +104,14 @@ class Assigner(Protocol):
         group_targets: Mapping[str, str],
         on_done: Callable[[Change, str | None], None],
     ) -> None: ...
+
+    def record(self, change: Change, error: str | None) -> None:
+        """Write one outcome of ``apply`` to the cache, with its audit entry."""
+        ...
+
+    def request_stop(self) -> None:
+        """Start no new operation; let those in flight end."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +294,9 @@ class Engine:
         cache: CacheLike,
         scope: Scope,
         limit: Limit,
+        assigner: Assigner | None = None,
     ) -> None:
+        self.assigner = assigner
         self.source = source
         self.source_type = source_type
         self.target = target
@@ -297,6 +308,8 @@ class Engine:
     def request_stop(self) -> None:
         """Finish the changes in flight, start no new one, end the run as interrupted."""
         self._stop.set()
+        if self.assigner is not None:
+            self.assigner.request_stop()
 
     @property
     def _state_key(self) -> str:
@@ -348,6 +361,10 @@ class Engine:
                 return result
             live = await self._read_live(snapshot, state) if options.full_resync else None
             plan = make_plan(snapshot, state, live)
+            if self.assigner is not None:
+                plan.changes = sorted(
+                    plan.changes + await self._plan_assignments(snapshot, state, live), key=lambda c: c.phase
+                )
             result.plan = plan
             result.counts = plan.counts()
             verdict = check(plan, self.limit, allow_deletions=options.allow_deletions)
@@ -361,7 +378,7 @@ class Engine:
                 return result
 
             mirror = _Mirror(self.cache, state)
-            applier = _Applier(self.target, mirror, snapshot, bound, self._stop)
+            applier = _Applier(self.target, mirror, snapshot, bound, self._stop, self.assigner)
             try:
                 await applier.apply(plan, live)
             finally:
@@ -404,6 +421,15 @@ class Engine:
                 **{k: v for k, v in result.counts.items() if v},
             )
 
+    async def _plan_assignments(self, snapshot: Snapshot, state: CacheState, live: LiveState | None) -> list[Change]:
+        """Assignment changes; an unknown permission set, account or OU fails here, before any write."""
+        assert self.assigner is not None
+        group_targets = {sid: c.target_id for sid, c in state.groups.items()}
+        if live is not None:
+            # Groups a full resync adopts have ids already: their existing assignments count.
+            group_targets.update({sid: g.target_id for sid, g in match_live(snapshot, state, live).groups.items()})
+        return await self.assigner.plan(snapshot, self.cache.assignments(), group_targets)
+
     async def _read_live(self, snapshot: Snapshot, state: CacheState) -> LiveState:
         """Everything a full resync compares: users, groups, and members of the groups syncd manages."""
         users, groups = await asyncio.gather(self.target.list_users(), self.target.list_groups())
@@ -426,7 +452,10 @@ class _Applier:
         snapshot: Snapshot,
         log: Any,
         stop: asyncio.Event,
+        assigner: Assigner | None = None,
     ) -> None:
+        self.assigner = assigner
+        self.kept_groups: set[str] = set()
         self.target = target
         self.mirror = mirror
         self.snapshot = snapshot
@@ -455,7 +484,9 @@ class _Applier:
         await self._run_all(by_phase.get(Phase.USERS, []), self._user)
         await self._run_all(by_phase.get(Phase.GROUPS, []), self._group)
         await self._member_phases(deleting_users, deleting_groups)
-        await self._run_all(by_phase.get(Phase.DELETE_GROUPS, []), self._delete_group)
+        await self._assignments(by_phase.get(Phase.ASSIGNMENTS, []))
+        group_deletes = [c for c in by_phase.get(Phase.DELETE_GROUPS, []) if c.source_id not in self.kept_groups]
+        await self._run_all(group_deletes, self._delete_group)
         await self._run_all(by_phase.get(Phase.DELETE_USERS, []), self._delete_user)
 
         if self.deferred:
@@ -467,6 +498,31 @@ class _Applier:
             await self._run_all([c for c in deferred if c.phase is Phase.USERS], self._user)
             await self._run_all([c for c in deferred if c.phase is Phase.GROUPS], self._group)
             await self._member_phases(deleting_users, deleting_groups)
+
+    async def _assignments(self, changes: list[Change]) -> None:
+        """Create and delete account assignments (sso-admin), recording each as it ends.
+
+        A group whose syncd-made assignment could not be deleted is kept this run: deleting it
+        would leave an assignment pointing at a principal that no longer exists.
+        """
+        if not changes or self.assigner is None or self.stop.is_set():
+            return
+        assigner = self.assigner
+
+        def on_done(change: Change, error: str | None) -> None:
+            assigner.record(change, error)
+            if error is None:
+                self._done(change)
+                return
+            assert change.assignment is not None
+            message = f"{change.action} {change.assignment.describe()}: {error}"
+            self.errors.append(message)
+            self.log.error("change.failed", action=str(change.action), object=change.label(), error=error)
+            if change.action is Action.DELETE_ASSIGNMENT and change.assignment.group in self.deleting_groups:
+                self.kept_groups.add(change.assignment.group)
+
+        targets = {sid: g.target_id for sid, g in self.mirror.state.groups.items()}
+        await assigner.apply(changes, targets, on_done)
 
     async def _member_phases(self, deleting_users: set[str], deleting_groups: set[str]) -> None:
         """Member adds, then removes, planned again from what the cache now holds.

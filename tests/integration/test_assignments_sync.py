@@ -1,0 +1,132 @@
+"""Identities and account assignments in one `syncd sync`: emulator for SCIM, moto_server for AWS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import httpx2
+import pytest
+from moto.server import ThreadedMotoServer
+from typer.testing import CliRunner
+
+from syncd.cli import app
+from tests.assignments.conftest import PATTERN, REGION, Org, aws_env, build_org
+from tests.conftest import Workspace, make_directory
+
+
+runner = CliRunner()
+__all__ = ["aws_env"]  # the fixture, imported to be used here
+
+
+@pytest.fixture
+def org(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
+    """An organisation (nested OUs, three permission sets) in moto_server, reached via AWS_ENDPOINT_URL."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    try:
+        httpx2.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        yield build_org(boto3.Session())
+    finally:
+        server.stop()
+
+
+def configure(
+    ws: Workspace, org: Org, *, explicit_rule: bool = True, permission_set: str = "AdministratorAccess"
+) -> None:
+    rules = f"""
+[aws]
+region = "{REGION}"
+
+[[assignments]]
+group = "engineers"
+permission_set = "ReadOnly"
+ous = ["{org.ou_eng}"]
+
+[[assignments]]
+pattern = '{PATTERN}'
+"""
+    if explicit_rule:
+        rules += f"""
+[[assignments]]
+group = "aws-platform"
+permission_set = "{permission_set}"
+accounts = ["{org.accounts["prod"]}", "{org.accounts["dev"]}"]
+"""
+    ws.configure(rules)
+
+
+def directory(org: Org) -> dict[str, Any]:
+    data = make_directory(4)
+    names = ["aws-platform", "engineers", "aws-sandbox-PowerUser", f"aws-{org.accounts['dev']}-ReadOnly", "marketing"]
+    data["groups"] = [
+        {"id": f"g{i}", "name": name, "members": [f"u{i % 4:04d}"], "groups": []} for i, name in enumerate(names)
+    ]
+    return data
+
+
+def sync(ws: Workspace) -> tuple[int, dict[str, Any]]:
+    result = runner.invoke(app, ["--log-level", "WARNING", "sync", "--config", str(ws.config), "--json"])
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lines, result.output
+    return result.exit_code, json.loads(lines[-1])
+
+
+def principal(ws: Workspace, name: str) -> str:
+    group = ws.emu.state.find_group(name)
+    assert group is not None
+    return str(group["id"])
+
+
+def test_rules_apply_with_identities_then_rest(workspace: Workspace, org: Org) -> None:
+    """Explicit, nested-OU and pattern rules land in the same run as the groups; the next run changes nothing."""
+    workspace.write(directory(org))
+    configure(workspace, org)
+    code, out = sync(workspace)
+    assert (0, "ok") == (code, out["status"]), out["errors"]
+    platform, engineers = principal(workspace, "aws-platform"), principal(workspace, "engineers")
+    sandbox = principal(workspace, "aws-sandbox-PowerUser")
+    dev_ro = principal(workspace, f"aws-{org.accounts['dev']}-ReadOnly")
+    assert {
+        ("prod", "AdministratorAccess", platform),
+        ("dev", "AdministratorAccess", platform),
+        ("eng-tools", "ReadOnly", engineers),
+        ("team-a", "ReadOnly", engineers),
+        ("sandbox", "PowerUser", sandbox),
+        ("dev", "ReadOnly", dev_ro),
+    } == org.held()
+    assert (5, 6) == (out["changes"]["groups_created"], out["changes"]["assignments_created"])
+
+    code, out = sync(workspace)
+    assert (0, 0, 0) == (code, out["changes"]["assignments_created"], out["changes"]["assignments_deleted"])
+    assert 6 == len(org.held())
+
+
+def test_removing_a_rule_deletes_only_what_syncd_made(workspace: Workspace, org: Org) -> None:
+    """Dropping the explicit rule deletes its two assignments; a hand-made one on the same account stays."""
+    workspace.write(directory(org))
+    configure(workspace, org)
+    assert 0 == sync(workspace)[0]
+    marketing = principal(workspace, "marketing")
+    org.assign_by_hand("prod", "AdministratorAccess", marketing)
+    configure(workspace, org, explicit_rule=False)
+    code, out = sync(workspace)
+    assert (0, 2) == (code, out["changes"]["assignments_deleted"])
+    held = org.held()
+    assert ("prod", "AdministratorAccess", marketing) in held
+    assert not any(p == principal(workspace, "aws-platform") for _, _, p in held)
+
+
+def test_unknown_permission_set_fails_before_any_write(workspace: Workspace, org: Org) -> None:
+    """A rule naming a permission set that does not exist fails the run, naming it, with nothing written."""
+    workspace.write(directory(org))
+    configure(workspace, org, permission_set="NoSuchSet")
+    code, out = sync(workspace)
+    assert (1, "failed") == (code, out["status"])
+    assert "NoSuchSet" in out["errors"][0]
+    assert (0, set()) == (workspace.emu.stats.writes, org.held())
