@@ -14,6 +14,7 @@ from syncd.emulator import RunningEmulator, running_emulator
 
 
 TOKEN = "test-token-0123456789"
+AWS_TEST_REGION = "eu-west-1"
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +111,28 @@ def workspace(tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.Mon
 def directory() -> Callable[..., dict[str, Any]]:
     """The make_directory helper, as a fixture."""
     return make_directory
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Fake credentials and a region; no profile, config file or endpoint from the host leaks in."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SSO_ADMIN",
+        "AWS_ENDPOINT_URL_ORGANIZATIONS",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", AWS_TEST_REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -13,12 +13,11 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from syncd.cli import app
-from tests.assignments.conftest import PATTERN, REGION, Org, aws_env, build_org
+from tests.assignments.conftest import PATTERN, REGION, Org, build_org
 from tests.conftest import Workspace, make_directory
 
 
 runner = CliRunner()
-__all__ = ["aws_env"]  # the fixture, imported to be used here
 
 
 @pytest.fixture
