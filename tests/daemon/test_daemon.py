@@ -70,7 +70,7 @@ def test_a_run_due_while_one_is_going_is_skipped_and_counted(
 ) -> None:
     """Runs never overlap: one asked for mid-run is skipped (syncd_runs_skipped_total), not queued."""
     ws = slow_workspace
-    ws.write(directory(60))
+    ws.write(directory(200))  # about 5 s of writes at 40/s: the trigger lands well inside the run
     ws.configure(schedule(interval="1h"), rps=40)
     midway = writes_reached(ws.emu, 5)
     daemon = thread_daemon(ws.config)
