@@ -86,6 +86,11 @@ def test_rules_apply_with_identities_then_rest(workspace: Workspace, org: Org) -
     """Explicit, nested-OU and pattern rules land in the same run as the groups; the next run changes nothing."""
     workspace.write(directory(org))
     configure(workspace, org)
+    shown = runner.invoke(app, ["--log-level", "WARNING", "plan", "--config", str(workspace.config), "--json"])
+    planned = [c["object"] for c in json.loads(shown.stdout)["plan"] if c["action"] == "create_assignment"]
+    assert 6 == len(planned)
+    assert "aws-platform → AdministratorAccess @ prod" in " ".join(planned)
+    assert (0, set()) == (workspace.emu.stats.writes, org.held())
     code, out = sync(workspace)
     assert (0, "ok") == (code, out["status"]), out["errors"]
     platform, engineers = principal(workspace, "aws-platform"), principal(workspace, "engineers")
