@@ -325,9 +325,9 @@ def demo(
     """Try syncd with nothing but this package: a local emulator and a sample directory."""
     from syncd.demo import run_demo
 
-    if logging.getLogger().level < logging.WARNING:
-        # The demo tells its own story on stdout; per-change log lines would drown it.
-        syncd_logging.configure("WARNING", json=False)
+    if logging.getLogger().level < logging.ERROR:
+        # The demo tells its own story on stdout (skipped records included); log lines would drown it.
+        syncd_logging.configure("ERROR", json=False)
     raise typer.Exit(run_demo(out, workdir))
 
 

@@ -140,7 +140,7 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
     console.print(Rule())
     console.print(
         ("[green]Demo finished.[/]" if ok else "[red]The demo did not go as expected; see the log above.[/]")
-        + f" Its files are in {workdir}; `syncd status -c <config>` reads a cache like that one."
-        " Next: write a syncd.toml (see README) and run `syncd plan`."
+        + f" Its files (the sample export and the cache) are in {workdir}."
+        " Next: write a syncd.toml (see the README), then run `syncd check` and `syncd plan`."
     )
     return 0 if ok else 1
