@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from botocore.config import Config
@@ -277,27 +277,28 @@ class AwsAccess:
 
     # -- operations (raise botocore errors) ------------------------------------------------
 
+    def _assignment(self, account_id: str, permission_set_arn: str, principal_id: str) -> dict[str, Any]:
+        """The six parameters create and delete both require (reference §B.1); only groups are assigned."""
+        return {
+            "InstanceArn": self.instance().arn,
+            "TargetId": account_id,
+            "TargetType": "AWS_ACCOUNT",
+            "PermissionSetArn": permission_set_arn,
+            "PrincipalType": "GROUP",
+            "PrincipalId": principal_id,
+        }
+
     def start_create(self, account_id: str, permission_set_arn: str, principal_id: str) -> OperationStatus:
         """Ask for a group's assignment; it completes asynchronously (poll :meth:`creation_status`)."""
         response = self.sso_admin.create_account_assignment(
-            InstanceArn=self.instance().arn,
-            TargetId=account_id,
-            TargetType="AWS_ACCOUNT",
-            PermissionSetArn=permission_set_arn,
-            PrincipalType="GROUP",
-            PrincipalId=principal_id,
+            **self._assignment(account_id, permission_set_arn, principal_id)
         )
         return OperationStatus.of(response["AccountAssignmentCreationStatus"])
 
     def start_delete(self, account_id: str, permission_set_arn: str, principal_id: str) -> OperationStatus:
         """Ask for a group's assignment to go; it completes asynchronously (poll :meth:`deletion_status`)."""
         response = self.sso_admin.delete_account_assignment(
-            InstanceArn=self.instance().arn,
-            TargetId=account_id,
-            TargetType="AWS_ACCOUNT",
-            PermissionSetArn=permission_set_arn,
-            PrincipalType="GROUP",
-            PrincipalId=principal_id,
+            **self._assignment(account_id, permission_set_arn, principal_id)
         )
         return OperationStatus.of(response["AccountAssignmentDeletionStatus"])
 
