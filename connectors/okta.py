@@ -837,8 +837,23 @@ class OktaSource:
             # status (okta/okta-sdk-java #718; §1.6).
             users = await self._users({"search": "status pr"}, skipped)
         groups = await self._groups(scope, skipped)
-        listings = await self._read_members(groups)
         kept: dict[str, PackedGroup] = {}
+        await self._reread(groups, scope, kept, users, skipped)
+        return _Directory(scope=key, last_full_read=started, watermark=self._began(started), users=users, groups=kept)
+
+    async def _reread(
+        self,
+        groups: list[_GroupHead],
+        scope: Scope,
+        kept: dict[str, PackedGroup],
+        users: dict[str, PackedUser],
+        skipped: list[Skipped],
+    ) -> None:
+        """Read the members of ``groups`` into ``kept`` (and, with users="members", ``users``).
+
+        A group gone between its listing and its member listing is left out.
+        """
+        listings = await self._read_members(groups)
         for group, members in zip(groups, listings, strict=True):
             if members is None:
                 continue
@@ -846,7 +861,6 @@ class OktaSource:
             kept[group.id] = self._pack_group(group, members.ids)
             if scope.users == "members":
                 users.update(members.users)
-        return _Directory(scope=key, last_full_read=started, watermark=self._began(started), users=users, groups=kept)
 
     async def _incremental_read(self, scope: Scope, previous: _Directory, skipped: list[Skipped]) -> _Directory:
         since = _okta_time(previous.watermark - INCREMENTAL_OVERLAP.total_seconds())
@@ -865,14 +879,7 @@ class OktaSource:
                 kept[group.id] = self._pack_group(group, old[4])
             else:
                 stale.append(group)
-        listings = await self._read_members(stale)
-        for group, members in zip(stale, listings, strict=True):
-            if members is None:
-                continue
-            skipped.extend(members.skipped)
-            kept[group.id] = self._pack_group(group, members.ids)
-            if scope.users == "members":
-                users.update(members.users)
+        await self._reread(stale, scope, kept, users, skipped)
         if scope.users == "members":
             wanted = {uid for packed in kept.values() for uid in packed[4]}
             users = {uid: packed for uid, packed in users.items() if uid in wanted}
