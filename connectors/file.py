@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,10 @@ from pydantic import BaseModel, ConfigDict
 
 from connectors.base import ReadContext, SourceError, SourceType, register
 from syncd.model import Skipped, SourceGroup, SourceRead, SourceUser
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+"""JSON's whitespace (RFC 8259 §2), as ``json.decoder`` skips it."""
 
 
 class FileSettings(BaseModel):
@@ -44,6 +49,75 @@ def _ids(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value if isinstance(v, str | int))
 
 
+class _Records:
+    """The records of one list (users or groups) as they are parsed, and those skipped."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.skipped: list[Skipped] = []
+
+
+class _Parser:
+    """Turns export records into source records, one at a time.
+
+    Strings that repeat across records are kept once: a member id is the very string of that
+    user's id, and enterprise keys are shared by every user. The values are the same; only
+    copies go (for 100k users and 500k memberships, that is most of what a read holds).
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[str, str] = {}
+        self._keys: dict[str, str] = {}
+
+    def user(self, records: _Records, index: int, item: Any) -> None:
+        if not isinstance(item, dict) or not item.get("id"):
+            records.skipped.append(Skipped("user", f"#{index}", "not an object with an id"))
+            return
+        enterprise = item.get("enterprise") if isinstance(item.get("enterprise"), dict) else {}
+        active = item.get("active", True)
+        user_id = str(item["id"])
+        user_name = _str(item.get("user_name"))
+        email = _str(item.get("email"))
+        self._ids.setdefault(user_id, user_id)
+        keys = self._keys
+        records.items.append(
+            SourceUser(
+                id=user_id,
+                user_name=user_name,
+                email=user_name if email is not None and email == user_name else email,
+                given_name=_str(item.get("given_name")),
+                family_name=_str(item.get("family_name")),
+                display_name=_str(item.get("display_name")),
+                active=active if isinstance(active, bool) else str(active).lower() in {"true", "1", "yes"},
+                enterprise={
+                    keys.setdefault(str(k), str(k)): str(v) for k, v in (enterprise or {}).items() if v is not None
+                },
+            )
+        )
+
+    def group(self, records: _Records, index: int, item: Any) -> None:
+        if not isinstance(item, dict) or not item.get("id"):
+            records.skipped.append(Skipped("group", f"#{index}", "not an object with an id"))
+            return
+        records.items.append(
+            SourceGroup(
+                id=str(item["id"]),
+                name=_str(item.get("name")),
+                description=_str(item.get("description")),
+                members=self._member_ids(item.get("members")),
+                groups=_ids(item.get("groups")),
+            )
+        )
+
+    def _member_ids(self, value: Any) -> tuple[str, ...]:
+        ids = self._ids
+        return tuple(ids.get(member, member) for member in _ids(value))
+
+
+def _read(users: _Records, groups: _Records) -> SourceRead:
+    return SourceRead(users=users.items, groups=groups.items, skipped=users.skipped + groups.skipped)
+
+
 def parse_export(data: Any) -> SourceRead:
     """Turn a parsed export into a SourceRead; raise SourceError when its shape is wrong."""
     if (
@@ -52,39 +126,83 @@ def parse_export(data: Any) -> SourceRead:
         or not isinstance(data.get("groups"), list)
     ):
         raise SourceError('the export must be a JSON object with "users" and "groups" lists')
-    read = SourceRead()
+    parser = _Parser()
+    users, groups = _Records(), _Records()
     for index, item in enumerate(data["users"]):
-        if not isinstance(item, dict) or not item.get("id"):
-            read.skipped.append(Skipped("user", f"#{index}", "not an object with an id"))
-            continue
-        enterprise = item.get("enterprise") if isinstance(item.get("enterprise"), dict) else {}
-        active = item.get("active", True)
-        read.users.append(
-            SourceUser(
-                id=str(item["id"]),
-                user_name=_str(item.get("user_name")),
-                email=_str(item.get("email")),
-                given_name=_str(item.get("given_name")),
-                family_name=_str(item.get("family_name")),
-                display_name=_str(item.get("display_name")),
-                active=active if isinstance(active, bool) else str(active).lower() in {"true", "1", "yes"},
-                enterprise={str(k): str(v) for k, v in (enterprise or {}).items() if v is not None},
-            )
-        )
+        parser.user(users, index, item)
     for index, item in enumerate(data["groups"]):
-        if not isinstance(item, dict) or not item.get("id"):
-            read.skipped.append(Skipped("group", f"#{index}", "not an object with an id"))
+        parser.group(groups, index, item)
+    return _read(users, groups)
+
+
+class _NotStreamable(Exception):
+    """The text is not a plain export object; parse it whole instead (for the same errors)."""
+
+
+def _skip(text: str, position: int) -> int:
+    return _WHITESPACE.match(text, position).end()  # type: ignore[union-attr]  # matches the empty string
+
+
+def parse_text(text: str) -> SourceRead:
+    """Parse an export's JSON text record by record, the same as ``parse_export(json.loads(text))``.
+
+    The users and groups lists are decoded one record at a time and each record is turned into
+    a source record at once, so the whole document never exists as Python objects (for 100k
+    users that is hundreds of megabytes). Anything other than a well-formed export object, and
+    every error, goes through ``json.loads`` and :func:`parse_export`, so the messages are theirs.
+
+    Raises:
+        json.JSONDecodeError: the text is not JSON.
+        SourceError: the JSON is not an export.
+    """
+    try:
+        return _stream(text)
+    except (_NotStreamable, ValueError):
+        return parse_export(json.loads(text))
+
+
+def _stream(text: str) -> SourceRead:
+    decoder = json.JSONDecoder()
+    parser = _Parser()
+    lists: dict[str, _Records] = {}
+    position = _skip(text, 0)
+    if not text.startswith("{", position):
+        raise _NotStreamable
+    position = _skip(text, position + 1)
+    while True:
+        key, position = decoder.raw_decode(text, position)
+        if not isinstance(key, str):
+            raise _NotStreamable
+        position = _skip(text, position)
+        if not text.startswith(":", position):
+            raise _NotStreamable
+        position = _skip(text, position + 1)
+        if key in ("users", "groups"):
+            if not text.startswith("[", position):
+                raise _NotStreamable
+            records = lists[key] = _Records()  # a repeated key: the last one counts, as in json.loads
+            add = parser.user if key == "users" else parser.group
+            position = _skip(text, position + 1)
+            index = 0
+            while not text.startswith("]", position):
+                if index:
+                    if not text.startswith(",", position):
+                        raise _NotStreamable
+                    position = _skip(text, position + 1)
+                item, position = decoder.raw_decode(text, position)
+                add(records, index, item)
+                index += 1
+                position = _skip(text, position)
+            position += 1
+        else:
+            _, position = decoder.raw_decode(text, position)
+        position = _skip(text, position)
+        if text.startswith(",", position):
+            position = _skip(text, position + 1)
             continue
-        read.groups.append(
-            SourceGroup(
-                id=str(item["id"]),
-                name=_str(item.get("name")),
-                description=_str(item.get("description")),
-                members=_ids(item.get("members")),
-                groups=_ids(item.get("groups")),
-            )
-        )
-    return read
+        if text.startswith("}", position) and _skip(text, position + 1) == len(text) and len(lists) == 2:
+            return _read(lists["users"], lists["groups"])
+        raise _NotStreamable
 
 
 class FileSource:
@@ -99,10 +217,9 @@ class FileSource:
         except OSError as exc:
             raise SourceError(f"cannot read the export {self.path}: {exc.strerror}") from exc
         try:
-            data = json.loads(text)
+            read = parse_text(text)
         except json.JSONDecodeError as exc:
             raise SourceError(f"the export {self.path} is not valid JSON: {exc}") from exc
-        read = parse_export(data)
         read.requests = 0
         return read
 

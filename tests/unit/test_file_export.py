@@ -1,0 +1,85 @@
+"""The file source's record-by-record parser reads exactly what ``json.loads`` + ``parse_export`` read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connectors.base import SourceError
+from connectors.file import parse_export, parse_text
+
+
+EXPORT = {
+    "users": [
+        {
+            "id": "u1",
+            "user_name": "ada@example.com",
+            "email": "ada@example.com",
+            "given_name": "Ada",
+            "family_name": "Lovelace",
+            "active": "yes",
+            "enterprise": {"department": "Maths", "manager": None},
+        },
+        {"id": 2, "user_name": "alan@example.com", "email": "Alan@Example.com", "active": False},
+        "not a record",
+        {"user_name": "no-id@example.com"},
+    ],
+    "groups": [
+        {"id": "g1", "name": "aws-admins", "members": ["u1", 2, None], "groups": ["g2"]},
+        {"id": "g2", "name": "nested", "description": "inner", "members": "not a list"},
+        {"name": "no id"},
+    ],
+    "generated": {"by": "hr-export", "at": [2025, 6, 1]},
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps(EXPORT),
+        json.dumps(EXPORT, indent=2),
+        json.dumps({"groups": EXPORT["groups"], "users": EXPORT["users"]}),  # groups first
+        json.dumps({"users": [], "groups": [], "users ": 1}),
+        '{"users": [{"id": "old"}], "groups": [], "users": [{"id": "new"}]}',  # the last key counts
+        '\n { "users" : [ ] , "groups" : [ ] } \n',
+    ],
+)
+def test_parse_text_reads_what_parse_export_reads(text: str) -> None:
+    """Same users, groups and skipped records, in the same order, for well-formed exports."""
+    assert parse_export(json.loads(text)) == parse_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"users": [], "groups": [],}',
+        '{"users": [{"id": "u1"},], "groups": []}',
+        '{"users": [], "groups": []} trailing',
+        '{"users": [{"id": "u1"}',
+        "\ufeff{}",
+    ],
+)
+def test_malformed_json_fails_with_json_loads_own_error(text: str) -> None:
+    """Invalid JSON raises the error json.loads raises, message and position included."""
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(text)
+    with pytest.raises(json.JSONDecodeError) as got:
+        parse_text(text)
+    assert str(expected.value) == str(got.value)
+
+
+@pytest.mark.parametrize(
+    "text", ["[]", '{"users": []}', '{"users": {}, "groups": []}', '{"users": null, "groups": []}']
+)
+def test_wrong_shape_fails_as_parse_export_does(text: str) -> None:
+    """Valid JSON that is not an export is refused with parse_export's message."""
+    with pytest.raises(SourceError, match='"users" and "groups" lists'):
+        parse_text(text)
+
+
+def test_member_ids_are_the_users_own_strings() -> None:
+    """A member id is the very string of the user's id: one copy per id, however many groups hold it."""
+    text = json.dumps({"users": [{"id": "u1"}], "groups": [{"id": f"g{i}", "members": ["u1"]} for i in range(3)]})
+    read = parse_text(text)
+    assert all(group.members[0] is read.users[0].id for group in read.groups)
