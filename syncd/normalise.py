@@ -63,6 +63,10 @@ def clean_text(value: str | None) -> str:
     """Strip characters Identity Center's text pattern rejects, and surrounding whitespace."""
     if not value:
         return ""
+    if value.isascii() and value.isprintable():
+        # Printable ASCII is letters, digits, punctuation, symbols and the space: all allowed.
+        # The common case, and it keeps the very string (no copy per field per user).
+        return value.strip()
     kept = [ch for ch in value if ch in _TEXT_EXTRA or unicodedata.category(ch).startswith(_ALLOWED_CLASSES)]
     return "".join(kept).strip()
 
@@ -73,6 +77,8 @@ def check_user_name(user_name: str) -> None:
         raise InvalidRecord("userName is empty and there is no email to take it from")
     if len(user_name) > USER_NAME_MAX:
         raise InvalidRecord(f"userName is {len(user_name)} characters long; Identity Center allows {USER_NAME_MAX}")
+    if user_name.isascii() and user_name.isprintable() and " " not in user_name:
+        return  # printable ASCII other than the space is all in the allowed classes
     for ch in user_name:
         if not unicodedata.category(ch).startswith(_ALLOWED_CLASSES):
             what = "whitespace" if ch.isspace() else f"the character U+{ord(ch):04X}"
@@ -97,9 +103,10 @@ def normalise_email(email: str | None) -> str | None:
     if not email:
         return None
     try:
-        return validate_email(email)[1]
+        normalised = validate_email(email)[1]
     except PydanticCustomError as exc:
         raise InvalidRecord(f"email {email!r} is not a valid address ({exc.message()})") from None
+    return email if normalised == email else normalised  # the same string when nothing changed
 
 
 def _split_name(display_name: str) -> tuple[str, str]:
