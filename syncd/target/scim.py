@@ -228,6 +228,7 @@ class ScimTarget:
     ) -> None:
         self.remove_style = remove_style
         self.stats = RequestStats()
+        self._user_ids: dict[str, str] = {}  # the ids of the last full user listing
         self.pacer = Pacer(requests_per_second)
         self.retry_timeout = retry_timeout
         self.attempts = attempts
@@ -400,6 +401,9 @@ class ScimTarget:
         users: list[LiveUser] = []
         async for page in self._pages("Users"):
             users.extend(live_user(item) for item in page)
+        # Member listings that follow name these users again: they reuse these id strings
+        # (a full resync of 500k memberships would otherwise hold 500k more copies of them).
+        self._user_ids = {user.target_id: user.target_id for user in users}
         return users
 
     async def list_groups(self) -> list[LiveGroup]:
@@ -412,8 +416,9 @@ class ScimTarget:
     async def list_member_ids(self, group_id: str) -> set[str]:
         """The ids of a group's members, via the ``groups.value eq`` users filter [DG:listusers]."""
         members: set[str] = set()
+        known = self._user_ids
         async for page in self._pages("Users", f'groups.value eq "{group_id}"'):
-            members.update(str(u["id"]) for u in page)
+            members.update(known.get(user_id, user_id) for user_id in (str(u["id"]) for u in page))
         return members
 
     async def find_user(self, *, external_id: str | None = None, user_name: str | None = None) -> LiveUser | None:
