@@ -1,0 +1,109 @@
+"""The benchmark's Okta: ``tests.fakes.okta.FakeOkta`` holding a synthetic directory, served over HTTP.
+
+Two departures from the tests' use of the fake, both for a long-running benchmark:
+
+* its clock follows the machine's (the fake's clock only moves when told to, so a rate-limit
+  window would never reset and every change would carry the same ``lastUpdated``);
+* requests and responses are not recorded (the fake keeps them all for assertions; over a
+  benchmark that is hundreds of megabytes of someone else's memory).
+
+Its rate-limit buckets are set far above Okta's own (the benchmark measures syncd against
+Identity Center's quota; the connector's handling of Okta's limits has its own tests).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx2
+
+from tests.bench.directory import Directory, flatten
+from tests.fakes.okta import FakeGroup, FakeOkta, FakeUser
+from tests.fakes.serve import serve
+
+
+TOKEN = "00T-bench-ssws-token"  # the fake's test credential
+LIMITS = {"users": 1_000_000, "groups": 1_000_000, "group-users": 1_000_000, "token": 10_000, "other": 10_000}
+
+
+def _profile(user: dict[str, Any]) -> dict[str, Any]:
+    enterprise = user.get("enterprise", {})
+    return {
+        "login": user["user_name"],
+        "email": user["email"],
+        "firstName": user["given_name"],
+        "lastName": user["family_name"],
+        "displayName": user["display_name"],
+        "department": enterprise.get("department"),
+        "employeeNumber": enterprise.get("employee_number"),
+    }
+
+
+class BenchOkta(FakeOkta):
+    """A fake org on the machine's clock that keeps no request log."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url=url, token=TOKEN, now=time.time(), limits=LIMITS)
+        self.served = 0
+
+    def tick(self) -> None:
+        """Bring the fake's clock to the machine's (never backwards)."""
+        self.now = max(self.now, time.time())
+
+    def handler(self, request: httpx2.Request) -> httpx2.Response:
+        """Answer as the fake does, without recording."""
+        self.tick()
+        self.served += 1
+        return self._handle(request)
+
+    def load(self, directory: Directory) -> None:
+        """Make the org hold ``directory`` (users, groups, memberships), stamped now."""
+        self.tick()
+        self.users.clear()
+        for gid in [g for g in self.groups if g != self.everyone]:
+            del self.groups[gid]
+        self.groups[self.everyone].members.clear()
+        self.apply(directory)
+
+    def apply(self, directory: Directory) -> None:
+        """Change the org to hold ``directory``, bumping the timestamps of what changed, like Okta."""
+        self.tick()
+        now = self.now
+        everyone = self.groups[self.everyone]
+        for user in directory["users"]:
+            status = "ACTIVE" if user["active"] else "SUSPENDED"
+            profile = _profile(user)
+            current = self.users.get(user["id"])
+            if current is None:
+                self.users[user["id"]] = FakeUser(user["id"], status, profile, now, now, now)
+                everyone.members.add(user["id"])
+                everyone.last_membership_updated = now
+            elif current.profile != profile or current.status != status:
+                if current.status != status:
+                    current.status, current.status_changed = status, now
+                current.profile = profile
+                current.last_updated = now
+        # Okta has no nested groups: a group holds its nested groups' users itself (as a group rule would).
+        flat = flatten({g["id"]: g for g in directory["groups"]})
+        for group in directory["groups"]:
+            members = set(flat[group["id"]])
+            current_group = self.groups.get(group["id"])
+            if current_group is None:
+                profile = {"name": group["name"], "description": group.get("description")}
+                self.groups[group["id"]] = FakeGroup(group["id"], "OKTA_GROUP", profile, now, now, now, members)
+            elif current_group.members != members:
+                current_group.members = members
+                current_group.last_membership_updated = now
+
+
+@contextmanager
+def serving(directory: Directory) -> Iterator[BenchOkta]:
+    """A fake org holding ``directory``, served on a free port of 127.0.0.1 (a thread of this process)."""
+    with serve() as served:
+        fake = BenchOkta(served.url)
+        fake.load(directory)
+        served.handler = fake.handler
+        yield fake
