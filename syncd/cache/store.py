@@ -11,7 +11,7 @@ Statements are SQLAlchemy Core, built once per cache; upserts use the dialect's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -286,27 +286,27 @@ class Cache:
 
     # -- state -----------------------------------------------------------------------------
 
-    def load(self) -> CacheState:
+    def load(self, *, current: Mapping[str, str] | None = None) -> CacheState:
         """Read every user, group and membership, as one consistent snapshot.
 
         Reads plain columns in batches (no ORM objects), so 100k users cost little more than
         the resulting values.
+
+        Args:
+            current: the digest of each user as the source holds it now, when known. A user
+                whose cached digest is the same needs no write, and the plan never reads its
+                ``data`` (what was last pushed: the ``before`` of an update or a delete), so it
+                is loaded with ``data`` empty; the others' data is read as usual. For 100k
+                users the data is about half of what a loaded cache holds. None (the default)
+                loads every user's data.
         """
         state = CacheState()
         with self._read("load", snapshot=True) as connection:
-            user_rows = connection.execution_options(yield_per=_LOAD_BATCH).execute(
-                select(
-                    users.c.source_id,
-                    users.c.target_id,
-                    users.c.user_name,
-                    users.c.digest,
-                    users.c.data,
-                    users.c.origin,
-                )
-            )
             keys: dict[str, str] = {}
-            for source_id, target_id, user_name, digest, data, origin in user_rows:
-                state.users[source_id] = CachedUser(
+
+            def cached_user(row: Sequence[Any], data: Any) -> CachedUser:
+                source_id, target_id, user_name, digest, origin = row[:5]
+                return CachedUser(
                     source_id=source_id,
                     target_id=target_id,
                     user_name=user_name,
@@ -314,6 +314,24 @@ class Cache:
                     data=_compact(data, keys, {source_id: source_id, user_name: user_name}) if data is not None else {},
                     origin=_origin(origin),
                 )
+
+            columns = (users.c.source_id, users.c.target_id, users.c.user_name, users.c.digest, users.c.origin)
+            if current is None:
+                with_data = connection.execution_options(yield_per=_LOAD_BATCH).execute(select(*columns, users.c.data))
+                for user_row in with_data:
+                    state.users[user_row[0]] = cached_user(user_row, user_row[5])
+            else:
+                changed: dict[str, Sequence[Any]] = {}
+                for row in connection.execution_options(yield_per=_LOAD_BATCH).execute(select(*columns)):
+                    if current.get(row[0]) == row[3]:
+                        state.users[row[0]] = cached_user(row, None)
+                    else:
+                        changed[row[0]] = row
+                for chunk in _chunks(list(changed), _IN_CHUNK):
+                    for source_id, data in connection.execute(
+                        select(users.c.source_id, users.c.data).where(users.c.source_id.in_(chunk))
+                    ):
+                        state.users[source_id] = cached_user(changed[source_id], data)
             group_rows = connection.execution_options(yield_per=_LOAD_BATCH).execute(
                 select(
                     groups.c.source_id,

@@ -1,0 +1,67 @@
+"""load(current=...): the data of users whose digest did not change is left out, the rest is as before."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from syncd.cache import Cache
+from syncd.cache.tables import users
+from syncd.state import CachedGroup, CachedUser
+
+
+ALICE = CachedUser("00u1", "t-alice", "alice@example.com", "d-alice", {"userName": "alice@example.com", "active": True})
+BOB = CachedUser("00u2", "t-bob", "bob@example.com", "d-bob", {"userName": "bob@example.com", "active": False})
+CAROL = CachedUser("00u3", "t-carol", "carol@example.com", "d-carol", {"userName": "carol@example.com"}, "adopted")
+ENG = CachedGroup("00g1", "tg-eng", "Engineering", "d-eng")
+
+
+def _fill(cache: Cache) -> None:
+    for user in (ALICE, BOB, CAROL):
+        cache.put_user(user)
+    cache.put_group(ENG)
+    cache.add_memberships(ENG.source_id, [ALICE.source_id, BOB.source_id])
+
+
+def test_unchanged_users_load_without_data_and_the_rest_with_it(cache: Cache) -> None:
+    """Same digest: no data. Other digest, or gone from the source: data as stored."""
+    _fill(cache)
+
+    state = cache.load(current={ALICE.source_id: ALICE.digest, BOB.source_id: "d-bob-2"})
+
+    assert {u.source_id: u for u in (ALICE, BOB, CAROL)} == state.users  # ids, names, digests, origins
+    assert ({}, BOB.data, CAROL.data) == tuple(state.users[u.source_id].data for u in (ALICE, BOB, CAROL))
+    assert cache.load().groups == state.groups
+    assert cache.load().memberships == state.memberships
+
+
+def test_without_current_every_user_loads_its_data(cache: Cache) -> None:
+    """The default reads every user's data."""
+    _fill(cache)
+
+    assert [ALICE.data, BOB.data, CAROL.data] == [cache.load().users[u.source_id].data for u in (ALICE, BOB, CAROL)]
+
+
+def test_many_changed_users_are_read_in_chunks(cache: Cache) -> None:
+    """More changed users than one IN list takes still all come back with their data."""
+    now = datetime.now(UTC)
+    with cache.engine.begin() as connection:
+        connection.execute(
+            users.insert(),
+            [
+                {
+                    "source_id": f"u{i:04d}",
+                    "target_id": f"t{i:04d}",
+                    "user_name": f"u{i}",
+                    "digest": "old",
+                    "data": {"n": i},
+                    "origin": "created",
+                    "updated_at": now,
+                }
+                for i in range(1_200)
+            ],
+        )
+
+    state = cache.load(current={})
+
+    assert 1_200 == len(state.users)
+    assert all({"n": int(sid[1:])} == user.data for sid, user in state.users.items())
