@@ -59,7 +59,7 @@ CONCURRENCY = 16
 class CacheLike(Protocol):
     """What the engine needs of :class:`syncd.cache.Cache` (a seam for tests)."""
 
-    def load(self) -> CacheState: ...
+    def load(self, *, current: Mapping[str, str] | None = None) -> CacheState: ...
     def put_user(self, user: CachedUser, audit: AuditEntry | None = None) -> None: ...
     def forget_user(self, source_id: str, audit: AuditEntry | None = None) -> None: ...
     def put_group(self, group: CachedGroup, audit: AuditEntry | None = None) -> None: ...
@@ -329,7 +329,6 @@ class Engine:
         read_requests = 0
         target_requests_before = self.target.stats.total
         try:
-            state = self.cache.load()
             source_state = self.cache.get_value(self._state_key) or {}
             try:
                 read = await self.source.read(
@@ -355,6 +354,9 @@ class Engine:
                 requests=read.requests,
             )
 
+            # Loaded after the read: a user whose digest is unchanged needs no write, so the cache
+            # leaves out what was last pushed for it (about half the memory of 100k users).
+            state = self.cache.load(current={sid: u.digest() for sid, u in snapshot.users.items()})
             if self._stop.is_set():
                 # Asked to stop during a long read: nothing was written, so nothing is lost.
                 result.status = "interrupted"
