@@ -2,7 +2,8 @@
 
 ``python -m tests.bench.emulator [--requests-per-second 20] [--latency 0.02]`` takes the token from
 ``$SYNCD_BENCH_SCIM_TOKEN``, prints the SCIM URL as its first line, then answers one command per
-line on stdin: ``stats`` prints the request counts as one JSON line, ``reset`` zeroes them,
+line on stdin: ``stats`` prints the request counts as one JSON line (``writes`` and ``reads``
+leave out the requests answered 429, counted in ``throttled``), ``reset`` zeroes them,
 ``state`` prints how many users, groups and memberships it holds. It exits at end of input.
 
 The server is the emulator's own (``syncd.emulator.running_emulator``); only the control channel
@@ -51,10 +52,12 @@ def main(argv: list[str] | None = None) -> None:
         for line in sys.stdin:
             command = line.strip()
             if command == "stats":
+                counts = emu.stats.counts
                 answer = {
-                    "total": emu.stats.total,
-                    "writes": emu.stats.writes,
-                    "throttled": emu.stats.throttled,
+                    "total": sum(counts.values()),
+                    "throttled": sum(n for (_, _, status), n in counts.items() if status == 429),
+                    "writes": sum(n for (method, _, status), n in counts.items() if method != "GET" and status != 429),
+                    "reads": sum(n for (method, _, status), n in counts.items() if method == "GET" and status != 429),
                     "by_method": emu.stats.by_method,
                 }
             elif command == "reset":

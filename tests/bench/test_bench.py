@@ -128,7 +128,7 @@ def test_table_shows_ratios_and_no_ratio_for_an_empty_floor(tmp_path: Any) -> No
 
     bench = Bench(TINY, "file", tmp_path, 20.0, 0.02, "INFO")
     result = {"status": "ok", "requests": {"target": 40, "source": 0}}
-    emulator = {"total": 40, "writes": 40, "throttled": 0}
+    emulator = {"total": 40, "writes": 40, "reads": 0, "throttled": 0}
     bench.outcomes.append(Outcome("initial", 2.2, 0, result, emulator, Floor(40), 100.0, True))
     bench.outcomes.append(Outcome("nochange", 1.5, 0, {"status": "ok"}, {}, Floor(0), 90.0, True))
     rows = table(bench).splitlines()
