@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -22,7 +21,6 @@ from typing import Any, TypeVar
 import httpx2
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from syncd import config as config_module
 from syncd.cache import Cache
@@ -30,9 +28,8 @@ from syncd.daemon import Daemon
 from syncd.emulator import RunningEmulator, running_emulator
 from syncd.state import RunRecord
 from tests.conftest import TOKEN, Workspace
+from tests.pg import throwaway_database
 
-
-PG_ADMIN_URL = os.environ.get("SYNCD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 T = TypeVar("T")
 
@@ -219,31 +216,8 @@ def writes_reached(emu: RunningEmulator, count: int) -> threading.Event:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL database for the daemon tests; dropped at the end."""
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    name = f"syncd_daemon_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.SQLAlchemyError as exc:
-        admin.dispose()
-        pytest.fail(
-            f"PostgreSQL is unreachable at {make_url(PG_ADMIN_URL).render_as_string(hide_password=True)} ({exc}); "
-            'set SYNCD_TEST_POSTGRES_URL or deselect with -m "not postgres"',
-            pytrace=False,
-        )
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.dispose()
+    with throwaway_database("syncd_test_daemon_") as url:
+        yield url
 
 
 @pytest.fixture
