@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,17 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def writes_reached(emu: RunningEmulator, count: int) -> threading.Event:
+    """An event set once the emulator has answered ``count`` writes."""
+    reached = threading.Event()
+    record = emu.stats.record
+
+    def counting(method: str, kind: str, status: int) -> None:
+        record(method, kind, status)
+        if emu.stats.writes >= count:
+            reached.set()
+
+    emu.stats.record = counting  # type: ignore[method-assign]
+    return reached

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from syncd import config as config_module
 from syncd.cache import Cache
 from syncd.daemon import Daemon
-from syncd.emulator import RunningEmulator, running_emulator
+from syncd.emulator import running_emulator
 from syncd.state import RunRecord
 from tests.conftest import TOKEN, Workspace
 from tests.pg import throwaway_database
@@ -197,20 +197,6 @@ def slow_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.delenv("SYNCD_CONFIG", raising=False)
     with running_emulator(token=TOKEN, latency=0.02) as emu:
         yield Workspace(tmp_path, emu)
-
-
-def writes_reached(emu: RunningEmulator, count: int) -> threading.Event:
-    """An event set once the emulator has answered ``count`` writes."""
-    reached = threading.Event()
-    record = emu.stats.record
-
-    def counting(method: str, kind: str, status: int) -> None:
-        record(method, kind, status)
-        if emu.stats.writes >= count:
-            reached.set()
-
-    emu.stats.record = counting  # type: ignore[method-assign]
-    return reached
 
 
 @pytest.fixture(scope="session")

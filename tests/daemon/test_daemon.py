@@ -11,8 +11,8 @@ import httpx2
 
 from syncd.cache import Cache
 from syncd.leader import read_record
-from tests.conftest import Workspace
-from tests.daemon.conftest import ThreadDaemon, probe, runs, schedule, wait_for, writes_reached
+from tests.conftest import Workspace, writes_reached
+from tests.daemon.conftest import ThreadDaemon, probe, runs, schedule, wait_for
 from tests.integration.test_cli_sync import sync
 
 

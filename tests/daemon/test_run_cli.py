@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from syncd.cli import app
 from syncd.emulator import running_emulator
-from tests.conftest import TOKEN, Workspace
-from tests.daemon.conftest import Proc, free_port, json_lines, metric, probe, runs, schedule, wait_for, writes_reached
+from tests.conftest import TOKEN, Workspace, writes_reached
+from tests.daemon.conftest import Proc, free_port, json_lines, metric, probe, runs, schedule, wait_for
 from tests.integration.test_cli_sync import sync
 
 

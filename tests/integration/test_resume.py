@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from syncd.cache import Cache
 from syncd.emulator import running_emulator
-from tests.conftest import TOKEN, Workspace, make_directory
+from tests.conftest import TOKEN, Workspace, make_directory, writes_reached
 from tests.integration.test_cli_sync import emulator_view, sync
 
 
@@ -31,15 +30,7 @@ def test_killed_run_resumes_without_duplicates(slow_workspace: Workspace) -> Non
     """A sync killed with SIGKILL mid-run is finished by the next run: no duplicate, nothing missing."""
     ws = slow_workspace
     ws.write(make_directory(80, {"eng": list(range(0, 80, 2)), "ops": list(range(1, 80, 2))}))
-    enough = threading.Event()
-    record = ws.emu.stats.record
-
-    def counting(method: str, kind: str, status: int) -> None:
-        record(method, kind, status)
-        if ws.emu.stats.writes >= 30:
-            enough.set()
-
-    ws.emu.stats.record = counting  # type: ignore[method-assign]
+    enough = writes_reached(ws.emu, 30)
     env = {**os.environ, "SYNCD_TEST_SCIM_TOKEN": TOKEN}
     proc = subprocess.Popen(
         [sys.executable, "-m", "syncd", "--log-level", "WARNING", "sync", "--config", str(ws.config)],
