@@ -36,6 +36,7 @@ from syncd.guard import Limit, check
 from syncd.model import Assignment, Group, Skipped, Snapshot, User, digest
 from syncd.normalise import Scope, build_snapshot
 from syncd.plan import (
+    MAX_MEMBER_CHANGES,
     Action,
     Change,
     LiveState,
@@ -530,20 +531,45 @@ class _Applier:
         """Member adds, then removes, planned again from what the cache now holds.
 
         A user or group recreated above has lost its memberships, and group creates sent up to
-        100 members inline; planning from the cache accounts for both.
+        100 members inline; planning from the cache accounts for both. A group that gains and
+        loses members gets its removes in the spare room of its last add PATCH (after the adds,
+        in the same request: at most 100 changes in all [DG:patchgroup]), so a membership move
+        inside one group costs one request, not two.
         """
-        members = membership_changes(
+        changes = membership_changes(
             self.snapshot,
             self.mirror.memberships(),
             deleting_users=deleting_users,
             deleting_groups=deleting_groups,
         )
-        for action in (Action.ADD_MEMBERS, Action.REMOVE_MEMBERS):
-            per_group: dict[str, list[Change]] = {}
-            for change in members:
-                if change.action is action:
-                    per_group.setdefault(change.source_id, []).append(change)
-            await self._run_all(list(per_group.values()), self._member_batches)
+        adds: dict[str, list[str]] = {}
+        removes: dict[str, list[str]] = {}
+        for change in changes:
+            into = adds if change.action is Action.ADD_MEMBERS else removes
+            into.setdefault(change.source_id, []).extend(change.members)
+        first: list[list[_MemberRequest]] = []
+        for gsid, added in adds.items():
+            requests = [
+                _MemberRequest(gsid, tuple(added[i : i + MAX_MEMBER_CHANGES]))
+                for i in range(0, len(added), MAX_MEMBER_CHANGES)
+            ]
+            room = MAX_MEMBER_CHANGES - len(requests[-1].add)
+            leaving = removes.pop(gsid, [])
+            if room and leaving:
+                requests[-1] = _MemberRequest(gsid, requests[-1].add, tuple(leaving[:room]))
+                leaving = leaving[room:]
+            if leaving:
+                removes[gsid] = leaving
+            first.append(requests)
+        await self._run_all(first, self._member_batches)
+        then = [
+            [
+                _MemberRequest(gsid, (), tuple(left[i : i + MAX_MEMBER_CHANGES]))
+                for i in range(0, len(left), MAX_MEMBER_CHANGES)
+            ]
+            for gsid, left in removes.items()
+        ]
+        await self._run_all(then, self._member_batches)
 
     async def _run_all(self, items: list[Any], worker: Callable[[Any], Awaitable[None]]) -> None:
         semaphore = asyncio.Semaphore(CONCURRENCY)
@@ -905,18 +931,19 @@ class _Applier:
 
     # ----- members
 
-    async def _member_batches(self, batches: list[Change]) -> None:
-        """One group's batches, in order (batches of different groups run side by side)."""
-        for batch in batches:
+    async def _member_batches(self, requests: list[_MemberRequest]) -> None:
+        """One group's member PATCHes, in order (those of different groups run side by side)."""
+        for request in requests:
             if self.stop.is_set():
                 return
             try:
-                await self._member_batch(batch)
+                await self._member_request(request)
             except TargetNotFound:
-                group = self.snapshot.groups.get(batch.source_id)
-                if group is None or batch.action is Action.REMOVE_MEMBERS:
+                group = self.snapshot.groups.get(request.group)
+                if group is None or not request.add:
                     self._failed(
-                        batch, f"group {batch.source_id} is gone from Identity Center; run `syncd sync --full-resync`"
+                        request.as_change(),
+                        f"group {request.group} is gone from Identity Center; run `syncd sync --full-resync`",
                     )
                     return
                 # The group was deleted by hand: make it again and add every member.
@@ -935,33 +962,47 @@ class _Applier:
                 single = Snapshot(users=self.snapshot.users, groups={group.source_id: group})
                 for again in membership_changes(single, current):
                     if again.action is Action.ADD_MEMBERS:
-                        await self._member_batch(again)
+                        await self._member_request(_MemberRequest(group.source_id, again.members))
                 return
 
-    async def _member_batch(self, batch: Change) -> None:
-        group_tid = self.mirror.group_target(batch.source_id)
-        if group_tid is None and any(c.source_id == batch.source_id for c in self.deferred):
+    async def _member_request(self, request: _MemberRequest) -> None:
+        group_tid = self.mirror.group_target(request.group)
+        if group_tid is None and any(c.source_id == request.group for c in self.deferred):
             return  # its create waits for a delete later in the run; members follow it then
         if group_tid is None:
             self._failed(
-                batch, f"group {batch.label()!r} has no Identity Center id (its create failed); members not changed"
+                request.as_change(),
+                f"group {request.as_change().label()!r} has no Identity Center id (its create failed);"
+                " members not changed",
             )
             return
-        pairs = [(sid, self.mirror.user_target(sid)) for sid in batch.members]
-        sids = [sid for sid, tid in pairs if tid is not None]
-        tids = [tid for _, tid in pairs if tid is not None]
-        if not sids:
+        add = [(sid, tid) for sid in request.add if (tid := self.mirror.user_target(sid)) is not None]
+        remove = [(sid, tid) for sid in request.remove if (tid := self.mirror.user_target(sid)) is not None]
+        if not add and not remove:
             return
-        adding = batch.action is Action.ADD_MEMBERS
-        if adding:
-            await self.target.patch_members(group_tid, add=tids)
-        else:
-            await self.target.patch_members(group_tid, remove=tids)
-        audit = AuditEntry(str(batch.action), "membership", batch.source_id, group_tid, None, {"members": sids}, "ok")
-        if adding:
-            self.mirror.add_members(batch.source_id, sids, audit)
-        else:
-            self.mirror.remove_members(batch.source_id, sids, audit)
-        self._done(
-            Change(batch.action, batch.source_id, group_tid, group=batch.group, members=tuple(sids)), members=len(sids)
-        )
+        await self.target.patch_members(group_tid, add=[t for _, t in add], remove=[t for _, t in remove])
+        group = self.snapshot.groups.get(request.group)
+        for action, pairs in ((Action.ADD_MEMBERS, add), (Action.REMOVE_MEMBERS, remove)):
+            if not pairs:
+                continue
+            sids = [sid for sid, _ in pairs]
+            audit = AuditEntry(str(action), "membership", request.group, group_tid, None, {"members": sids}, "ok")
+            if action is Action.ADD_MEMBERS:
+                self.mirror.add_members(request.group, sids, audit)
+            else:
+                self.mirror.remove_members(request.group, sids, audit)
+            self._done(Change(action, request.group, group_tid, group=group, members=tuple(sids)), members=len(sids))
+
+
+@dataclass(frozen=True, slots=True)
+class _MemberRequest:
+    """One PATCH of a group's members: adds first, then removes, at most 100 in all."""
+
+    group: str
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+    def as_change(self) -> Change:
+        """The change this request stands for, for failure reports."""
+        action = Action.ADD_MEMBERS if self.add else Action.REMOVE_MEMBERS
+        return Change(action, self.group, members=self.add + self.remove)

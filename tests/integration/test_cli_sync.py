@@ -274,3 +274,16 @@ class TestChanges:
         code, _ = sync(workspace)
         assert (0, {"PATCH /Groups": 2}) == (code, workspace.emu.stats.by_method)
         assert {"eng": ["u0000"], "ops": ["u0001"]} == emulator_view(workspace)["groups"]
+
+    def test_gain_and_loss_in_one_group_is_one_patch(self, workspace: Workspace) -> None:
+        """A group that gains one member and loses another changes with one PATCH carrying both."""
+        data = make_directory(3, {"eng": [0, 1]})
+        workspace.write(data)
+        sync(workspace)
+        data["groups"][0]["members"] = ["u0000", "u0002"]
+        workspace.write(data)
+        workspace.emu.stats.reset()
+        code, out = sync(workspace)
+        assert (0, {"PATCH /Groups": 1}) == (code, workspace.emu.stats.by_method)
+        assert (1, 1) == (out["changes"]["members_added"], out["changes"]["members_removed"])
+        assert ["u0000", "u0002"] == emulator_view(workspace)["groups"]["eng"]
