@@ -19,7 +19,7 @@ survive.
 from __future__ import annotations
 
 import enum
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -266,13 +266,26 @@ def _live_by_group(matches: Matches, live: LiveState, leave_out: AbstractSet[str
 # The plan
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Plan:
     """The ordered changes of one run, with what the guard and the summary need."""
 
     changes: list[Change] = field(default_factory=list)
     managed_users: int = 0
     managed_groups: int = 0
+
+    def __repr__(self) -> str:
+        """How many changes of each action, not the changes themselves.
+
+        A plan may hold 100k changes, and Python builds whole reprs before it shortens them:
+        ``asyncio.run`` does, for the task that returned a run's result, when it restores its
+        SIGINT handler (CPython 3.11). A repr of every change took a minute and a gigabyte.
+        """
+        actions = Counter(str(c.action) for c in self.changes)
+        listed = ", ".join(f"{action}={n}" for action, n in sorted(actions.items()))
+        return (
+            f"Plan({listed or 'no changes'}; managed_users={self.managed_users}, managed_groups={self.managed_groups})"
+        )
 
     def __iter__(self) -> Iterator[Change]:
         return iter(self.changes)
