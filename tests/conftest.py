@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 import stamina
+from moto.server import ThreadedMotoServer
 
 from syncd.emulator import RunningEmulator, running_emulator
 
@@ -151,3 +153,19 @@ def writes_reached(emu: RunningEmulator, count: int) -> threading.Event:
 
     emu.stats.record = counting  # type: ignore[method-assign]
     return reached
+
+
+@pytest.fixture
+def moto_endpoint(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto server on a free port, as AWS_ENDPOINT_URL; its state is reset before and after."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    try:
+        httpx2.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        yield url
+        httpx2.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+    finally:
+        server.stop()

@@ -7,12 +7,8 @@ standard credential chain) honours ``AWS_ENDPOINT_URL`` for both sso-admin and O
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import boto3
-import httpx2
-import pytest
-from moto.server import ThreadedMotoServer
 
 from syncd.assignments.manager import build_assigner
 from syncd.cache import Cache
@@ -21,23 +17,7 @@ from syncd.plan import Action
 from tests.assignments.conftest import Writes, build_org, rules, snapshot, sync_assignments, targets
 
 
-@pytest.fixture
-def endpoint(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A moto server on a free port, as AWS_ENDPOINT_URL; its state is reset before and after."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    try:
-        httpx2.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
-        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-        yield url
-        httpx2.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
-    finally:
-        server.stop()
-
-
-def test_a_run_through_aws_endpoint_url(endpoint: str, cache: Cache) -> None:
+def test_a_run_through_aws_endpoint_url(moto_endpoint: str, cache: Cache) -> None:
     """Against moto_server: the rules are applied over HTTP, and the next run sends no write."""
     org = build_org(boto3.Session())
     settings = Settings(
@@ -49,8 +29,8 @@ def test_a_run_through_aws_endpoint_url(endpoint: str, cache: Cache) -> None:
     group_targets = targets(snap)
     manager = build_assigner(settings, cache)
     assert manager is not None
-    assert endpoint == manager.aws.sso_admin.meta.endpoint_url
-    assert endpoint == manager.aws.organizations.meta.endpoint_url
+    assert moto_endpoint == manager.aws.sso_admin.meta.endpoint_url
+    assert moto_endpoint == manager.aws.organizations.meta.endpoint_url
 
     first = asyncio.run(sync_assignments(manager, snap, cache, group_targets))
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import httpx2
 import pytest
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from syncd.cli import app
@@ -21,18 +18,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def org(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
+def org(moto_endpoint: str) -> Org:
     """An organisation (nested OUs, three permission sets) in moto_server, reached via AWS_ENDPOINT_URL."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    try:
-        httpx2.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
-        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-        yield build_org(boto3.Session())
-    finally:
-        server.stop()
+    return build_org(boto3.Session())
 
 
 def configure(
