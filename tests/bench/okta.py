@@ -26,6 +26,8 @@ from tests.fakes.serve import serve
 
 
 TOKEN = "00T-bench-ssws-token"  # the fake's test credential
+LOADED_AGO = 86_400.0
+"""How long before the benchmark the synthetic org was last changed, in seconds."""
 LIMITS = {"users": 1_000_000, "groups": 1_000_000, "group-users": 1_000_000, "token": 10_000, "other": 10_000}
 
 
@@ -60,18 +62,22 @@ class BenchOkta(FakeOkta):
         return self._handle(request)
 
     def load(self, directory: Directory) -> None:
-        """Make the org hold ``directory`` (users, groups, memberships), stamped now."""
-        self.tick()
+        """Make the org hold ``directory`` (users, groups, memberships), last changed a day ago.
+
+        Stamped in the past, as a real org's records are: the connector's incremental reads
+        overlap the last watermark by minutes, and a directory stamped just before the first run
+        would come back whole in the next one.
+        """
         self.users.clear()
         for gid in [g for g in self.groups if g != self.everyone]:
             del self.groups[gid]
         self.groups[self.everyone].members.clear()
-        self.apply(directory)
+        self.apply(directory, at=time.time() - LOADED_AGO)
 
-    def apply(self, directory: Directory) -> None:
-        """Change the org to hold ``directory``, bumping the timestamps of what changed, like Okta."""
+    def apply(self, directory: Directory, at: float | None = None) -> None:
+        """Change the org to hold ``directory``, stamping what changed ``at`` (default now), like Okta."""
         self.tick()
-        now = self.now
+        now = self.now if at is None else at
         everyone = self.groups[self.everyone]
         for user in directory["users"]:
             status = "ACTIVE" if user["active"] else "SUSPENDED"
