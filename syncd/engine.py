@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import structlog
@@ -47,7 +47,7 @@ from syncd.plan import (
     match_live,
     membership_changes,
 )
-from syncd.state import AuditEntry, CachedGroup, CachedUser, CacheState, RunRecord
+from syncd.state import NO_DATA, AuditEntry, CachedGroup, CachedUser, CacheState, Current, RunRecord
 from syncd.target.scim import ScimTarget
 
 
@@ -60,7 +60,7 @@ CONCURRENCY = 16
 class CacheLike(Protocol):
     """What the engine needs of :class:`syncd.cache.Cache` (a seam for tests)."""
 
-    def load(self, *, current: Mapping[str, str] | None = None) -> CacheState: ...
+    def load(self, *, current: Mapping[str, Current] | None = None) -> CacheState: ...
     def put_user(self, user: CachedUser, audit: AuditEntry | None = None) -> None: ...
     def forget_user(self, source_id: str, audit: AuditEntry | None = None) -> None: ...
     def put_group(self, group: CachedGroup, audit: AuditEntry | None = None) -> None: ...
@@ -160,30 +160,41 @@ class RunResult:
 
 
 class _Mirror:
-    """The cache, plus an in-memory copy of its state kept equal as changes are recorded.
+    """The cache, plus the run's in-memory copy of its state, kept equal as changes are recorded.
 
-    Memberships are indexed by group and by user, so that forgetting one object costs the size
-    of its own memberships, not of the whole directory's.
+    The copy is the loaded :class:`CacheState` itself, changed in place: memberships stay one
+    set per group (shared with the plan, so a set is replaced, never changed, once the plan
+    may hold it), and the users a run deletes are indexed by group once, up front, so that
+    forgetting one costs the size of its own memberships. Any other user dropped (recreated
+    after a 404) is found by a scan of the groups, which is rare and cheap at 10k groups.
     """
 
     def __init__(self, cache: CacheLike, state: CacheState) -> None:
         self.cache = cache
         self.state = state
-        self.by_group: dict[str, set[str]] = defaultdict(set)
-        self.by_user: dict[str, set[str]] = defaultdict(set)
-        for group_sid, user_sid in state.memberships:
-            self.by_group[group_sid].add(user_sid)
-            self.by_user[user_sid].add(group_sid)
-        self._user_owner = {c.target_id: sid for sid, c in state.users.items()}
+        self.by_group = state.members
+        self._groups_of: dict[str, list[str]] = {}
+        self._user_owner: dict[str, str] | None = None
         self._group_owner = {c.target_id: sid for sid, c in state.groups.items()}
 
-    def memberships(self) -> set[tuple[str, str]]:
-        """Every cached (group, user) pair, as the plan takes them."""
-        return {(g, u) for g, users in self.by_group.items() for u in users}
+    def index_users(self, user_sids: AbstractSet[str]) -> None:
+        """Index the groups of users the run will drop, in one pass over the memberships."""
+        if not user_sids:
+            return
+        for group_sid, members in self.by_group.items():
+            small, large = (user_sids, members) if len(user_sids) < len(members) else (members, user_sids)
+            for user_sid in small:
+                if user_sid in large:
+                    self._groups_of.setdefault(user_sid, []).append(group_sid)
 
     def members_of(self, group_sid: str) -> set[str]:
-        """The cached members of one group."""
+        """The cached members of one group (a copy)."""
         return set(self.by_group.get(group_sid, ()))
+
+    def settle(self, group_sid: str, members: AbstractSet[str]) -> None:
+        """Hold ``members`` (the snapshot's set) for a group whose cached members now equal it."""
+        if self.by_group.get(group_sid) == members:
+            self.by_group[group_sid] = members
 
     def user_target(self, source_id: str) -> str | None:
         cached = self.state.users.get(source_id)
@@ -194,28 +205,39 @@ class _Mirror:
         return cached.target_id if cached else None
 
     def owner_of_user(self, target_id: str) -> str | None:
-        return self._user_owner.get(target_id)
+        return self._user_owners().get(target_id)
 
     def owner_of_group(self, target_id: str) -> str | None:
         return self._group_owner.get(target_id)
 
     def user_by_target(self) -> dict[str, str]:
         """Identity Center user id → source id, for every managed user."""
-        return dict(self._user_owner)
+        return dict(self._user_owners())
+
+    def _user_owners(self) -> dict[str, str]:
+        # Built when first asked (conflicts, full resyncs): most runs never need it.
+        if self._user_owner is None:
+            self._user_owner = {c.target_id: sid for sid, c in self.state.users.items()}
+        return self._user_owner
 
     def put_user(self, user: CachedUser, audit: AuditEntry) -> None:
         previous = self.state.users.get(user.source_id)
         if previous is not None and previous.target_id != user.target_id:
             self.forget_memberships(user_source_id=user.source_id)
-            self._user_owner.pop(previous.target_id, None)
+            if self._user_owner is not None:
+                self._user_owner.pop(previous.target_id, None)
         self.cache.put_user(user, audit)
-        self.state.users[user.source_id] = user
-        self._user_owner[user.target_id] = user.source_id
+        # The payload and digest are what the next run's plan compares against, read from the
+        # cache then; nothing in this run reads them again, so the copy in memory leaves them
+        # out (100k created users would otherwise hold 100k payloads until the run ends).
+        self.state.users[user.source_id] = replace(user, digest="", data=NO_DATA)
+        if self._user_owner is not None:
+            self._user_owner[user.target_id] = user.source_id
 
     def forget_user(self, source_id: str, audit: AuditEntry) -> None:
         self.cache.forget_user(source_id, audit)
         previous = self.state.users.pop(source_id, None)
-        if previous is not None:
+        if previous is not None and self._user_owner is not None:
             self._user_owner.pop(previous.target_id, None)
         self._drop_user(source_id)
 
@@ -237,15 +259,11 @@ class _Mirror:
 
     def add_members(self, group_sid: str, user_sids: list[str], audit: AuditEntry | None) -> None:
         self.cache.add_memberships(group_sid, user_sids, audit)
-        self.by_group[group_sid].update(user_sids)
-        for user_sid in user_sids:
-            self.by_user[user_sid].add(group_sid)
+        self._mutable(group_sid).update(user_sids)
 
     def remove_members(self, group_sid: str, user_sids: list[str], audit: AuditEntry | None) -> None:
         self.cache.remove_memberships(group_sid, user_sids, audit)
-        self.by_group[group_sid].difference_update(user_sids)
-        for user_sid in user_sids:
-            self.by_user[user_sid].discard(group_sid)
+        self._mutable(group_sid).difference_update(user_sids)
 
     def forget_memberships(self, *, group_source_id: str | None = None, user_source_id: str | None = None) -> None:
         self.cache.forget_memberships(group_source_id=group_source_id, user_source_id=user_source_id)
@@ -254,13 +272,24 @@ class _Mirror:
         if user_source_id is not None:
             self._drop_user(user_source_id)
 
+    def _mutable(self, group_sid: str) -> set[str]:
+        """The group's set, as a set of the mirror's own: a set the plan read (a loaded
+        MemberSet, or the snapshot's after :meth:`settle`) is copied before it is changed."""
+        members = self.by_group.get(group_sid)
+        if not isinstance(members, _OwnSet):
+            members = self.by_group[group_sid] = _OwnSet(members or ())
+        return members
+
     def _drop_user(self, user_sid: str) -> None:
-        for group_sid in self.by_user.pop(user_sid, set()):
-            self.by_group[group_sid].discard(user_sid)
+        groups = self._groups_of.pop(user_sid, None)
+        if groups is None:
+            groups = [g for g, members in self.by_group.items() if user_sid in members]
+        for group_sid in groups:
+            if user_sid in self.by_group.get(group_sid, ()):
+                self._mutable(group_sid).discard(user_sid)
 
     def _drop_group(self, group_sid: str) -> None:
-        for user_sid in self.by_group.pop(group_sid, set()):
-            self.by_user[user_sid].discard(group_sid)
+        self.by_group.pop(group_sid, None)
 
     def set_members(self, group_sid: str, user_sids: set[str]) -> None:
         """Make the cached members of a group exactly ``user_sids`` (what a full resync read)."""
@@ -269,6 +298,12 @@ class _Mirror:
             self.remove_members(group_sid, sorted(have - user_sids), None)
         if user_sids - have:
             self.add_members(group_sid, sorted(user_sids - have), None)
+
+
+class _OwnSet(set[str]):
+    """A group's members as the mirror changes them (see :meth:`_Mirror._mutable`)."""
+
+    __slots__ = ()
 
 
 def _user_record(user: User, target_id: str, origin: str = "created", data: dict[str, Any] | None = None) -> CachedUser:
@@ -343,6 +378,8 @@ class Engine:
             if not read.complete:
                 raise SourceError(f"the {self.source_type} source returned an incomplete read; nothing was changed")
             snapshot = build_snapshot(read, self.scope)
+            # The snapshot holds all the run needs: let the raw records go (tens of MB at 100k users).
+            read.users, read.groups = [], []
             result.skipped = snapshot.skipped
             for skip in snapshot.skipped:
                 bound.warning("record.skipped", kind=skip.kind, id=skip.id, reason=skip.reason)
@@ -357,7 +394,9 @@ class Engine:
 
             # Loaded after the read: a user whose digest is unchanged needs no write, so the cache
             # leaves out what was last pushed for it (about half the memory of 100k users).
-            state = self.cache.load(current={sid: u.digest() for sid, u in snapshot.users.items()})
+            state = self.cache.load(
+                current={sid: Current(sid, u.user_name, u.digest()) for sid, u in snapshot.users.items()}
+            )
             if self._stop.is_set():
                 # Asked to stop during a long read: nothing was written, so nothing is lost.
                 result.status = "interrupted"
@@ -479,6 +518,7 @@ class _Applier:
         self.deleting_users = {c.source_id for c in by_phase.get(Phase.DELETE_USERS, [])}
         self.deleting_groups = {c.source_id for c in by_phase.get(Phase.DELETE_GROUPS, [])}
         deleting_users, deleting_groups = set(self.deleting_users), set(self.deleting_groups)
+        self.mirror.index_users(deleting_users | {c.source_id for c in by_phase.get(Phase.RECORD, [])})
 
         for change in by_phase.get(Phase.RECORD, []):
             self._record_only(change)
@@ -538,7 +578,7 @@ class _Applier:
         """
         changes = membership_changes(
             self.snapshot,
-            self.mirror.memberships(),
+            self.mirror.by_group,
             deleting_users=deleting_users,
             deleting_groups=deleting_groups,
         )
@@ -572,16 +612,21 @@ class _Applier:
         await self._run_all(then, self._member_batches)
 
     async def _run_all(self, items: list[Any], worker: Callable[[Any], Awaitable[None]]) -> None:
-        semaphore = asyncio.Semaphore(CONCURRENCY)
+        """Run ``worker`` on every item, ``CONCURRENCY`` at a time, until done or asked to stop.
 
-        async def one(item: Any) -> None:
-            async with semaphore:
+        A fixed pool of workers takes items from one iterator, so a phase of 100k changes holds
+        ``CONCURRENCY`` coroutines, not one task per change (about 1.5 KB each).
+        """
+        pending = iter(items)
+
+        async def drain() -> None:
+            for item in pending:
                 if self.stop.is_set():
                     return
                 await self._guarded(item, worker)
 
-        # Wait for every task, even after one failed, so that nothing writes after the run ends.
-        outcomes = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
+        # Wait for every worker, even after one failed, so that nothing writes after the run ends.
+        outcomes = await asyncio.gather(*(drain() for _ in range(min(CONCURRENCY, len(items)))), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -964,6 +1009,8 @@ class _Applier:
                     if again.action is Action.ADD_MEMBERS:
                         await self._member_request(_MemberRequest(group.source_id, again.members))
                 return
+        if requests and not self.stop.is_set() and (group := self.snapshot.groups.get(requests[0].group)):
+            self.mirror.settle(group.source_id, group.members)
 
     async def _member_request(self, request: _MemberRequest) -> None:
         group_tid = self.mirror.group_target(request.group)

@@ -13,8 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
+
+from syncd.memberset import MemberSet
 
 
 ENTERPRISE_ATTRIBUTES = ("employee_number", "cost_center", "organization", "division", "department", "manager")
@@ -110,12 +113,22 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """A group as Identity Center should hold it, with its flattened user members."""
+    """A group as Identity Center should hold it, with its flattened user members.
+
+    ``members`` may be given as any set of user source ids; it is kept as a
+    :class:`~syncd.memberset.MemberSet` (a sorted tuple: a big directory's memberships are
+    most of a run's memory otherwise).
+    """
 
     source_id: str
     display_name: str
     description: str | None = None
-    members: frozenset[str] = frozenset()
+    members: AbstractSet[str] = MemberSet()
+
+    def __post_init__(self) -> None:
+        """Keep ``members`` as a MemberSet."""
+        if not isinstance(self.members, MemberSet):
+            object.__setattr__(self, "members", MemberSet(self.members))
 
     def payload(self) -> dict[str, Any]:
         """The group attributes syncd owns (membership is tracked on its own)."""

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pydantic import validate_email
 from pydantic_core import PydanticCustomError
 
+from syncd.memberset import MemberSet
 from syncd.model import ENTERPRISE_ATTRIBUTES, Group, Skipped, Snapshot, SourceGroup, SourceRead, SourceUser, User
 
 
@@ -165,8 +166,8 @@ def normalise_user(raw: SourceUser) -> User:
 def _flatten(
     group_id: str,
     by_id: Mapping[str, SourceGroup],
-    memo: dict[str, frozenset[str]],
-) -> frozenset[str]:
+    memo: dict[str, MemberSet],
+) -> MemberSet:
     """The user ids in ``group_id`` and every group nested below it; safe against cycles.
 
     Iterative, so a deep chain of nested groups cannot exhaust Python's recursion limit.
@@ -182,14 +183,14 @@ def _flatten(
             continue
         seen.add(gid)
         if gid in memo:
-            members |= memo[gid]
+            members.update(memo[gid])
             continue
         group = by_id.get(gid)
         if group is None:
             continue
         members.update(group.members)
         stack.extend(group.groups)
-    result = frozenset(members)
+    result = MemberSet(members)
     memo[group_id] = result
     return result
 
@@ -229,7 +230,7 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
         users[user.source_id] = user
 
     by_id = {g.id: g for g in read.groups if g.id}
-    memo: dict[str, frozenset[str]] = {}
+    memo: dict[str, MemberSet] = {}
     groups: dict[str, Group] = {}
     for raw_group in read.groups:
         name = clean_text(raw_group.name)
@@ -260,7 +261,7 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
     if scope.users == "members":
         wanted: set[str] = set()
         for group in groups.values():
-            wanted |= group.members
+            wanted.update(group.members)
         users = {uid: u for uid, u in users.items() if uid in wanted}
 
     for uid in _first_unique(((u.source_id, u.user_name) for u in users.values()), "user", "userName", skipped):
@@ -273,5 +274,5 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
     for gid, group in groups.items():
         kept = group.members & users.keys()
         if kept != group.members:
-            groups[gid] = Group(group.source_id, group.display_name, group.description, frozenset(kept))
+            groups[gid] = Group(group.source_id, group.display_name, group.description, kept)
     return Snapshot(users=users, groups=groups, skipped=skipped)

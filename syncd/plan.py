@@ -563,16 +563,18 @@ def _batches(items: list[str]) -> Iterator[tuple[str, ...]]:
 
 def current_memberships(
     cache: CacheState, inline: Mapping[str, tuple[str, ...]], recreated_groups: Iterable[str] = ()
-) -> dict[str, set[str]]:
-    """Memberships Identity Center will hold before the member phase, by group: the cached pairs,
+) -> dict[str, AbstractSet[str]]:
+    """Memberships Identity Center will hold before the member phase, by group: the cached ones,
     minus those of groups that are recreated, plus the members sent inline with group creates.
 
-    Built straight from the cached pairs, without a copy of them (half a million pairs for 100k
-    users: copies are what a big directory's memory goes on)."""
-    recreated = set(recreated_groups)
-    by_group = _by_group((g, u) for g, u in cache.memberships if g not in recreated)
+    The cached sets are shared, not copied (half a million memberships for 100k users: copies
+    are what a big directory's memory goes on); only groups with inline members get a new set.
+    """
+    by_group: dict[str, AbstractSet[str]] = dict(cache.members)
+    for gsid in recreated_groups:
+        by_group.pop(gsid, None)
     for gsid, members in inline.items():
-        by_group[gsid].update(members)
+        by_group[gsid] = by_group.get(gsid, frozenset()) | set(members)
     return by_group
 
 
@@ -589,9 +591,10 @@ def make_plan(snapshot: Snapshot, cache: CacheState, live: LiveState | None = No
     if matches is not None and live is not None:
         # A user that is recreated has no memberships in Identity Center any more.
         recreated_users = {c.source_id for c in user_changes if c.action is Action.CREATE_USER}
-        current = _live_by_group(matches, live, recreated_users)
+        live_by_group = _live_by_group(matches, live, recreated_users)
         for gsid, inline_members in inline.items():
-            current[gsid].update(inline_members)
+            live_by_group[gsid].update(inline_members)
+        current: Mapping[str, AbstractSet[str]] = live_by_group
     else:
         current = current_memberships(cache, inline)
 

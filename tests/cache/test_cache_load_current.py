@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from syncd.cache import Cache
 from syncd.cache.tables import users
-from syncd.state import CachedGroup, CachedUser
+from syncd.state import CachedGroup, CachedUser, Current
 
 
 ALICE = CachedUser("00u1", "t-alice", "alice@example.com", "d-alice", {"userName": "alice@example.com", "active": True})
@@ -26,12 +26,31 @@ def test_unchanged_users_load_without_data_and_the_rest_with_it(cache: Cache) ->
     """Same digest: no data. Other digest, or gone from the source: data as stored."""
     _fill(cache)
 
-    state = cache.load(current={ALICE.source_id: ALICE.digest, BOB.source_id: "d-bob-2"})
+    state = cache.load(
+        current={
+            ALICE.source_id: Current(ALICE.source_id, ALICE.user_name, ALICE.digest),
+            BOB.source_id: Current(BOB.source_id, BOB.user_name, "d-bob-2"),
+        }
+    )
 
     assert {u.source_id: u for u in (ALICE, BOB, CAROL)} == state.users  # ids, names, digests, origins
-    assert ({}, BOB.data, CAROL.data) == tuple(state.users[u.source_id].data for u in (ALICE, BOB, CAROL))
+    assert ({}, BOB.data, CAROL.data) == tuple(dict(state.users[u.source_id].data) for u in (ALICE, BOB, CAROL))
     assert cache.load().groups == state.groups
     assert cache.load().memberships == state.memberships
+
+
+def test_unchanged_users_share_the_strings_of_current(cache: Cache) -> None:
+    """An unchanged user holds the very id, userName and digest strings it was given, not copies."""
+    _fill(cache)
+    now = Current("".join(["00", "u1"]), "".join(["alice", "@example.com"]), "".join(["d-", "alice"]))
+
+    loaded = cache.load(current={now.source_id: now}).users[ALICE.source_id]
+
+    assert (True, True, True) == (
+        loaded.source_id is now.source_id,
+        loaded.user_name is now.user_name,
+        loaded.digest is now.digest,
+    )
 
 
 def test_without_current_every_user_loads_its_data(cache: Cache) -> None:

@@ -29,7 +29,7 @@ def converged(snapshot: Snapshot) -> CacheState:
     return CacheState(
         users={sid: cached(u) for sid, u in snapshot.users.items()},
         groups={sid: cached_group(g) for sid, g in snapshot.groups.items()},
-        memberships=snapshot.memberships(),
+        members={sid: set(g.members) for sid, g in snapshot.groups.items() if g.members},
     )
 
 
