@@ -6,7 +6,7 @@
 * :class:`HttpSession`: every request of one connector goes through it. It counts requests,
   retries 429, 5xx and network errors a bounded number of times, waits out rate limits by the
   *server's* clock, and slows down before a bucket runs dry.
-* :func:`gather_bounded`: run listings in parallel, at most ``limit`` at a time; the first
+* :func:`gather_bounded` (from :mod:`syncd.aio`): run listings in parallel, at most ``limit`` at a time; the first
   failure cancels the rest.
 
 Nothing here knows a provider's URLs or error bodies; the connector turns the final response
@@ -20,15 +20,16 @@ import math
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx2
 import structlog
 
+from syncd.aio import gather_bounded
 from syncd.errors import SourceError
 
 
@@ -45,7 +46,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 """An ``asyncio.sleep``-like coroutine function; tests pass one that records instead of waiting."""
 
@@ -348,34 +348,3 @@ class HttpSession:
 
 
 # --- concurrency ------------------------------------------------------------------------------
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    first = group.exceptions[0]
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first
-
-
-async def gather_bounded(jobs: Iterable[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
-    """Run ``jobs`` with at most ``limit`` in flight; results in the order of ``jobs``.
-
-    The first job to fail cancels the others and its exception is raised as is (not wrapped in
-    an ExceptionGroup), so a failed listing fails the whole read.
-    """
-    pending = list(enumerate(jobs))
-    results: dict[int, T] = {}
-    pending.reverse()
-
-    async def worker() -> None:
-        while pending:
-            index, job = pending.pop()
-            results[index] = await job()
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(max(1, min(limit, len(pending)))):
-                group.create_task(worker())
-    except BaseExceptionGroup as failures:
-        raise _first_error(failures) from None
-    return [results[i] for i in range(len(results))]

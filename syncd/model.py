@@ -173,7 +173,11 @@ class Snapshot:
         return {(g.source_id, u) for g in self.groups.values() for u in g.members}
 
 
+def canonical(data: Mapping[str, Any]) -> str:
+    """``data`` as canonical JSON: keys sorted, no spaces, text as is. Equal texts, equal data."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def digest(data: Mapping[str, Any]) -> str:
-    """SHA-256 of a canonical JSON rendering of ``data``."""
-    raw = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    """SHA-256 of :func:`canonical` of ``data``."""
+    return hashlib.sha256(canonical(data).encode()).hexdigest()

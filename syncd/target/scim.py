@@ -20,11 +20,10 @@ AWS quirks handled here, each with its source (``identity-center-api.md``):
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx2
@@ -58,6 +57,7 @@ from syncd.errors import (
     TargetNotFound,
     TargetUnavailable,
 )
+from syncd.memberset import MemberSet
 from syncd.plan import LiveGroup, LiveUser
 from syncd.ratelimit import Pacer
 
@@ -73,7 +73,6 @@ _ENTERPRISE_KEYS = {
     "division": "division",
     "department": "department",
 }
-T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -413,13 +412,13 @@ class ScimTarget:
             groups.extend(LiveGroup(str(g["id"]), g.get("externalId"), str(g.get("displayName", ""))) for g in page)
         return groups
 
-    async def list_member_ids(self, group_id: str) -> set[str]:
+    async def list_member_ids(self, group_id: str) -> MemberSet:
         """The ids of a group's members, via the ``groups.value eq`` users filter [DG:listusers]."""
-        members: set[str] = set()
+        members: list[str] = []
         known = self._user_ids
         async for page in self._pages("Users", f'groups.value eq "{group_id}"'):
-            members.update(known.get(user_id, user_id) for user_id in (str(u["id"]) for u in page))
-        return members
+            members.extend(known.get(user_id, user_id) for user_id in (str(u["id"]) for u in page))
+        return MemberSet(members)
 
     async def find_user(self, *, external_id: str | None = None, user_name: str | None = None) -> LiveUser | None:
         """The user with that externalId, else that userName; None when neither exists."""
@@ -441,16 +440,6 @@ class ScimTarget:
                     g = page[0]
                     return LiveGroup(str(g["id"]), g.get("externalId"), str(g.get("displayName", "")))
         return None
-
-    async def gather(self, *coros: Any, limit: int = 16) -> list[Any]:
-        """Run coroutines at most ``limit`` at a time (the pacer still sets the pace)."""
-        semaphore = asyncio.Semaphore(limit)
-
-        async def one(coro: Any) -> Any:
-            async with semaphore:
-                return await coro
-
-        return await asyncio.gather(*(one(c) for c in coros))
 
 
 def _quote_filter(value: str) -> str:
