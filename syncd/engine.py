@@ -166,14 +166,16 @@ class _Mirror:
 
     The copy is the loaded :class:`CacheState` itself, changed in place: memberships stay one
     set per group (shared with the plan, so a set is replaced, never changed, once the plan
-    may hold it), and the users a run deletes are indexed by group once, up front, so that
+    may hold it; a group whose members reach what ``desired`` says holds the snapshot's own
+    MemberSet), and the users a run deletes are indexed by group once, up front, so that
     forgetting one costs the size of its own memberships. Any other user dropped (recreated
     after a 404) is found by a scan of the groups, which is rare and cheap at 10k groups.
     """
 
-    def __init__(self, cache: CacheLike, state: CacheState) -> None:
+    def __init__(self, cache: CacheLike, state: CacheState, desired: Mapping[str, Group]) -> None:
         self.cache = cache
         self.state = state
+        self.desired = desired
         self.by_group = state.members
         self._groups_of: dict[str, list[str]] = {}
         self._user_owner: dict[str, str] | None = None
@@ -193,10 +195,12 @@ class _Mirror:
         """The cached members of one group (a copy)."""
         return set(self.by_group.get(group_sid, ()))
 
-    def settle(self, group_sid: str, members: AbstractSet[str]) -> None:
-        """Hold ``members`` (the snapshot's set) for a group whose cached members now equal it."""
-        if self.by_group.get(group_sid) == members:
-            self.by_group[group_sid] = members
+    def _settle(self, group_sid: str, members: set[str]) -> None:
+        """Hold the snapshot's MemberSet instead of ``members`` once they are equal (a run
+        that creates 10k groups would otherwise end with 10k sets of its own)."""
+        group = self.desired.get(group_sid)
+        if group is not None and len(group.members) == len(members) and group.members == members:
+            self.by_group[group_sid] = group.members
 
     def user_target(self, source_id: str) -> str | None:
         cached = self.state.users.get(source_id)
@@ -261,11 +265,15 @@ class _Mirror:
 
     def add_members(self, group_sid: str, user_sids: list[str], audit: AuditEntry | None) -> None:
         self.cache.add_memberships(group_sid, user_sids, audit)
-        self._mutable(group_sid).update(user_sids)
+        members = self._mutable(group_sid)
+        members.update(user_sids)
+        self._settle(group_sid, members)
 
     def remove_members(self, group_sid: str, user_sids: list[str], audit: AuditEntry | None) -> None:
         self.cache.remove_memberships(group_sid, user_sids, audit)
-        self._mutable(group_sid).difference_update(user_sids)
+        members = self._mutable(group_sid)
+        members.difference_update(user_sids)
+        self._settle(group_sid, members)
 
     def forget_memberships(self, *, group_source_id: str | None = None, user_source_id: str | None = None) -> None:
         self.cache.forget_memberships(group_source_id=group_source_id, user_source_id=user_source_id)
@@ -421,7 +429,7 @@ class Engine:
                 result.status = "ok"
                 return result
 
-            mirror = _Mirror(self.cache, state)
+            mirror = _Mirror(self.cache, state, snapshot.groups)
             applier = _Applier(self.target, mirror, snapshot, bound, self._stop, self.assigner)
             try:
                 await applier.apply(plan, live)
@@ -1011,8 +1019,6 @@ class _Applier:
                     if again.action is Action.ADD_MEMBERS:
                         await self._member_request(_MemberRequest(group.source_id, again.members))
                 return
-        if requests and not self.stop.is_set() and (group := self.snapshot.groups.get(requests[0].group)):
-            self.mirror.settle(group.source_id, group.members)
 
     async def _member_request(self, request: _MemberRequest) -> None:
         group_tid = self.mirror.group_target(request.group)

@@ -4,8 +4,8 @@ Three kinds of process, so that none distorts another's clock, GIL or memory:
 
 * the emulator (``python -m tests.bench.emulator``), throttled at 20 requests/s with a latency
   per answer, counting what it is sent;
-* each scenario as ``python -m syncd sync --json``, timed from spawn to exit, its peak RSS read
-  from ``wait4``;
+* each scenario as ``python -m syncd sync --json`` (through :mod:`tests.bench.peak`), timed
+  from spawn to exit, its peak RSS read by syncd's own process as it exits;
 * this one, which writes the directory (or serves the fake Okta from a thread) and waits.
 
 After each scenario the emulator's state is compared with what the directory says Identity
@@ -55,6 +55,8 @@ SCIM_TOKEN = "bench-scim-token-0123456789"  # the emulator's test credential
 QUOTA = 20.0
 """Identity Center's SCIM quota: 20 requests per second for the whole instance [UG:limits]."""
 RSS_LIMIT_MB = 250
+_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout: child processes start here so that ``python -m tests.bench...`` finds the tests package."""
 
 
 @dataclass(slots=True)
@@ -130,9 +132,8 @@ class Emulator:
         command = [sys.executable, "-m", "tests.bench.emulator", "--latency", str(latency)]
         if rate:
             command += ["--requests-per-second", str(rate)]
-        root = Path(__file__).resolve().parents[2]
         self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(), cwd=root
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(), cwd=_ROOT
         )
         self.url = self._line()
 
@@ -206,19 +207,22 @@ def write_directory(bench: Bench, directory: Directory) -> None:
 
 def run_sync(bench: Bench, config: Path, scenario: str, *extra: str) -> tuple[float, int, dict[str, Any], float]:
     """Run ``syncd sync --json`` once; return wall seconds, exit code, its JSON and its peak RSS in MB."""
-    command = [sys.executable, "-m", "syncd", "--log-level", bench.log_level, "--log-json"]
-    command += ["sync", "--json", "--config", str(config), *extra]
+    peak_path = bench.workdir / f"{scenario}.peak"
+    peak_path.unlink(missing_ok=True)
+    # syncd's own peak RSS, read inside it as it exits (tests.bench.peak says why not wait4's).
+    command = [sys.executable, "-m", "tests.bench.peak", str(peak_path)]
+    command += ["--log-level", bench.log_level, "--log-json", "sync", "--json", "--config", str(config), *extra]
     out_path = bench.workdir / f"{scenario}.json"
     err_path = bench.workdir / f"{scenario}.log"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, env=_env(), cwd=bench.workdir)
-        _, status, usage = os.wait4(process.pid, 0)
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=_env(), cwd=_ROOT)
+        exit_code = process.wait()
         wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
     lines = [line for line in out_path.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
     result: dict[str, Any] = json.loads(lines[-1]) if lines else {"status": "no output"}
-    return wall, process.returncode, result, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    peak_mb = int(peak_path.read_text(encoding="ascii")) / 1024 if peak_path.exists() else float("nan")
+    return wall, exit_code, result, peak_mb
 
 
 def _progress(message: str) -> None:

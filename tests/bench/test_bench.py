@@ -6,6 +6,10 @@ No timing here: the benchmark measures, these only check that what it measures a
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from syncd.emulator import EmulatorState
@@ -134,3 +138,23 @@ def test_table_shows_ratios_and_no_ratio_for_an_empty_floor(tmp_path: Any) -> No
     rows = table(bench).splitlines()
     assert "| 1.10× | 1.00× |" in rows[2]
     assert "| — | — |" in rows[3]
+
+
+def test_peak_rss_is_syncds_own_not_the_benchmarks(tmp_path: Path) -> None:
+    """A 300 MB parent does not show in the peak the benchmark reads for syncd (wait4's would)."""
+    ballast = bytearray(300 * 1024 * 1024)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page: resident, not just reserved
+    out = tmp_path / "peak"
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.peak", str(out), "--help"],
+        stdout=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+
+    assert 0 == process.returncode
+    assert usage.ru_maxrss > 300 * 1024  # the kernel's figure carries the parent's memory
+    assert 10 * 1024 < int(out.read_text(encoding="ascii")) < 200 * 1024
+    del ballast
