@@ -61,13 +61,22 @@ class _Parser:
     """Turns export records into source records, one at a time.
 
     Strings that repeat across records are kept once: a member id is the very string of that
-    user's id, and enterprise keys are shared by every user. The values are the same; only
-    copies go (for 100k users and 500k memberships, that is most of what a read holds).
+    user's id, enterprise keys are shared by every user, and so are the values that repeat
+    from user to user (given and family names, departments, cost centres). The values are the
+    same; only copies go (for 100k users and 500k memberships, that is most of what a read holds).
     """
+
+    _UNIQUE = frozenset({"employee_number", "manager"})
+    """Enterprise attributes that differ from user to user: not worth remembering."""
 
     def __init__(self) -> None:
         self._ids: dict[str, str] = {}
         self._keys: dict[str, str] = {}
+        self._values: dict[str, str] = {}
+
+    def _shared(self, value: Any) -> str | None:
+        text = _str(value)
+        return None if text is None else self._values.setdefault(text, text)
 
     def user(self, records: _Records, index: int, item: Any) -> None:
         if not isinstance(item, dict) or not item.get("id"):
@@ -85,12 +94,16 @@ class _Parser:
                 id=user_id,
                 user_name=user_name,
                 email=user_name if email is not None and email == user_name else email,
-                given_name=_str(item.get("given_name")),
-                family_name=_str(item.get("family_name")),
+                given_name=self._shared(item.get("given_name")),
+                family_name=self._shared(item.get("family_name")),
                 display_name=_str(item.get("display_name")),
                 active=active if isinstance(active, bool) else str(active).lower() in {"true", "1", "yes"},
                 enterprise={
-                    keys.setdefault(str(k), str(k)): str(v) for k, v in (enterprise or {}).items() if v is not None
+                    keys.setdefault(str(k), str(k)): str(v)
+                    if k in self._UNIQUE
+                    else self._values.setdefault(str(v), str(v))
+                    for k, v in (enterprise or {}).items()
+                    if v is not None
                 },
             )
         )

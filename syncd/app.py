@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 import httpx2
 
 from connectors import base as connectors
-from syncd.assignments.manager import build_assigner
 from syncd.cache import Cache
 from syncd.config import Settings
 from syncd.engine import Engine
@@ -42,7 +41,12 @@ async def build_engine(
         requests_per_second=settings.target.requests_per_second,
         transport=target_transport,
     )
-    assigner = build_assigner(settings, cache)
+    assigner = None
+    if settings.assignments:
+        # boto3 and botocore are loaded only when there are assignments to manage.
+        from syncd.assignments.manager import build_assigner
+
+        assigner = build_assigner(settings, cache)
     try:
         yield Engine(
             source=source,

@@ -23,6 +23,10 @@ from syncd.memberset import MemberSet
 ENTERPRISE_ATTRIBUTES = ("employee_number", "cost_center", "organization", "division", "department", "manager")
 """Enterprise-extension attributes Identity Center accepts (its developer guide, "Constraints and limitations")."""
 
+PERSONAL_ATTRIBUTES = frozenset({"employee_number", "manager"})
+"""Enterprise attributes whose values differ from user to user; the others (department, cost
+centre...) repeat, and readers keep one copy of each value."""
+
 
 @dataclass(frozen=True, slots=True)
 class SourceUser:

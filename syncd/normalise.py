@@ -28,7 +28,17 @@ from pydantic import validate_email
 from pydantic_core import PydanticCustomError
 
 from syncd.memberset import MemberSet
-from syncd.model import ENTERPRISE_ATTRIBUTES, Group, Skipped, Snapshot, SourceGroup, SourceRead, SourceUser, User
+from syncd.model import (
+    ENTERPRISE_ATTRIBUTES,
+    PERSONAL_ATTRIBUTES,
+    Group,
+    Skipped,
+    Snapshot,
+    SourceGroup,
+    SourceRead,
+    SourceUser,
+    User,
+)
 
 
 USER_NAME_MAX = 128
@@ -127,8 +137,12 @@ def _local_part_names(email: str | None, user_name: str) -> tuple[str, str]:
     return (local, local) if local else ("", "")
 
 
-def normalise_user(raw: SourceUser) -> User:
-    """Make a source user valid for Identity Center, or raise InvalidRecord saying why not."""
+def normalise_user(raw: SourceUser, pairs: dict[tuple[str, str], tuple[str, str]] | None = None) -> User:
+    """Make a source user valid for Identity Center, or raise InvalidRecord saying why not.
+
+    ``pairs``, when given, keeps one copy of each enterprise (attribute, value) pair across
+    the users normalised with it (100k users in a dozen departments share a dozen pairs).
+    """
     if not raw.id:
         raise InvalidRecord("the record has no id")
     email = normalise_email(raw.email)
@@ -151,6 +165,8 @@ def normalise_user(raw: SourceUser) -> User:
             if key in ENTERPRISE_ATTRIBUTES and clean_text(value)
         )
     )
+    if pairs is not None:
+        enterprise = tuple(p if p[0] in PERSONAL_ATTRIBUTES else pairs.setdefault(p, p) for p in enterprise)
     return User(
         source_id=raw.id,
         user_name=user_name,
@@ -218,9 +234,10 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
     skipped = list(read.skipped)
 
     users: dict[str, User] = {}
+    pairs: dict[tuple[str, str], tuple[str, str]] = {}
     for raw in read.users:
         try:
-            user = normalise_user(raw)
+            user = normalise_user(raw, pairs)
         except InvalidRecord as exc:
             skipped.append(Skipped("user", raw.id or "?", str(exc)))
             continue

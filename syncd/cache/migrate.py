@@ -12,18 +12,21 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.cache.engine import SQLITE_BEGIN_OPTION, describe_error, mask_url
 from syncd.errors import CacheError
+
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported where it is used, not here: every start checks the schema, and when it is
+# already at HEAD (nearly always) that takes one SELECT, without the ~10 MB Alembic and Mako
+# cost a process that stays up for months.
 
 
 __all__ = [
@@ -36,6 +39,9 @@ __all__ = [
     "needs_upgrade",
     "upgrade",
 ]
+
+HEAD = "0002"
+"""The newest revision in ``migrations/versions`` (a test checks it against Alembic's own answer)."""
 
 _PG_MIGRATION_LOCK = 0x73796E6364  # "syncd": serialises concurrent upgrades on PostgreSQL
 
@@ -76,6 +82,8 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
             ``config.attributes["connection"]``); the caller owns its transaction.
         url: otherwise, the database URL ``env.py`` opens itself.
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_path()))
     config.set_main_option("path_separator", "os")
@@ -89,6 +97,8 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
 
 def head_revisions() -> tuple[str, ...]:
     """The head revision(s) of the shipped migrations."""
+    from alembic.script import ScriptDirectory
+
     return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
@@ -98,6 +108,8 @@ def current_heads(engine: Engine) -> tuple[str, ...]:
     Raises:
         CacheError: the database cannot be read.
     """
+    from alembic.runtime.migration import MigrationContext
+
     try:
         with engine.connect() as connection:
             return tuple(MigrationContext.configure(connection).get_current_heads())
@@ -107,6 +119,9 @@ def current_heads(engine: Engine) -> tuple[str, ...]:
 
 
 def _check_known(engine: Engine, heads: tuple[str, ...]) -> None:
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
     script = ScriptDirectory.from_config(alembic_config())
     for revision in heads:
         try:
@@ -129,6 +144,18 @@ def needs_upgrade(engine: Engine) -> bool:
     heads = current_heads(engine)
     _check_known(engine, heads)
     return set(heads) != set(head_revisions())
+
+
+def _at_head(engine: Engine) -> bool:
+    """True when the database's one stored revision is :data:`HEAD`: read with one SELECT of
+    Alembic's own table (its name and column are Alembic's defaults, which ``env.py`` keeps).
+    Any doubt (no such table, an error, several heads) answers False and lets Alembic decide."""
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).fetchall()
+    except SQLAlchemyError:
+        return False
+    return [tuple(row) for row in rows] == [(HEAD,)]
 
 
 @contextmanager
@@ -178,6 +205,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     Raises:
         CacheError: the migration failed; the schema is left as it was.
     """
+    if revision == "head" and _at_head(engine):
+        return
+    from alembic import command
+    from alembic.util.exc import CommandError
+
     _check_known(engine, current_heads(engine))
     try:
         with migration_transaction(engine) as connection:
@@ -194,6 +226,9 @@ def downgrade(engine: Engine, revision: str) -> None:
     Raises:
         CacheError: the migration failed; the schema is left as it was.
     """
+    from alembic import command
+    from alembic.util.exc import CommandError
+
     try:
         with migration_transaction(engine) as connection:
             command.downgrade(alembic_config(connection), revision)

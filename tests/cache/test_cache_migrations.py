@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.resources
 import multiprocessing
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
 from syncd.cache import Cache, migrations_path
-from syncd.cache.migrate import downgrade, head_revisions, migration_transaction
+from syncd.cache.migrate import HEAD, downgrade, head_revisions, migration_transaction
 from syncd.cache.tables import metadata
 from syncd.errors import CacheError
 from syncd.state import CachedGroup, CachedUser
@@ -116,6 +118,27 @@ def test_an_unknown_revision_is_refused(cache: Cache) -> None:
         cache.needs_upgrade()
     with pytest.raises(CacheError, match="newer syncd"):
         cache.upgrade()
+
+
+def test_head_is_the_newest_migration() -> None:
+    """The HEAD constant the start-up check compares with is Alembic's own head."""
+    assert (HEAD,) == head_revisions()
+
+
+def test_a_current_schema_is_checked_without_loading_alembic(tmp_path: Path) -> None:
+    """Starting on an up-to-date cache costs one SELECT: Alembic is not even imported."""
+    url = f"sqlite:///{tmp_path / 'syncd.db'}"
+    with Cache.open(url) as cache:
+        cache.upgrade()
+    script = (
+        "import sys; from syncd.cache import Cache\n"
+        f"with Cache.open({url!r}) as cache: cache.upgrade()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))"
+    )
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+
+    assert "[]" == out.strip()
 
 
 def _upgrade_in_another_process(url: str, barrier: Any, results: Any) -> None:
