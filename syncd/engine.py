@@ -48,6 +48,7 @@ from syncd.plan import (
     make_plan,
     match_live,
     membership_changes,
+    tally,
 )
 from syncd.state import NO_DATA, AuditEntry, CachedGroup, CachedUser, CacheState, Current, RunRecord
 from syncd.target.scim import ScimTarget
@@ -435,7 +436,7 @@ class Engine:
                 await applier.apply(plan, live)
             finally:
                 # What landed, even when the run stopped midway.
-                result.counts = count_changes(applier.applied)
+                result.counts = dict(applier.counts)
                 result.errors.extend(applier.errors)
             if self._stop.is_set():
                 result.status = "interrupted"
@@ -513,7 +514,7 @@ class _Applier:
         self.snapshot = snapshot
         self.log = log
         self.stop = stop
-        self.applied: list[Change] = []
+        self.counts = count_changes([])  # what landed; the changes themselves are not kept
         self.errors: list[str] = []
         self.deferred: list[Change] = []
         self.deleting_users: set[str] = set()
@@ -669,7 +670,7 @@ class _Applier:
         )
 
     def _done(self, change: Change, **extra: Any) -> None:
-        self.applied.append(change)
+        tally(self.counts, change)
         self.log.info(
             "change.applied", action=str(change.action), object=change.label(), reason=change.reason or None, **extra
         )

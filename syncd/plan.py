@@ -359,28 +359,35 @@ COUNT_KEYS = (
 )
 
 
+_COUNT_KEY = {
+    Action.CREATE_USER: "users_created",
+    Action.UPDATE_USER: "users_updated",
+    Action.DEACTIVATE_USER: "users_deactivated",
+    Action.DELETE_USER: "users_deleted",
+    Action.CREATE_GROUP: "groups_created",
+    Action.UPDATE_GROUP: "groups_updated",
+    Action.DELETE_GROUP: "groups_deleted",
+    Action.CREATE_ASSIGNMENT: "assignments_created",
+    Action.DELETE_ASSIGNMENT: "assignments_deleted",
+}
+
+
 def count_changes(changes: Iterable[Change]) -> dict[str, int]:
     """Count changes by kind; member changes count members, not requests."""
     counts = dict.fromkeys(COUNT_KEYS, 0)
-    key = {
-        Action.CREATE_USER: "users_created",
-        Action.UPDATE_USER: "users_updated",
-        Action.DEACTIVATE_USER: "users_deactivated",
-        Action.DELETE_USER: "users_deleted",
-        Action.CREATE_GROUP: "groups_created",
-        Action.UPDATE_GROUP: "groups_updated",
-        Action.DELETE_GROUP: "groups_deleted",
-        Action.CREATE_ASSIGNMENT: "assignments_created",
-        Action.DELETE_ASSIGNMENT: "assignments_deleted",
-    }
     for change in changes:
-        if change.action in key:
-            counts[key[change.action]] += 1
-        if change.action in (Action.ADD_MEMBERS, Action.CREATE_GROUP):
-            counts["members_added"] += len(change.members)
-        elif change.action is Action.REMOVE_MEMBERS:
-            counts["members_removed"] += len(change.members)
+        tally(counts, change)
     return counts
+
+
+def tally(counts: dict[str, int], change: Change) -> None:
+    """Add one change to ``counts`` (as made by :func:`count_changes`)."""
+    if change.action in _COUNT_KEY:
+        counts[_COUNT_KEY[change.action]] += 1
+    if change.action in (Action.ADD_MEMBERS, Action.CREATE_GROUP):
+        counts["members_added"] += len(change.members)
+    elif change.action is Action.REMOVE_MEMBERS:
+        counts["members_removed"] += len(change.members)
 
 
 def _user_change(user: User, cached_data: Mapping[str, Any] | None, target_id: str, reason: str) -> Change:
