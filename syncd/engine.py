@@ -285,7 +285,7 @@ class _Mirror:
 
     def _mutable(self, group_sid: str) -> set[str]:
         """The group's set, as a set of the mirror's own: a set the plan read (a loaded
-        MemberSet, or the snapshot's after :meth:`settle`) is copied before it is changed."""
+        MemberSet, or the snapshot's after :meth:`_settle`) is copied before it is changed."""
         members = self.by_group.get(group_sid)
         if not isinstance(members, _OwnSet):
             members = self.by_group[group_sid] = _OwnSet(members or ())
@@ -485,7 +485,10 @@ class Engine:
 
     async def _read_live(self, snapshot: Snapshot, state: CacheState) -> LiveState:
         """Everything a full resync compares: users, groups, and members of the groups syncd manages."""
-        users, groups = await asyncio.gather(self.target.list_users(), self.target.list_groups())
+        users, groups = await asyncio.gather(
+            self.target.list_users(expected=snapshot.users, known_ids=(c.target_id for c in state.users.values())),
+            self.target.list_groups(),
+        )
         live = LiveState(users=users, groups=groups)
         matches = match_live(snapshot, state, live)
         ids = sorted({g.target_id for g in matches.groups.values()})
@@ -529,7 +532,8 @@ class _Applier:
         self.deleting_users = {c.source_id for c in by_phase.get(Phase.DELETE_USERS, [])}
         self.deleting_groups = {c.source_id for c in by_phase.get(Phase.DELETE_GROUPS, [])}
         deleting_users, deleting_groups = set(self.deleting_users), set(self.deleting_groups)
-        self.mirror.index_users(deleting_users | {c.source_id for c in by_phase.get(Phase.RECORD, [])})
+        forgotten = {c.source_id for c in by_phase.get(Phase.RECORD, []) if c.action is Action.FORGET_USER}
+        self.mirror.index_users(deleting_users | forgotten)
 
         for change in by_phase.get(Phase.RECORD, []):
             self._record_only(change)

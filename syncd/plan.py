@@ -141,33 +141,53 @@ class Change:
 class LiveUser:
     """A user as Identity Center returned it, reduced to the attributes syncd compares.
 
-    ``data`` (the same keys as :meth:`syncd.model.User.payload`) is kept as its canonical JSON
-    text, the form :func:`syncd.model.digest` hashes, and decoded when read: a full resync of
-    100k users holds 100k of them, and the text is a third of the dict's size. Comparing with a
-    payload (:meth:`holds`) compares texts, without decoding.
+    A full resync holds 100k of these, so they are kept small. ``data`` (the same keys as
+    :meth:`syncd.model.User.payload`) is kept as its canonical JSON text, the form
+    :func:`syncd.model.digest` hashes, and decoded when read. When the reader already knows
+    the user it will be compared with and Identity Center holds exactly that user's payload
+    (the common case), ``same`` names that snapshot user and nothing else is kept: its ids and
+    payload are the live ones. Comparing with a user (:meth:`holds`) then costs nothing.
     """
 
-    __slots__ = ("_text", "external_id", "target_id", "user_name")
+    __slots__ = ("_same", "_text", "external_id", "target_id", "user_name")
 
-    def __init__(self, target_id: str, external_id: str | None, user_name: str, data: Mapping[str, Any]) -> None:
-        """Keep the ids and the text of ``data``."""
+    def __init__(
+        self,
+        target_id: str,
+        external_id: str | None,
+        user_name: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        same: User | None = None,
+    ) -> None:
+        """Keep the ids and either the text of ``data`` or, when given, the user it equals."""
+        if (data is None) == (same is None):
+            raise TypeError("give the attributes (data) or the user they equal (same), not both")
         self.target_id = target_id
         self.external_id = external_id
         self.user_name = user_name
-        self._text = canonical(data)
+        self._same = same
+        self._text = canonical(data) if data is not None else None
 
     @property
     def data(self) -> dict[str, Any]:
-        """The attributes, decoded (a new dict on every read)."""
-        decoded: dict[str, Any] = json.loads(self._text)
+        """The attributes, as a new dict on every read."""
+        if self._same is not None:
+            return self._same.payload()
+        decoded: dict[str, Any] = json.loads(self._text or "{}")
         return decoded
 
-    def holds(self, payload: Mapping[str, Any]) -> bool:
-        """True when Identity Center holds exactly ``payload``."""
-        return self._text == canonical(payload)
+    def holds(self, user: User) -> bool:
+        """True when Identity Center holds exactly ``user``'s payload."""
+        if self._same is not None and self._same is user:
+            return True
+        return self._canonical() == canonical(user.payload())
+
+    def _canonical(self) -> str:
+        return canonical(self._same.payload()) if self._same is not None else (self._text or "{}")
 
     def _key(self) -> tuple[str, str | None, str, str]:
-        return (self.target_id, self.external_id, self.user_name, self._text)
+        return (self.target_id, self.external_id, self.user_name, self._canonical())
 
     def __eq__(self, other: object) -> bool:
         """Same ids and same attributes."""
@@ -429,7 +449,7 @@ def _user_changes(snapshot: Snapshot, cache: CacheState, matches: Matches | None
             changes.append(
                 Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason="matched")
             )
-        if not live.holds(user.payload()):
+        if not live.holds(user):
             reason = "drift: edited in Identity Center" if cached and cached.digest == user.digest() else ""
             changes.append(_user_change(user, live.data, live.target_id, reason))
         elif cached is not None and cached.digest != user.digest():

@@ -21,7 +21,7 @@ AWS quirks handled here, each with its source (``identity-center-api.md``):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
@@ -175,8 +175,15 @@ def user_resource(
     return resource
 
 
-def live_user(raw: Mapping[str, Any]) -> LiveUser:
-    """Reduce a SCIM user body to what :meth:`syncd.model.User.payload` compares."""
+def live_user(
+    raw: Mapping[str, Any], expected: Mapping[str, model.User] | None = None, ids: dict[str, str] | None = None
+) -> LiveUser:
+    """Reduce a SCIM user body to what :meth:`syncd.model.User.payload` compares.
+
+    ``expected`` (source id → user) lets a user whose externalId names one and whose attributes
+    are exactly its payload be kept as a reference to it (see :class:`~syncd.plan.LiveUser`);
+    ``ids`` gives the id string to keep for an id already held (the cache's), not a copy.
+    """
     name = raw.get("name") or {}
     emails = raw.get("emails") or []
     primary = next((e for e in emails if e.get("primary")), emails[0] if emails else None)
@@ -199,7 +206,14 @@ def live_user(raw: Mapping[str, Any]) -> LiveUser:
         enterprise["manager"] = manager
     if enterprise:
         data["enterprise"] = dict(sorted(enterprise.items()))
-    return LiveUser(str(raw["id"]), raw.get("externalId"), str(raw.get("userName", "")), data)
+    target_id = str(raw["id"])
+    if ids is not None:
+        target_id = ids.setdefault(target_id, target_id)
+    external_id = raw.get("externalId")
+    user = expected.get(external_id) if expected is not None and isinstance(external_id, str) else None
+    if user is not None and model.canonical(data) == model.canonical(user.payload()):
+        return LiveUser(target_id, user.source_id, user.user_name, same=user)
+    return LiveUser(target_id, external_id, str(raw.get("userName", "")), data)
 
 
 class ScimTarget:
@@ -395,14 +409,22 @@ class ScimTarget:
             raise TargetError(f"GET {url}: Identity Center returned something that is not a JSON object")
         return body
 
-    async def list_users(self) -> list[LiveUser]:
-        """Every user in Identity Center."""
+    async def list_users(
+        self, *, expected: Mapping[str, model.User] | None = None, known_ids: Iterable[str] = ()
+    ) -> list[LiveUser]:
+        """Every user in Identity Center.
+
+        ``expected`` (source id → the user syncd will compare it with) and ``known_ids`` (user ids
+        the caller already holds) only save memory: see :func:`live_user`. A full resync of 100k
+        users would otherwise hold each one's attributes and ids twice.
+        """
+        ids = {i: i for i in known_ids}
         users: list[LiveUser] = []
         async for page in self._pages("Users"):
-            users.extend(live_user(item) for item in page)
+            users.extend(live_user(item, expected, ids) for item in page)
         # Member listings that follow name these users again: they reuse these id strings
         # (a full resync of 500k memberships would otherwise hold 500k more copies of them).
-        self._user_ids = {user.target_id: user.target_id for user in users}
+        self._user_ids = ids
         return users
 
     async def list_groups(self) -> list[LiveGroup]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+
 from syncd.model import User
 from syncd.plan import LiveUser
 
@@ -19,13 +23,32 @@ def test_gives_back_the_attributes_it_was_given() -> None:
 
 
 def test_holds_exactly_the_payload_it_matches() -> None:
-    """holds() is true for the same payload in any key order, false when one value differs."""
+    """holds() is true for a user with the same payload in any key order, false when one value differs."""
     payload = ADA.payload()
     live = LiveUser("t1", "00u1", ADA.user_name, dict(reversed(list(payload.items()))))
 
-    assert live.holds(payload)
-    assert not live.holds({**payload, "active": False})
-    assert not live.holds({**payload, "enterprise": {"department": "Ops"}})
+    assert live.holds(ADA)
+    assert not live.holds(replace(ADA, active=False))
+    assert not live.holds(replace(ADA, enterprise=(("department", "Ops"),)))
+
+
+def test_a_user_known_to_match_keeps_only_a_reference() -> None:
+    """Made with same=user, it reads back that user's payload and holds that user, and no other."""
+    live = LiveUser("t1", ADA.source_id, ADA.user_name, same=ADA)
+
+    assert ADA.payload() == live.data
+    assert live.holds(ADA)
+    assert live.holds(replace(ADA))  # an equal user, not the same object
+    assert not live.holds(replace(ADA, display_name="Ada King"))
+    assert LiveUser("t1", ADA.source_id, ADA.user_name, ADA.payload()) == live
+
+
+def test_needs_attributes_or_a_user_but_not_both() -> None:
+    """Giving neither, or both, is a programming error caught at once."""
+    with pytest.raises(TypeError):
+        LiveUser("t1", None, "x")
+    with pytest.raises(TypeError):
+        LiveUser("t1", None, "x", {}, same=ADA)
 
 
 def test_compares_by_ids_and_attributes() -> None:
