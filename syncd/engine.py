@@ -217,9 +217,10 @@ class _Mirror:
     def owner_of_group(self, target_id: str) -> str | None:
         return self._group_owner.get(target_id)
 
-    def user_by_target(self) -> dict[str, str]:
-        """Identity Center user id → source id, for every managed user."""
-        return dict(self._user_owners())
+    def user_by_target(self) -> Mapping[str, str]:
+        """Identity Center user id → source id, for every managed user (a live view: read it, do
+        not keep it across changes)."""
+        return self._user_owners()
 
     def _user_owners(self) -> dict[str, str]:
         # Built when first asked (conflicts, full resyncs): most runs never need it.

@@ -241,32 +241,47 @@ class _LiveObject(Protocol):
     def external_id(self) -> str | None: ...
 
 
+class _Cached(Protocol):
+    @property
+    def target_id(self) -> str: ...
+
+
 LiveT = TypeVar("LiveT", bound=_LiveObject)
+WantedT = TypeVar("WantedT")
 
 
 def _match_kind(
-    wanted: Mapping[str, str],
-    cached_targets: Mapping[str, str],
+    wanted: Mapping[str, WantedT],
+    wanted_name: Callable[[WantedT], str],
+    cached: Mapping[str, _Cached],
     live: Iterable[LiveT],
-    name_of: Callable[[LiveT], str],
+    live_name: Callable[[LiveT], str],
 ) -> tuple[dict[str, LiveT], set[str]]:
-    """Match one kind of object: ``wanted`` maps source ids to names, ``cached_targets`` to ids.
+    """Match one kind of object: ``wanted`` and ``cached`` by source id, ``live`` as read.
 
-    Returns the matches by source id and the source ids that were adopted (not cached).
+    Returns the matches by source id and the source ids that were adopted (not cached). Reads
+    its inputs where they are (no copies of 100k-entry maps): only the cached ids are indexed.
     """
-    live = list(live)
-    by_id = {o.target_id: o for o in live}
-    matched = {sid: by_id[tid] for sid, tid in cached_targets.items() if tid in by_id}
-    managed = set(cached_targets.values())
-    free = [o for o in live if o.target_id not in managed]
-    by_ext = {o.external_id: o for o in free if o.external_id}
-    by_name = {name_of(o).casefold(): o for o in free}
+    owner = {c.target_id: sid for sid, c in cached.items()}
+    matched: dict[str, LiveT] = {}
+    free: list[LiveT] = []
+    for obj in live:
+        sid = owner.get(obj.target_id)
+        if sid is None:
+            free.append(obj)
+        else:
+            matched[sid] = obj
+    del owner
     adopted: set[str] = set()
+    if not free:
+        return matched, adopted
+    by_ext = {o.external_id: o for o in free if o.external_id}
+    by_name = {live_name(o).casefold(): o for o in free}
     taken: set[str] = set()
-    for sid, name in wanted.items():
-        if sid in cached_targets:
+    for sid, want in wanted.items():
+        if sid in cached:
             continue
-        candidate = by_ext.get(sid) or by_name.get(name.casefold())
+        candidate = by_ext.get(sid) or by_name.get(wanted_name(want).casefold())
         if candidate is not None and candidate.target_id not in taken:
             taken.add(candidate.target_id)
             matched[sid] = candidate
@@ -283,16 +298,10 @@ def match_live(snapshot: Snapshot, cache: CacheState, live: LiveState) -> Matche
     source id is never taken.
     """
     users, adopted_users = _match_kind(
-        {sid: u.user_name for sid, u in snapshot.users.items()},
-        {sid: c.target_id for sid, c in cache.users.items()},
-        live.users,
-        lambda u: u.user_name,
+        snapshot.users, lambda u: u.user_name, cache.users, live.users, lambda u: u.user_name
     )
     groups, adopted_groups = _match_kind(
-        {sid: g.display_name for sid, g in snapshot.groups.items()},
-        {sid: c.target_id for sid, c in cache.groups.items()},
-        live.groups,
-        lambda g: g.display_name,
+        snapshot.groups, lambda g: g.display_name, cache.groups, live.groups, lambda g: g.display_name
     )
     return Matches(users, groups, frozenset(adopted_users), frozenset(adopted_groups))
 
