@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -160,6 +160,24 @@ class RunResult:
             "errors": self.errors,
             "run_id": self.run_id,
         }
+
+
+class _CurrentUsers(Mapping[str, Current]):
+    """The snapshot's users as :meth:`Cache.load` compares them, made one at a time as it asks
+    (a dict of 100k ``Current`` would only live for the length of the load)."""
+
+    def __init__(self, users: Mapping[str, User]) -> None:
+        self._users = users
+
+    def __getitem__(self, source_id: str) -> Current:
+        user = self._users[source_id]
+        return Current(user.source_id, user.user_name, user.digest())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._users)
+
+    def __len__(self) -> int:
+        return len(self._users)
 
 
 class _Mirror:
@@ -406,9 +424,7 @@ class Engine:
 
             # Loaded after the read: a user whose digest is unchanged needs no write, so the cache
             # leaves out what was last pushed for it (about half the memory of 100k users).
-            state = self.cache.load(
-                current={sid: Current(sid, u.user_name, u.digest()) for sid, u in snapshot.users.items()}
-            )
+            state = self.cache.load(current=_CurrentUsers(snapshot.users))
             if self._stop.is_set():
                 # Asked to stop during a long read: nothing was written, so nothing is lost.
                 result.status = "interrupted"

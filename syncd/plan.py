@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 from syncd.memberset import MemberSet
 from syncd.model import Assignment, Group, Snapshot, User, canonical
-from syncd.state import CachedGroup, CacheState
+from syncd.state import UNCHANGED, CachedGroup, CachedUser, CacheState
 
 
 MAX_MEMBER_CHANGES = 100
@@ -434,6 +434,11 @@ def _describe_user_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> 
     return "changed: " + ", ".join(fields) if fields else "changed"
 
 
+def _same_user(cached: CachedUser, user: User) -> bool:
+    """True when what was last pushed is ``user`` (the cache may have compared them already)."""
+    return cached.digest == UNCHANGED or cached.digest == user.digest()
+
+
 def _user_changes(snapshot: Snapshot, cache: CacheState, matches: Matches | None) -> tuple[list[Change], set[str]]:
     """User changes, and the source ids of users being deleted."""
     changes: list[Change] = []
@@ -444,7 +449,7 @@ def _user_changes(snapshot: Snapshot, cache: CacheState, matches: Matches | None
         if matches is None:
             if cached is None:
                 changes.append(Change(Action.CREATE_USER, sid, user=user))
-            elif cached.digest != user.digest():
+            elif not _same_user(cached, user):
                 changes.append(_user_change(user, cached.data, cached.target_id, ""))
             continue
         live = matches.users.get(sid)
@@ -459,9 +464,9 @@ def _user_changes(snapshot: Snapshot, cache: CacheState, matches: Matches | None
                 Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason="matched")
             )
         if not live.holds(user):
-            reason = "drift: edited in Identity Center" if cached and cached.digest == user.digest() else ""
+            reason = "drift: edited in Identity Center" if cached and _same_user(cached, user) else ""
             changes.append(_user_change(user, live.data, live.target_id, reason))
-        elif cached is not None and cached.digest != user.digest():
+        elif cached is not None and not _same_user(cached, user):
             # Identity Center already holds the new state (an earlier run died after the write):
             # record it without writing again.
             changes.append(

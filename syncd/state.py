@@ -27,8 +27,9 @@ class CachedUser:
     """A user syncd manages: the Identity Center id and what was last pushed.
 
     ``data`` (the payload last pushed) may be :data:`NO_DATA` when nothing will read it: the
-    cache leaves it out for a user the source has not changed, and a run's in-memory copy
-    leaves it out for a user it has just written.
+    cache leaves it out for a user the source has not changed (whose ``digest`` it then loads
+    as :data:`UNCHANGED`), and a run's in-memory copy leaves it out for a user it has just
+    written.
     """
 
     source_id: str
@@ -37,6 +38,12 @@ class CachedUser:
     digest: str
     data: Mapping[str, Any] = field(default_factory=lambda: NO_DATA, compare=False)
     origin: Origin = "created"
+
+
+UNCHANGED = "unchanged"
+"""The ``digest`` of a user :meth:`syncd.cache.Cache.load` found equal to the source's current
+one (``Current.digest``): the comparison is made once, while loading, and 100k users need not
+hold their 64-character digest twice. Never written to the database."""
 
 
 class Current(NamedTuple):

@@ -37,7 +37,7 @@ from syncd.cache.tables import groups, kv, memberships, runs, users
 from syncd.errors import CacheError
 from syncd.memberset import MemberSet
 from syncd.model import Assignment
-from syncd.state import NO_DATA, AuditEntry, CachedGroup, CachedUser, CacheState, Current, Origin, RunRecord
+from syncd.state import NO_DATA, UNCHANGED, AuditEntry, CachedGroup, CachedUser, CacheState, Current, Origin, RunRecord
 
 
 __all__ = ["Cache"]
@@ -299,8 +299,9 @@ class Cache:
             current: each user as the source holds it now, when known. A user whose cached
                 digest is the same needs no write, and the plan never reads its ``data`` (what
                 was last pushed: the ``before`` of an update or a delete), so it is loaded with
-                ``data`` left out and with the strings of ``current`` (equal digests mean equal
-                userNames), so the run holds one copy of them, not two. The others' data is read
+                ``data`` left out, ``digest`` as :data:`~syncd.state.UNCHANGED`, and the strings
+                of ``current`` (equal digests mean equal userNames), so the run holds one copy
+                of them, not two. The others' data is read
                 as usual. For 100k users that is most of what a loaded cache would hold. None
                 (the default) loads every user's data.
         """
@@ -330,7 +331,7 @@ class Cache:
                     now = current.get(row[0])
                     if now is not None and now.digest == row[3]:
                         state.users[now.source_id] = CachedUser(
-                            now.source_id, row[1], now.user_name, now.digest, NO_DATA, _origin(row[4])
+                            now.source_id, row[1], now.user_name, UNCHANGED, NO_DATA, _origin(row[4])
                         )
                     else:
                         changed[row[0]] = row
