@@ -13,10 +13,11 @@ record that is not an object or has no id is skipped with its reason.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx2
 from pydantic import BaseModel, ConfigDict
@@ -152,69 +153,138 @@ class _NotStreamable(Exception):
     """The text is not a plain export object; parse it whole instead (for the same errors)."""
 
 
-def _skip(text: str, position: int) -> int:
-    return _WHITESPACE.match(text, position).end()  # type: ignore[union-attr]  # matches the empty string
+_DECODER = json.JSONDecoder()
+
+CHUNK = 1 << 20
+"""Characters read from the file at a time."""
 
 
-def parse_text(text: str) -> SourceRead:
-    """Parse an export's JSON text record by record, the same as ``parse_export(json.loads(text))``.
+class _Window:
+    """An export's text, read a chunk at a time.
 
-    The users and groups lists are decoded one record at a time and each record is turned into
-    a source record at once, so the whole document never exists as Python objects (for 100k
-    users that is hundreds of megabytes). Anything other than a well-formed export object, and
-    every error, goes through ``json.loads`` and :func:`parse_export`, so the messages are theirs.
+    ``raw_decode`` needs a ``str``, so values are decoded from a buffer that is refilled, its
+    consumed head dropped, as parsing moves on: the whole text is never in memory at once (for
+    100k users it is 40 MB, as much again while it is decoded from UTF-8).
+    """
+
+    def __init__(self, handle: TextIO, chunk: int = CHUNK) -> None:
+        self._handle = handle
+        self._chunk = chunk
+        self._eof = False
+        self.text = ""
+        self.pos = 0
+
+    def _fill(self) -> bool:
+        if self._eof:
+            return False
+        data = self._handle.read(self._chunk)
+        if not data:
+            self._eof = True
+            return False
+        self.text = self.text[self.pos :] + data
+        self.pos = 0
+        return True
+
+    def at(self, char: str) -> bool:
+        """Skip whitespace; True when the next character is ``char`` (not consumed)."""
+        while True:
+            self.pos = _WHITESPACE.match(self.text, self.pos).end()  # type: ignore[union-attr]  # matches ""
+            if self.pos < len(self.text) or not self._fill():
+                return self.text.startswith(char, self.pos)
+
+    def ended(self) -> bool:
+        """Skip whitespace; True when nothing is left."""
+        self.at("")
+        return self.pos == len(self.text)
+
+    def value(self) -> Any:
+        """Decode the next JSON value."""
+        self.at("")
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, self.pos)
+            except json.JSONDecodeError:
+                if self._fill():
+                    continue  # cut off by the end of the chunk: try again with more text
+                raise
+            if end == len(self.text) and self._fill():
+                continue  # a number may go on in the next chunk: decode it again with more text
+            self.pos = end
+            return value
+
+
+def parse_text(text: str, chunk: int = CHUNK) -> SourceRead:
+    """Parse an export's JSON text record by record, the same as ``parse_export(json.loads(text))``."""
+    return _parse(io.StringIO(text), chunk)
+
+
+def parse_file(path: Path, chunk: int = CHUNK) -> SourceRead:
+    """Parse an export file record by record, the same as ``parse_export(json.loads(text))``.
+
+    Raises:
+        OSError: the file cannot be read.
+        UnicodeDecodeError: it is not UTF-8.
+    """
+    with path.open(encoding="utf-8") as handle:
+        return _parse(handle, chunk)
+
+
+def _parse(handle: TextIO, chunk: int) -> SourceRead:
+    """The users and groups lists are decoded one record at a time and each record is turned
+    into a source record at once, so neither the text nor the document ever exists whole as
+    Python objects (for 100k users that is hundreds of megabytes). Anything other than a
+    well-formed export object, and every error, goes through ``json.loads`` and
+    :func:`parse_export` on the whole text, so the messages are theirs.
 
     Raises:
         json.JSONDecodeError: the text is not JSON.
         SourceError: the JSON is not an export.
     """
     try:
-        return _stream(text)
+        return _stream(_Window(handle, chunk))
+    except UnicodeDecodeError:
+        raise
     except (_NotStreamable, ValueError):
-        return parse_export(json.loads(text))
+        handle.seek(0)
+        text = handle.read()
+    return parse_export(json.loads(text))
 
 
-def _stream(text: str) -> SourceRead:
-    decoder = json.JSONDecoder()
+def _stream(window: _Window) -> SourceRead:
     parser = _Parser()
     lists: dict[str, _Records] = {}
-    position = _skip(text, 0)
-    if not text.startswith("{", position):
+    if not window.at("{"):
         raise _NotStreamable
-    position = _skip(text, position + 1)
+    window.pos += 1
     while True:
-        key, position = decoder.raw_decode(text, position)
-        if not isinstance(key, str):
+        key = window.value()
+        if not isinstance(key, str) or not window.at(":"):
             raise _NotStreamable
-        position = _skip(text, position)
-        if not text.startswith(":", position):
-            raise _NotStreamable
-        position = _skip(text, position + 1)
+        window.pos += 1
         if key in ("users", "groups"):
-            if not text.startswith("[", position):
+            if not window.at("["):
                 raise _NotStreamable
+            window.pos += 1
             records = lists[key] = _Records()  # a repeated key: the last one counts, as in json.loads
             add = parser.user if key == "users" else parser.group
-            position = _skip(text, position + 1)
             index = 0
-            while not text.startswith("]", position):
+            while not window.at("]"):
                 if index:
-                    if not text.startswith(",", position):
+                    if not window.at(","):
                         raise _NotStreamable
-                    position = _skip(text, position + 1)
-                item, position = decoder.raw_decode(text, position)
-                add(records, index, item)
+                    window.pos += 1
+                add(records, index, window.value())
                 index += 1
-                position = _skip(text, position)
-            position += 1
+            window.pos += 1
         else:
-            _, position = decoder.raw_decode(text, position)
-        position = _skip(text, position)
-        if text.startswith(",", position):
-            position = _skip(text, position + 1)
+            window.value()
+        if window.at(","):
+            window.pos += 1
             continue
-        if text.startswith("}", position) and _skip(text, position + 1) == len(text) and len(lists) == 2:
-            return _read(lists["users"], lists["groups"])
+        if window.at("}"):
+            window.pos += 1
+            if window.ended() and len(lists) == 2:
+                return _read(lists["users"], lists["groups"])
         raise _NotStreamable
 
 
@@ -226,11 +296,11 @@ class FileSource:
 
     def _load(self) -> SourceRead:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            read = parse_file(self.path)
         except OSError as exc:
             raise SourceError(f"cannot read the export {self.path}: {exc.strerror}") from exc
-        try:
-            read = parse_text(text)
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"the export {self.path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
         except json.JSONDecodeError as exc:
             raise SourceError(f"the export {self.path} is not valid JSON: {exc}") from exc
         read.requests = 0

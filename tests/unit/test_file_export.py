@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
-from connectors.base import SourceError
-from connectors.file import parse_export, parse_text
+from connectors.base import ReadContext, SourceError
+from connectors.file import FileSettings, FileSource, parse_export, parse_text
+from syncd.normalise import Scope
 
 
 EXPORT = {
@@ -83,3 +86,32 @@ def test_member_ids_are_the_users_own_strings() -> None:
     text = json.dumps({"users": [{"id": "u1"}], "groups": [{"id": f"g{i}", "members": ["u1"]} for i in range(3)]})
     read = parse_text(text)
     assert all(group.members[0] is read.users[0].id for group in read.groups)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
+def test_any_chunk_size_reads_the_same(chunk: int) -> None:
+    """Read a few characters at a time (every value cut at every place), the export reads the same."""
+    text = json.dumps({**EXPORT, "count": 12345678, "ratio": -1.5e10}, indent=1)
+
+    assert parse_export(json.loads(text)) == parse_text(text, chunk=chunk)
+
+
+@pytest.mark.parametrize("chunk", [1, 5])
+def test_errors_are_the_same_in_small_chunks(chunk: int) -> None:
+    """Malformed text read a little at a time still fails with json.loads's own message."""
+    text = '{"users": [{"id": "u1"},], "groups": []}'
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(text)
+    with pytest.raises(json.JSONDecodeError) as got:
+        parse_text(text, chunk=chunk)
+    assert str(expected.value) == str(got.value)
+
+
+def test_a_file_that_is_not_utf8_is_refused_by_name(tmp_path: Path) -> None:
+    """Latin-1 bytes fail the read with the file's name and where, not as a connector bug."""
+    path = tmp_path / "export.json"
+    path.write_bytes('{"users": [{"id": "u1", "given_name": "Zoë"}], "groups": []}'.encode("latin-1"))
+    source = FileSource(FileSettings(path=path))
+
+    with pytest.raises(SourceError, match=r"export\.json is not UTF-8 text \(invalid .* at byte 41\)"):
+        asyncio.run(source.read(ReadContext(scope=Scope(), full=True, state={})))
