@@ -306,19 +306,15 @@ def match_live(snapshot: Snapshot, cache: CacheState, live: LiveState) -> Matche
     return Matches(users, groups, frozenset(adopted_users), frozenset(adopted_groups))
 
 
-def live_memberships(cache: CacheState, matches: Matches, live: LiveState) -> set[tuple[str, str]]:
-    """Memberships present in Identity Center, as source-id pairs, for managed users and groups.
+def _live_by_group(
+    matches: Matches, live: LiveState, leave_out: AbstractSet[str] = frozenset()
+) -> dict[str, AbstractSet[str]]:
+    """Memberships present in Identity Center, by group, as source ids, for managed users and
+    groups, without the users in ``leave_out``.
 
     A member that syncd does not manage (a user made by hand) is not listed, so it is never
     removed: syncd does not touch objects it does not own.
     """
-    return {(gsid, usid) for gsid, members in _live_by_group(matches, live).items() for usid in members}
-
-
-def _live_by_group(
-    matches: Matches, live: LiveState, leave_out: AbstractSet[str] = frozenset()
-) -> dict[str, AbstractSet[str]]:
-    """:func:`live_memberships` by group, without the users in ``leave_out``."""
     user_sid = {m.target_id: sid for sid, m in matches.users.items()}
     by_group: dict[str, AbstractSet[str]] = {}
     for gsid, group in matches.groups.items():
