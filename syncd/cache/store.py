@@ -301,9 +301,9 @@ class Cache:
                 was last pushed: the ``before`` of an update or a delete), so it is loaded with
                 ``data`` left out, ``digest`` as :data:`~syncd.state.UNCHANGED`, and the strings
                 of ``current`` (equal digests mean equal userNames), so the run holds one copy
-                of them, not two. The others' data is read
-                as usual. For 100k users that is most of what a loaded cache would hold. None
-                (the default) loads every user's data.
+                of them, not two. The others' data is read as usual. For 100k users that is
+                most of what a loaded cache would hold. None (the default) loads every user's
+                data.
         """
         state = CacheState()
         with self._read("load", snapshot=True) as connection:
