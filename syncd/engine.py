@@ -891,7 +891,7 @@ class _Applier:
             return
         assert change.target_id is not None
         try:
-            await self.target.update_group(change.target_id, group)
+            await self.target.update_group(change.target_id, group, change.before)
         except TargetNotFound:
             self.log.warning("drift.group_missing", group=group.display_name, target_id=change.target_id)
             await self._create_group(change, group, drift=True)
@@ -970,7 +970,7 @@ class _Applier:
         present = await self.target.list_member_ids(found.target_id)
         self.mirror.set_members(group.source_id, {by_target[t] for t in present if t in by_target})
         if data != group.payload():
-            await self.target.update_group(found.target_id, group)
+            await self.target.update_group(found.target_id, group, data)
             self.mirror.put_group(
                 _group_record(group, found.target_id, "adopted"),
                 AuditEntry(

@@ -28,6 +28,12 @@ MAX_PAGE_SIZE: Final = 100
 MAX_MEMBER_CHANGES: Final = 100
 """Membership changes per PatchGroup request, and members per CreateGroup [DG:patchgroup, DG:creategroup]."""
 
+MAX_USERS: Final = 100_000
+"""Users per identity store (AWS raises it on request) [UG:limits]."""
+
+MAX_GROUPS: Final = 100_000
+"""Groups per identity store (cannot be raised) [UG:limits]."""
+
 USER_NAME_MAX: Final = 128
 """userName length limit [model:identitystore UserName]."""
 

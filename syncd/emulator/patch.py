@@ -10,7 +10,8 @@ Users: ``path`` may be ``attr``, ``attr.sub``, ``attr[sub eq "v"]``, ``attr[sub 
 any of those behind the core or enterprise URN (``urn:…:enterprise:2.0:User:department``).
 Without ``path`` the value is an object whose keys are applied one by one (the DG example sets
 ``nickName``, ``displayName`` and ``active`` this way). ``active`` may be the string "true" or
-"false". ``remove`` of ``userName`` or ``active``, or more than one operation on either, is 400.
+"false". ``remove`` of ``userName`` or ``active``, or more than one operation on either, is 400;
+so is a path on ``roles``, which is not among PatchUser's modifiable attributes.
 A value filter that matches nothing is 400 for add/replace (RFC 7644 §3.5.2.3 "noTarget") and a
 no-op for remove. The result must still pass every POST rule (so removing a required attribute
 is 400).
@@ -19,8 +20,10 @@ Groups: only ``displayName``, ``externalId`` and ``members``. ``add``/``remove``
 with a list of ``{"value": userId}``; ``replace`` on members and remove-all (no value) are 400;
 more than 100 membership changes summed over the operations is 400 with AWS's generic text
 [slashdevops/idp-scim-sync#62]. ``remove`` with path ``members[value eq "<userId>"]`` is accepted
-(UNCONFIRMED for AWS). Without ``path`` only ``add``/``replace`` of ``displayName`` /
-``externalId`` (and a matching ``id``, which the DG example sends) are allowed.
+(UNCONFIRMED for AWS). Without ``path`` only ``add``/``replace`` of a *single* attribute,
+``displayName`` or ``externalId`` (with a matching ``id``, which the DG example sends), is
+allowed; anything else is 400 "Current PATCH support allows omitting "path" attribute only for
+Add and Replace operations modifying a single attribute." (goauthentik/authentik#12321).
 """
 
 from __future__ import annotations
@@ -66,6 +69,9 @@ _CORE_SIMPLE: Final = frozenset({"userName", "externalId", "active", *USER_STRIN
 _CORE_COMPLEX: Final[Mapping[str, tuple[str, ...]]] = {"name": NAME_SUBS}
 _EXT_SIMPLE: Final = frozenset(ENTERPRISE_STRINGS)
 _EXT_COMPLEX: Final[Mapping[str, tuple[str, ...]]] = {"manager": MANAGER_SUBS}
+_PATCHABLE_MULTI: Final = frozenset({"emails", "addresses", "phoneNumbers"})
+"""Multi-valued attributes PatchUser may change: its list of modifiable attributes names these
+three, not ``roles`` [DG:patchuser]."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +173,8 @@ def _parse_user_path(path: str) -> _Target:
         if sub is not None and sub not in complex_[attr]:
             raise schema_violation(f"unknown sub-attribute '{attr}.{sub}'")
     elif not extension and attr in MULTI_SUBS:
+        if attr not in _PATCHABLE_MULTI:
+            raise schema_violation(f"attribute '{attr}' cannot be patched")  # [DG:patchuser]
         if sub is not None and sub not in MULTI_SUBS[attr]:
             raise schema_violation(f"unknown sub-attribute '{attr}.{sub}'")
         if value_filter is not None and value_filter[0] not in MULTI_SUBS[attr]:
@@ -325,8 +333,11 @@ def parse_group_patch(group_id: str, body: Any) -> GroupPatch:
         path = operation.path
         if path is None:
             value = _object_value(operation.value, "the operation")
-            if "members" in value or not set(value) <= {"displayName", "externalId", "id"}:
-                raise schema_violation(NO_PATH_ONLY_ADD_REPLACE)
+            attributes = set(value) - {"id"}
+            if len(attributes) != 1 or not attributes <= {"displayName", "externalId"}:
+                # One attribute only (the DG example sends {id, displayName}); two, or members,
+                # is AWS's 400 with this text (goauthentik/authentik#12321).
+                raise ScimError(400, NO_PATH_ONLY_ADD_REPLACE, reason=f"attributes without path: {sorted(attributes)}")
             if "id" in value and value["id"] != group_id:
                 raise schema_violation("'id' in the value does not match the group")
             for key in ("displayName", "externalId"):

@@ -19,7 +19,9 @@ Rules where the reference is silent, chosen and marked UNCONFIRMED:
   non-member (or an unknown user id) is a silent success;
 * ``groups.value eq`` naming an unknown group answers 404, like ``members.value eq`` naming an
   unknown user does [DG:listgroups];
-* PUT to an unknown user id answers 404; PUT without ``active`` keeps the current value.
+* PUT to an unknown user id answers 404; PUT without ``active`` keeps the current value;
+* a create beyond the identity store's quota (100,000 users, 100,000 groups [UG:limits]) is 400
+  with the reason in the debug header (AWS's answer over quota is not documented).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from syncd.emulator.constants import (
     ENTERPRISE_URN,
     GROUP_NOT_FOUND,
     GROUP_URN,
+    MAX_GROUPS,
+    MAX_USERS,
     USER_NOT_FOUND,
     USER_URN,
 )
@@ -127,7 +131,9 @@ class EmulatorState:
     read-only. The helpers return deep copies.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_users: int = MAX_USERS, max_groups: int = MAX_GROUPS) -> None:
+        self.max_users = max_users
+        self.max_groups = max_groups
         self._lock = threading.RLock()
         self._seq = 0
         self.cursors = CursorCodec(os.urandom(32))
@@ -192,6 +198,8 @@ class EmulatorState:
         attrs = validate_user(body)
         with self._lock:
             self._check_user_unique(attrs, None)
+            if len(self._users) >= self.max_users:
+                raise schema_violation(f"the identity store holds its quota of {self.max_users} users")
             created = _now()
             rec = _Record(id=str(uuid.uuid4()), seq=self._next_seq(), created=created, attrs=attrs, body={})
             rec.body = _render_user(rec.id, attrs, created, created)
@@ -285,6 +293,8 @@ class EmulatorState:
         with self._lock:
             self._check_group_unique(attrs["displayName"], None)
             self._check_members_exist(member_ids)
+            if len(self._groups) >= self.max_groups:
+                raise schema_violation(f"the identity store holds its quota of {self.max_groups} groups")
             created = _now()
             rec = _Record(id=str(uuid.uuid4()), seq=self._next_seq(), created=created, attrs=attrs, body={})
             rec.body = _render_group(rec.id, attrs, created, created)

@@ -15,6 +15,8 @@ AWS quirks handled here, each with its source (``identity-center-api.md``):
 * GET never returns group members: members are listed with ``groups.value eq`` [A.3, A.5];
 * at most 100 member changes per PATCH, members as ``{"value": id}`` under path ``members``
   [A.5, DG:patchgroup];
+* a group PATCH names each attribute by ``path``, one operation each: a path-less operation
+  may modify a single attribute only [DG:patchgroup; goauthentik/authentik#12321];
 * one email, marked primary [A.4, DG:createuser].
 """
 
@@ -339,15 +341,23 @@ class ScimTarget:
         created = await self._call(f"create group {group.display_name!r}", lambda: self._scim.create(resource))
         return LiveGroup(str(created.id), created.external_id, str(created.display_name))
 
-    async def update_group(self, target_id: str, group: model.Group) -> None:
-        """PATCH replace of displayName and externalId: a rename in place [DG:patchgroup]."""
-        op = PatchOp[Group](
-            operations=[
-                PatchOperation[Group](
-                    op="replace", value={"displayName": group.display_name, "externalId": group.source_id}
-                )
-            ]
-        )
+    async def update_group(self, target_id: str, group: model.Group, before: Mapping[str, Any] | None = None) -> None:
+        """PATCH what changed of displayName and externalId, in place: a rename keeps the id.
+
+        One ``replace`` operation per changed attribute, each with its ``path``: Identity Center
+        allows omitting ``path`` only for an operation that modifies a single attribute, and
+        answers 400 otherwise [DG:patchgroup; goauthentik/authentik#12321]. ``before`` is what
+        Identity Center holds (None: unknown, send both); when nothing differs no request is sent.
+        """
+        wanted = group.payload()
+        operations = [
+            PatchOperation[Group](op="replace", path=attr, value=wanted[attr])
+            for attr in ("displayName", "externalId")
+            if before is None or before.get(attr) != wanted[attr]
+        ]
+        if not operations:
+            return
+        op = PatchOp[Group](operations=operations)
         await self._call(f"update group {group.display_name!r}", lambda: self._scim.modify(Group, target_id, op))
 
     async def patch_members(self, target_id: str, *, add: list[str] = (), remove: list[str] = ()) -> None:  # type: ignore[assignment]

@@ -203,6 +203,36 @@ class TestFullResync:
         view = emulator_view(workspace)
         assert ("Changed", ["u0000", "u0001"]) == (view["users"]["u0000"]["name"]["givenName"], view["groups"]["eng"])
 
+    def test_adopts_same_name_group_and_sets_its_external_id(self, workspace: Workspace) -> None:
+        """--full-resync adopts a pre-existing group of the same name: same id, externalId set, members added."""
+        hand = workspace.emu.state.add_group(display_name="eng")
+        workspace.write(make_directory(2, {"eng": [0, 1]}))
+        code, out = sync(workspace, "--full-resync")
+        assert (0, "ok") == (code, out["status"]), out["errors"]
+        (group,) = workspace.emu.state.groups
+        assert (hand["id"], "g-eng", "eng") == (group["id"], group["externalId"], group["displayName"])
+        assert ["u0000", "u0001"] == emulator_view(workspace)["groups"]["eng"]
+
+    def test_group_renamed_by_hand_is_renamed_back(self, workspace: Workspace) -> None:
+        """A managed group renamed by hand in Identity Center gets its source name back, same id, one PATCH."""
+        workspace.write(make_directory(2, {"eng": [0, 1]}))
+        sync(workspace)
+        group = workspace.emu.state.find_group("eng")
+        assert group is not None
+        workspace.emu.state.patch_group(
+            group["id"],
+            {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "displayName", "value": "eng (old)"}],
+            },
+        )
+        workspace.emu.stats.reset()
+        code, out = sync(workspace, "--full-resync")
+        after = workspace.emu.state.find_group("eng")
+        assert after is not None
+        assert (0, group["id"], "g-eng") == (code, after["id"], after["externalId"]), out["errors"]
+        assert (1, 1) == (out["changes"]["groups_updated"], workspace.emu.stats.writes)
+
     def test_create_conflict_adopts_existing_user(self, workspace: Workspace) -> None:
         """An incremental create that meets a 409 adopts the existing user instead of failing."""
         hand = workspace.emu.state.add_user(
