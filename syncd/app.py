@@ -7,19 +7,54 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx2
+from sqlalchemy.engine import make_url
 
 from connectors import base as connectors
 from syncd.cache import Cache
 from syncd.config import Settings
 from syncd.engine import Engine
+from syncd.errors import CacheError
 from syncd.target.scim import ScimTarget
 
 
-def open_cache(settings: Settings) -> Cache:
-    """Open the cache and bring its schema up to date (``sync`` upgrades on start)."""
+def open_cache(settings: Settings, *, read_only: bool = False) -> Cache:
+    """Open the cache and bring its schema up to date (``sync`` upgrades on start).
+
+    ``read_only`` (plans, dry runs) never creates the cache nor migrates it: a cache that does
+    not exist yet reads as an empty one (an in-memory stand-in), and one whose schema is behind
+    is an error that says to run ``syncd db upgrade``.
+    """
+    if read_only:
+        return _open_for_reading(settings.cache.url)
     cache = Cache.open(settings.cache.url)
+    cache.upgrade()
+    return cache
+
+
+def _open_for_reading(url: str) -> Cache:
+    parsed = make_url(url) if "://" in url else None
+    if parsed is not None and parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ":memory:"
+        if database != ":memory:" and not Path(database).exists():
+            return _empty_cache()
+    cache = Cache.open(url)
+    if cache.current_revision() is None:
+        cache.close()
+        return _empty_cache()
+    if cache.needs_upgrade():
+        cache.close()
+        raise CacheError(
+            f"the cache {cache.url} has an older schema than this syncd; run `syncd db upgrade` first "
+            "(`syncd sync` does it too), then plan again"
+        )
+    return cache
+
+
+def _empty_cache() -> Cache:
+    cache = Cache.open("sqlite://")
     cache.upgrade()
     return cache
 

@@ -68,7 +68,7 @@ def _run_sync(path: Path | None, *, full_resync: bool, dry_run: bool, allow_dele
     from syncd.leader import acquire_leadership
 
     settings = config_module.load(path)
-    cache = open_cache(settings)
+    cache = open_cache(settings, read_only=dry_run)
     leadership = None
     try:
         if not dry_run:

@@ -38,6 +38,7 @@ from syncd.guard import Limit, check
 from syncd.model import Assignment, Group, Skipped, Snapshot, User, digest
 from syncd.normalise import Scope, build_snapshot
 from syncd.plan import (
+    ADOPTED,
     MAX_MEMBER_CHANGES,
     Action,
     Change,
@@ -118,13 +119,36 @@ class Assigner(Protocol):
         ...
 
 
+class Progress(Protocol):
+    """Told how far a run's writes are (the CLI's progress bar; tests record it)."""
+
+    def planned(self, plan: Plan) -> None:
+        """The guard let ``plan`` through and its writes start now."""
+        ...
+
+    def advance(self, change: Change, *, ok: bool) -> None:
+        """One change landed (``ok``) or failed."""
+        ...
+
+
+Approve = Callable[[Plan], str | None]
+"""Asked after the guard, before any write: None to go on, or why the run must not (it is refused)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunOptions:
-    """How to run: ``full_resync`` reconciles with live Identity Center state."""
+    """How to run: ``full_resync`` reconciles with live Identity Center state.
+
+    A run on an empty cache (the first) reads Identity Center as a full resync does, so that it
+    adopts what is there instead of planning a create for everything. A dry run is not recorded
+    as a run. ``approve`` (a saved plan's check, a prompt) and ``progress`` are the CLI's hooks.
+    """
 
     full_resync: bool = False
     dry_run: bool = False
     allow_deletions: bool = False
+    approve: Approve | None = None
+    progress: Progress | None = None
 
 
 @dataclass(slots=True)
@@ -141,6 +165,8 @@ class RunResult:
     errors: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     run_id: int | None = None
+    would_change: dict[str, int] | None = None
+    """The plan's counts when it was not applied (a dry run, a refused run); ``counts`` is what landed."""
 
     @property
     def exit_code(self) -> int:
@@ -149,11 +175,14 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         """The one object ``sync --json`` prints."""
+        shown: dict[str, Any] = {"changes": self.counts}
+        if self.would_change is not None:
+            shown = {"would_change": self.would_change, "changes": dict.fromkeys(self.counts, 0)}
         return {
             "status": self.status,
             "dry_run": self.dry_run,
             "mode": self.mode,
-            "changes": self.counts,
+            **shown,
             "requests": self.requests,
             "duration_s": round(self.duration_s, 3),
             "skipped": len(self.skipped),
@@ -330,6 +359,12 @@ class _Mirror:
             self.add_members(group_sid, sorted(user_sids - have), None)
 
 
+def _adopted(create: Change, target_id: str) -> Change:
+    """A create that met a 409 and adopted the object that was there: counted as an adoption."""
+    action = Action.ADOPT_USER if create.action is Action.CREATE_USER else Action.ADOPT_GROUP
+    return replace(create, action=action, target_id=target_id, members=(), reason=f"{ADOPTED} after 409")
+
+
 class _OwnSet(set[str]):
     """A group's members as the mirror changes them (see :meth:`_Mirror._mutable`)."""
 
@@ -385,8 +420,11 @@ class Engine:
         """One whole run; never raises for a failure it can report in the result."""
         started = time.monotonic()
         mode = "full" if options.full_resync else "incremental"
-        self.cache.interrupt_stale_runs()
-        run_id = self.cache.start_run(mode, options.dry_run)
+        run_id: int | None = None
+        if not options.dry_run:
+            # A plan is not a run: it is not recorded, and it does not close another's.
+            self.cache.interrupt_stale_runs()
+            run_id = self.cache.start_run(mode, options.dry_run)
         bound = log.bind(run_id=run_id, mode=mode, dry_run=options.dry_run, source=self.source_type)
         bound.info("run.start")
         result = RunResult(
@@ -429,15 +467,19 @@ class Engine:
                 # Asked to stop during a long read: nothing was written, so nothing is lost.
                 result.status = "interrupted"
                 return result
-            live = await self._read_live(snapshot, state) if options.full_resync else None
+            full = options.full_resync or not (state.users or state.groups)
+            if full and not options.full_resync:
+                bound.info("run.first", reason="the cache is empty: reading Identity Center to adopt what it holds")
+            live = await self._read_live(snapshot, state) if full else None
             plan = make_plan(snapshot, state, live)
             if self.assigner is not None:
                 plan.changes = sorted(
                     plan.changes + await self._plan_assignments(snapshot, state, live), key=lambda c: c.phase
                 )
             result.plan = plan
-            result.counts = plan.counts()
+            result.would_change = plan.counts()
             verdict = check(plan, self.limit, allow_deletions=options.allow_deletions)
+            refused = verdict.refused or (options.approve(plan) if options.approve is not None else None)
             if verdict.refused:
                 result.status = "refused"
                 result.errors.append(verdict.refused)
@@ -446,9 +488,17 @@ class Engine:
             if options.dry_run:
                 result.status = "ok"
                 return result
+            if refused:
+                result.status = "refused"
+                result.errors.append(refused)
+                bound.error("run.refused", reason=refused)
+                return result
 
+            result.would_change = None
+            if options.progress is not None:
+                options.progress.planned(plan)
             mirror = _Mirror(self.cache, state, snapshot.groups)
-            applier = _Applier(self.target, mirror, snapshot, bound, self._stop, self.assigner)
+            applier = _Applier(self.target, mirror, snapshot, bound, self._stop, self.assigner, options.progress)
             try:
                 await applier.apply(plan, live)
             finally:
@@ -476,13 +526,14 @@ class Engine:
         finally:
             result.duration_s = time.monotonic() - started
             result.requests = {"source": read_requests, "target": self.target.stats.total - target_requests_before}
-            self.cache.finish_run(
-                run_id,
-                result.status,
-                result.counts,
-                result.requests,
-                "; ".join(result.errors)[:4000] or None,
-            )
+            if run_id is not None:
+                self.cache.finish_run(
+                    run_id,
+                    result.status,
+                    result.counts,
+                    result.requests,
+                    "; ".join(result.errors)[:4000] or None,
+                )
             bound.info(
                 "run.finished",
                 status=result.status,
@@ -526,8 +577,10 @@ class _Applier:
         log: Any,
         stop: asyncio.Event,
         assigner: Assigner | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.assigner = assigner
+        self.progress = progress
         self.kept_groups: set[str] = set()
         self.target = target
         self.mirror = mirror
@@ -675,6 +728,8 @@ class _Applier:
             self._failed(change, str(exc))
 
     def _failed(self, change: Change, message: str) -> None:
+        if self.progress is not None and change.is_write:
+            self.progress.advance(change, ok=False)
         self.errors.append(message)
         self.log.error("change.failed", action=str(change.action), object=change.label(), error=message)
         kind = "user" if "user" in change.action else "group"
@@ -692,6 +747,8 @@ class _Applier:
 
     def _done(self, change: Change, **extra: Any) -> None:
         tally(self.counts, change)
+        if self.progress is not None and (change.is_write or extra.get("adopted")):
+            self.progress.advance(change, ok=True)
         self.log.info(
             "change.applied", action=str(change.action), object=change.label(), reason=change.reason or None, **extra
         )
@@ -845,7 +902,7 @@ class _Applier:
                     "update_user", "user", user.source_id, found.target_id, data, user.payload(), "ok: after adoption"
                 ),
             )
-        self._done(change, target_id=found.target_id, adopted=True)
+        self._done(_adopted(change, found.target_id), target_id=found.target_id, adopted=True)
 
     async def _delete_user(self, change: Change) -> None:
         assert change.target_id is not None
@@ -983,7 +1040,7 @@ class _Applier:
                     "ok: after adoption",
                 ),
             )
-        self._done(change, target_id=found.target_id, adopted=True)
+        self._done(_adopted(change, found.target_id), target_id=found.target_id, adopted=True)
 
     async def _delete_group(self, change: Change) -> None:
         assert change.target_id is not None

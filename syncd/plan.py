@@ -374,9 +374,11 @@ COUNT_KEYS = (
     "users_updated",
     "users_deactivated",
     "users_deleted",
+    "users_adopted",
     "groups_created",
     "groups_updated",
     "groups_deleted",
+    "groups_adopted",
     "members_added",
     "members_removed",
     "assignments_created",
@@ -405,8 +407,20 @@ def count_changes(changes: Iterable[Change]) -> dict[str, int]:
     return counts
 
 
+ADOPTED = "matched"
+"""The reason of an adoption: a source object matched to one Identity Center already held (the
+other ADOPT_* changes, "already current", only record a write an earlier run made)."""
+
+
 def tally(counts: dict[str, int], change: Change) -> None:
-    """Add one change to ``counts`` (as made by :func:`count_changes`)."""
+    """Add one change to ``counts`` (as made by :func:`count_changes`).
+
+    Adoptions count on their own (``users_adopted``, ``groups_adopted``): nothing was created.
+    """
+    if change.action in (Action.ADOPT_USER, Action.ADOPT_GROUP):
+        if change.reason.startswith(ADOPTED):
+            counts["users_adopted" if change.action is Action.ADOPT_USER else "groups_adopted"] += 1
+        return
     if change.action in _COUNT_KEY:
         counts[_COUNT_KEY[change.action]] += 1
     if change.action in (Action.ADD_MEMBERS, Action.CREATE_GROUP):
@@ -456,9 +470,7 @@ def _user_changes(snapshot: Snapshot, cache: CacheState, matches: Matches | None
             )
             continue
         if sid in matches.adopted_users:
-            changes.append(
-                Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason="matched")
-            )
+            changes.append(Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason=ADOPTED))
         if not live.holds(user):
             reason = "drift: edited in Identity Center" if cached and _same_user(cached, user) else ""
             changes.append(_user_change(user, live.data, live.target_id, reason))
@@ -540,7 +552,7 @@ def _group_changes(
         live_before = {"externalId": live.external_id, "displayName": live.display_name}
         if sid in matches.adopted_groups:
             changes.append(
-                Change(Action.ADOPT_GROUP, sid, live.target_id, group=group, before=live_before, reason="matched")
+                Change(Action.ADOPT_GROUP, sid, live.target_id, group=group, before=live_before, reason=ADOPTED)
             )
         if live_before != group.payload():
             changes.append(

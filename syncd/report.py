@@ -53,13 +53,14 @@ def plan_table(plan: Plan, *, limit: int = 200) -> Table:
 
 def summary(result: RunResult) -> Table:
     """Counts, requests and outcome of a run."""
-    verb = "would change" if result.dry_run else "changed"
+    verb = "would change" if result.would_change is not None else "changed"
+    counts = result.would_change if result.would_change is not None else result.counts
     table = Table(
         title=f"Run {result.run_id or ''}: {result.status} ({result.mode}{', dry run' if result.dry_run else ''})"
     )
     table.add_column(verb)
     table.add_column("count", justify="right")
-    for key, value in result.counts.items():
+    for key, value in counts.items():
         if value:
             table.add_row(key.replace("_", " "), str(value))
     table.add_row("[dim]requests to the source[/]", str(result.requests.get("source", 0)))

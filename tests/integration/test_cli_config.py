@@ -118,15 +118,16 @@ class TestSecrets:
 
 class TestCommands:
     def test_status_shows_the_last_runs(self, workspace: Workspace) -> None:
-        """`syncd status --json` lists runs newest first with their counts."""
+        """`syncd status --json` lists runs newest first with their counts; dry runs are not runs."""
         workspace.write(make_directory(2, {"eng": [0, 1]}))
-        invoke("sync", "--config", str(workspace.config))
         invoke("sync", "--config", str(workspace.config), "--dry-run")
+        invoke("sync", "--config", str(workspace.config))
+        invoke("plan", "--config", str(workspace.config))
         code, output = invoke("status", "--config", str(workspace.config), "--json")
         data = json.loads(output)
         assert 0 == code
-        assert [True, False] == [r["dry_run"] for r in data["runs"]]
-        assert 2 == data["runs"][1]["changes"]["users_created"]
+        assert [(1, False)] == [(r["id"], r["dry_run"]) for r in data["runs"]]
+        assert 2 == data["runs"][0]["changes"]["users_created"]
         assert data["last_success"] is not None
 
     def test_plan_shows_a_table_and_writes_nothing(self, workspace: Workspace) -> None:

@@ -132,10 +132,16 @@ class TestSafety:
         assert (3, 20, 1) == (code, len(workspace.emu.state.users), len(workspace.emu.state.groups))
 
     def test_dry_run_writes_nothing(self, workspace: Workspace) -> None:
-        """--dry-run reports the changes it would make and sends no write."""
+        """--dry-run reports the changes it would make (``would_change``) and sends no write."""
         workspace.write(make_directory(3, {"eng": [0, 1, 2]}))
         code, out = sync(workspace, "--dry-run")
-        assert (0, True, 3, 0) == (code, out["dry_run"], out["changes"]["users_created"], workspace.emu.stats.writes)
+        assert (0, True, 3, 0) == (
+            code,
+            out["dry_run"],
+            out["would_change"]["users_created"],
+            workspace.emu.stats.writes,
+        )
+        assert (0, None) == (sum(out["changes"].values()), out["run_id"])
 
 
 class TestFullResync:
@@ -234,15 +240,25 @@ class TestFullResync:
         assert (1, 1) == (out["changes"]["groups_updated"], workspace.emu.stats.writes)
 
     def test_create_conflict_adopts_existing_user(self, workspace: Workspace) -> None:
-        """An incremental create that meets a 409 adopts the existing user instead of failing."""
+        """An incremental create that meets a 409 adopts the existing user, counted as adopted, not created."""
+        data = make_directory(2, {"eng": [1]})
+        first = {"users": data["users"][1:], "groups": data["groups"]}
+        workspace.write(first)
+        sync(workspace)
         hand = workspace.emu.state.add_user(
             user_name="user0@example.com", display_name="Old", given_name="O", family_name="Ld"
         )
-        workspace.write(make_directory(1, {"eng": [0]}))
+        data["groups"][0]["members"] = ["u0000", "u0001"]
+        workspace.write(data)
         code, out = sync(workspace)
-        assert (0, "ok") == (code, out["status"])
-        assert [hand["id"]] == [u["id"] for u in workspace.emu.state.users]
-        assert ["u0000"] == emulator_view(workspace)["groups"]["eng"]
+        assert (0, "ok", 0, 1) == (
+            code,
+            out["status"],
+            out["changes"]["users_created"],
+            out["changes"]["users_adopted"],
+        )
+        assert hand["id"] in [u["id"] for u in workspace.emu.state.users]
+        assert ["u0000", "u0001"] == emulator_view(workspace)["groups"]["eng"]
 
 
 class TestChanges:
