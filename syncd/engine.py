@@ -618,9 +618,10 @@ class _Applier:
         await self._run_all(by_phase.get(Phase.DELETE_USERS, []), self._delete_user)
 
         if self.deferred:
-            # Creates whose userName or group name was still held by an object this run deleted
-            # (a rehire under the same name, a group recreated at the source): retry them now,
-            # once; a second conflict is a real one and fails.
+            # Creates and updates whose userName or group name was still held by an object this
+            # run deleted (a rehire under the same name, a group recreated at the source, a login
+            # or group renamed onto a freed name): retry them now, once; a second conflict is a
+            # real one and fails.
             deferred, self.deferred = self.deferred, []
             self.deleting_users, self.deleting_groups = set(), set()
             await self._run_all([c for c in deferred if c.phase is Phase.USERS], self._user)
@@ -815,6 +816,10 @@ class _Applier:
         assert change.target_id is not None
         try:
             await self.target.replace_user(change.target_id, user)
+        except TargetConflict:
+            if self._defer_until_deleted(change, self.deleting_users):
+                return
+            raise
         except TargetNotFound:
             # Deleted by hand since the last run: make it again (its memberships follow below).
             self.log.warning("drift.user_missing", user=user.user_name, target_id=change.target_id)
@@ -843,6 +848,19 @@ class _Applier:
             ),
         )
         self._done(change)
+
+    def _defer_until_deleted(self, change: Change, deleting: AbstractSet[str]) -> bool:
+        """Put off an update that met a 409 while this run still has deletes to make.
+
+        The name (or, for a user, the email) it takes may be held by an object this run deletes:
+        a login changed onto a leaver's userName, a group renamed onto a deleted group's name.
+        It is tried again once those deletes have landed, as creates are; a second 409 is real.
+        """
+        if not deleting:
+            return False
+        self.log.info("change.deferred", action=str(change.action), object=change.label(), until="this run's deletes")
+        self.deferred.append(change)
+        return True
 
     def _origin_user(self, source_id: str) -> Any:
         cached = self.mirror.state.users.get(source_id)
@@ -949,6 +967,10 @@ class _Applier:
         assert change.target_id is not None
         try:
             await self.target.update_group(change.target_id, group, change.before)
+        except TargetConflict:
+            if self._defer_until_deleted(change, self.deleting_groups):
+                return
+            raise
         except TargetNotFound:
             self.log.warning("drift.group_missing", group=group.display_name, target_id=change.target_id)
             await self._create_group(change, group, drift=True)

@@ -294,6 +294,39 @@ class TestChanges:
         assert eng is not None
         assert ("g-eng-v2", 3) == (eng["externalId"], len(workspace.emu.state.members(eng["id"])))
 
+    def test_login_change_onto_a_name_freed_in_the_same_run(self, workspace: Workspace) -> None:
+        """A user whose login changes to the userName of a user deleted in the same run keeps its id and exits 0."""
+        data = make_directory(12, {"eng": list(range(12))})
+        workspace.write(data)
+        sync(workspace)
+        kept = emulator_view(workspace)["users"]["u0004"]["id"]
+        leaver = data["users"].pop(3)
+        data["users"][3]["user_name"] = leaver["user_name"]
+        data["groups"][0]["members"].remove(leaver["id"])
+        workspace.write(data)
+        code, out = sync(workspace)
+        assert (0, "ok") == (code, out["status"]), out["errors"]
+        after = emulator_view(workspace)["users"]
+        assert leaver["id"] not in after
+        assert (kept, "user3@example.com") == (after["u0004"]["id"], after["u0004"]["userName"])
+
+    def test_group_renamed_onto_a_name_freed_in_the_same_run(self, workspace: Workspace) -> None:
+        """A group renamed to the name of a group deleted in the same run keeps its id and exits 0."""
+        data = make_directory(3, {"eng": [0, 1], "ops": [2]})
+        data["groups"] += [{"id": f"g-team{i}", "name": f"team{i}", "members": [], "groups": []} for i in range(10)]
+        workspace.write(data)
+        sync(workspace)
+        eng = workspace.emu.state.find_group("eng")
+        assert eng is not None
+        del data["groups"][1]
+        data["groups"][0]["name"] = "ops"
+        workspace.write(data)
+        code, out = sync(workspace)
+        assert (0, "ok") == (code, out["status"]), out["errors"]
+        ops = workspace.emu.state.find_group("ops")
+        assert ops is not None
+        assert (eng["id"], "g-eng", None) == (ops["id"], ops["externalId"], workspace.emu.state.find_group("eng"))
+
     def test_group_rename_keeps_its_id(self, workspace: Workspace) -> None:
         """Renaming a group at the source renames it in place."""
         data = make_directory(2, {"eng": [0, 1]})
