@@ -39,6 +39,8 @@ from urllib.parse import parse_qs
 import httpx2
 import jwt
 
+from tests.fakes.faults import Fault, due
+
 
 STATUSES = (
     "STAGED",
@@ -161,18 +163,6 @@ class Bucket:
     limit: int
     remaining: int
     reset: int
-
-
-@dataclass
-class Fault:
-    """An injected failure: on the ``on``-th request (counted among those matching ``path``)."""
-
-    kind: str  # "429" | "concurrency" | "network" | an HTTP status as a string
-    on: int
-    path: str | None = None
-    times: int = 1
-    seen: int = 0
-    fired: int = 0
 
 
 @dataclass(frozen=True)
@@ -625,16 +615,6 @@ class FakeOkta:
         }
         return self._respond(status, body, bucket, extra)
 
-    def _fault(self, request: httpx2.Request) -> Fault | None:
-        for fault in self.faults:
-            if fault.fired >= fault.times or (fault.path is not None and not request.url.path.startswith(fault.path)):
-                continue
-            fault.seen += 1
-            if fault.seen >= fault.on:
-                fault.fired += 1
-                return fault
-        return None
-
     def handler(self, request: httpx2.Request) -> httpx2.Response:
         """Answer one request the way Okta would (and record both)."""
         self.requests.append(request)
@@ -645,7 +625,7 @@ class FakeOkta:
         return response
 
     def _handle(self, request: httpx2.Request) -> httpx2.Response:
-        fault = self._fault(request)
+        fault = due(self.faults, request)
         if fault is not None and fault.kind == "network":
             raise httpx2.ConnectError("fake: connection refused", request=request)
         bucket = self._bucket(self._bucket_name(request))

@@ -1,0 +1,103 @@
+"""Fixtures for the Google tests: the fake domain, its admin and service account, keys made once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import httpx2
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.fakes.google import API_URL, DIRECTORY, READ_SCOPES, FakeGoogle
+from tests.fakes.google_auth import ServiceAccount, new_key
+
+
+ADMIN = "admin@example.com"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The connector runs on asyncio."""
+    return "asyncio"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """RSA keys made once per session: a service account's own key, Google's key, a stranger's key."""
+
+    account: rsa.RSAPrivateKey
+    system: rsa.RSAPrivateKey
+    stranger: rsa.RSAPrivateKey
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keys:
+    """Three RSA keys (generating keys is slow, so once per session)."""
+    return Keys(new_key(), new_key(), new_key())
+
+
+@pytest.fixture
+def fake() -> FakeGoogle:
+    """A fake domain holding only its super admin."""
+    google = FakeGoogle()
+    google.add_user(ADMIN, given_name="Ada", family_name="Admin", admin=True)
+    return google
+
+
+@pytest.fixture
+def account(fake: FakeGoogle, keys: Keys) -> ServiceAccount:
+    """syncd's service account, authorised for domain-wide delegation with the three read scopes."""
+    service_account = fake.add_service_account(key=keys.account, system_key=keys.system)
+    fake.delegate(service_account)
+    return service_account
+
+
+def assertion(
+    fake: FakeGoogle,
+    account: ServiceAccount,
+    *,
+    sub: str | None = ADMIN,
+    scopes: Iterable[str] = READ_SCOPES,
+    aud: str | None = None,
+    lifetime: int = 3600,
+    key: rsa.RSAPrivateKey | None = None,
+    kid: str | None = None,
+) -> str:
+    """A JWT-bearer assertion as a service account signs it (RFC 7523 §3), on the fake's clock."""
+    now = int(fake.now)
+    claims: dict[str, object] = {
+        "iss": account.email,
+        "scope": " ".join(scopes),
+        "aud": aud or fake.token_uri,
+        "iat": now,
+        "exp": now + lifetime,
+    }
+    if sub is not None:
+        claims["sub"] = sub
+    headers = {"kid": kid or account.key_id}
+    return jwt.encode(claims, key or account.key, algorithm="RS256", headers=headers)
+
+
+async def token_request(fake: FakeGoogle, form: dict[str, str]) -> httpx2.Response:
+    """POST a form to the fake token endpoint."""
+    async with httpx2.AsyncClient(transport=fake.transport) as client:
+        return await client.post(fake.token_uri, data=form)
+
+
+async def get(fake: FakeGoogle, path: str, token: str | None, **params: str) -> httpx2.Response:
+    """GET a Directory API path with a bearer token."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx2.AsyncClient(transport=fake.transport) as client:
+        return await client.get(f"{API_URL}{DIRECTORY}{path}", params=params, headers=headers)
+
+
+def reason(response: httpx2.Response) -> str:
+    """``errors[0].reason`` of a Directory API error body."""
+    return str(response.json()["error"]["errors"][0]["reason"])
+
+
+def admin_token(fake: FakeGoogle, account: ServiceAccount, scopes: Iterable[str] = READ_SCOPES) -> str:
+    """An access token of ``account`` acting as the admin, issued directly."""
+    return fake.auth.issue(account.email, scopes, ADMIN)
