@@ -90,6 +90,7 @@ async def build_engine(
             cache=cache,
             scope=settings.filters.scope(),
             limit=settings.safety.limit(),
+            member_limit=settings.safety.member_limit(),
             assigner=assigner,
         )
     finally:

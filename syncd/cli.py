@@ -101,7 +101,7 @@ def sync(
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; write nothing.")] = False,
     allow_deletions: Annotated[
-        bool, typer.Option("--allow-deletions", help="Lift safety.max_deletes for this run.")
+        bool, typer.Option("--allow-deletions", help="Lift safety.max_deletes and max_member_removals for this run.")
     ] = False,
     as_json: JsonOption = False,
 ) -> None:

@@ -95,8 +95,9 @@ class SafetyConfig(_Section):
     """``[safety]``: how much one run may remove."""
 
     max_deletes: str | int = "10%"
+    max_member_removals: str | int = "10%"
 
-    @field_validator("max_deletes")
+    @field_validator("max_deletes", "max_member_removals")
     @classmethod
     def _limit(cls, value: str | int) -> str | int:
         Limit.parse(value)
@@ -105,6 +106,10 @@ class SafetyConfig(_Section):
     def limit(self) -> Limit:
         """The parsed limit."""
         return Limit.parse(self.max_deletes)
+
+    def member_limit(self) -> Limit:
+        """The parsed limit on member removals, of the managed memberships."""
+        return Limit.parse(self.max_member_removals)
 
 
 class ScheduleConfig(_Section):

@@ -34,7 +34,7 @@ from syncd.errors import (
     TargetNotFound,
     TargetUnavailable,
 )
-from syncd.guard import Limit, check
+from syncd.guard import DEFAULT_MEMBER_LIMIT, Limit, check
 from syncd.model import Assignment, Group, Skipped, Snapshot, User, digest
 from syncd.normalise import Scope, build_snapshot
 from syncd.plan import (
@@ -395,9 +395,11 @@ class Engine:
         cache: CacheLike,
         scope: Scope,
         limit: Limit,
+        member_limit: Limit = DEFAULT_MEMBER_LIMIT,
         assigner: Assigner | None = None,
     ) -> None:
         self.assigner = assigner
+        self.member_limit = member_limit
         self.source = source
         self.source_type = source_type
         self.target = target
@@ -478,7 +480,7 @@ class Engine:
                 )
             result.plan = plan
             result.would_change = plan.counts()
-            verdict = check(plan, self.limit, allow_deletions=options.allow_deletions)
+            verdict = check(plan, self.limit, member_limit=self.member_limit, allow_deletions=options.allow_deletions)
             refused = verdict.refused or (options.approve(plan) if options.approve is not None else None)
             if verdict.refused:
                 result.status = "refused"

@@ -72,7 +72,8 @@ class CacheBusy(CacheError):
 
 
 class SafetyRefusal(SyncdError):
-    """The run would delete or deactivate more than ``safety.max_deletes`` allows."""
+    """The run would delete or deactivate more than ``safety.max_deletes`` allows, or remove more
+    memberships than ``safety.max_member_removals`` allows."""
 
     exit_code = 3
 

@@ -1,8 +1,14 @@
-"""The safety guard: refuse a run that would delete or deactivate too much.
+"""The safety guard: refuse a run that would delete or deactivate too much, or remove too much access.
 
 Peers' worst failure is an IdP outage read as "everyone left" (awslabs/ssosync#194, #268;
 slashdevops/idp-scim-sync#70). A source read that fails already stops the run before any write
-(the engine); this guard catches the read that succeeds but is wrong, such as an empty group list.
+(the engine); this guard catches the read that succeeds but is wrong, such as an empty group list
+or groups that all come back without members: access comes through group memberships, so member
+removals are counted too (``safety.max_member_removals``), against the managed memberships.
+
+The base of a percentage is what syncd manages once the run's adoptions are counted (a first
+run that adopts a suspended user deactivates one of one, not one of zero). A percentage above 0
+of a small base still allows one change: 10% of 5 users is 1.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from syncd.plan import Action, Plan
 
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """``safety.max_deletes``: an absolute number, or a percentage of the managed objects.
+    """``safety.max_deletes`` / ``max_member_removals``: a number, or a percentage of the managed objects.
 
-    A percentage is rounded up, so a small directory can still lose one object per run.
+    A percentage is rounded up and, unless it is 0%, allows at least one, so a small (or, on a
+    first run, empty) directory can still lose one object per run.
     """
 
     value: float
@@ -42,11 +49,15 @@ class Limit:
     def allowed(self, managed: int) -> int:
         """How many of ``managed`` objects one run may delete or deactivate."""
         if self.percent:
-            return math.ceil(managed * self.value / 100)
+            return max(1, math.ceil(managed * self.value / 100)) if self.value > 0 else 0
         return int(self.value)
 
     def __str__(self) -> str:
         return f"{self.value:g}%" if self.percent else f"{int(self.value)}"
+
+
+DEFAULT_MEMBER_LIMIT = Limit(10, percent=True)
+"""``safety.max_member_removals`` when unset: 10% of the managed memberships."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,29 +69,46 @@ class Verdict:
     users_allowed: int
     groups_allowed: int
     refused: str = ""
+    member_removals: int = 0
+    members_allowed: int = 0
 
 
-def check(plan: Plan, limit: Limit, *, allow_deletions: bool = False) -> Verdict:
-    """Check a plan against the deletion limit (``--allow-deletions`` lifts it for one run)."""
+def check(
+    plan: Plan, limit: Limit, *, member_limit: Limit = DEFAULT_MEMBER_LIMIT, allow_deletions: bool = False
+) -> Verdict:
+    """Check a plan against the limits (``--allow-deletions`` lifts them for one run)."""
     user_removals = sum(1 for c in plan if c.action in (Action.DELETE_USER, Action.DEACTIVATE_USER))
     group_removals = sum(1 for c in plan if c.action is Action.DELETE_GROUP)
+    member_removals = sum(len(c.members) for c in plan if c.action is Action.REMOVE_MEMBERS)
     users_allowed = limit.allowed(plan.managed_users)
     groups_allowed = limit.allowed(plan.managed_groups)
+    members_allowed = member_limit.allowed(plan.managed_memberships)
     problems = []
+    keys = []
     if user_removals > users_allowed:
         problems.append(
             f"{user_removals} of {plan.managed_users} managed users would be deleted or deactivated"
             f" (the limit is {users_allowed}, safety.max_deletes = {limit})"
         )
+        keys.append("safety.max_deletes")
     if group_removals > groups_allowed:
         problems.append(
             f"{group_removals} of {plan.managed_groups} managed groups would be deleted"
             f" (the limit is {groups_allowed}, safety.max_deletes = {limit})"
         )
+        keys.append("safety.max_deletes")
+    if member_removals > members_allowed:
+        problems.append(
+            f"{member_removals} of {plan.managed_memberships} managed group memberships would be removed"
+            f" (the limit is {members_allowed}, safety.max_member_removals = {member_limit})"
+        )
+        keys.append("safety.max_member_removals")
     refused = ""
     if problems and not allow_deletions:
         refused = (
             "; ".join(problems) + ". Nothing was changed. If the source really lost them, run `syncd plan` to review,"
-            " then `syncd sync --allow-deletions` once, or raise safety.max_deletes."
+            f" then `syncd sync --allow-deletions` once, or raise {' and '.join(dict.fromkeys(keys))}."
         )
-    return Verdict(user_removals, group_removals, users_allowed, groups_allowed, refused)
+    return Verdict(
+        user_removals, group_removals, users_allowed, groups_allowed, refused, member_removals, members_allowed
+    )

@@ -339,6 +339,9 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     managed_users: int = 0
     managed_groups: int = 0
+    managed_memberships: int = 0
+    """What the guard's percentages are of: the objects syncd manages once this run's adoptions
+    are counted, and the memberships of managed users in managed groups before the run."""
 
     def __repr__(self) -> str:
         """How many changes of each action, not the changes themselves.
@@ -682,12 +685,20 @@ def make_plan(snapshot: Snapshot, cache: CacheState, live: LiveState | None = No
         # A user that is recreated has no memberships in Identity Center any more.
         recreated_users = {c.source_id for c in user_changes if c.action is Action.CREATE_USER}
         live_by_group = _live_by_group(matches, live, recreated_users)
+        memberships = sum(len(m) for m in live_by_group.values())
         for gsid, inline_members in inline.items():
             live_by_group[gsid] = live_by_group.get(gsid, frozenset()) | set(inline_members)
         current: Mapping[str, AbstractSet[str]] = live_by_group
     else:
+        memberships = sum(len(m) for m in cache.members.values())
         current = current_memberships(cache, inline)
 
     members = membership_changes(snapshot, current, deleting_users=deleting_users, deleting_groups=deleting_groups)
     changes = sorted(user_changes + group_changes + members, key=lambda c: c.phase)
-    return Plan(changes=changes, managed_users=len(cache.users), managed_groups=len(cache.groups))
+    return Plan(
+        changes=changes,
+        # Objects this run adopts are managed from now on: they count in the guard's base.
+        managed_users=len(cache.users) + (len(matches.adopted_users) if matches else 0),
+        managed_groups=len(cache.groups) + (len(matches.adopted_groups) if matches else 0),
+        managed_memberships=memberships,
+    )

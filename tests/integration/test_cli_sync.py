@@ -131,6 +131,32 @@ class TestSafety:
         code, _ = sync(workspace)
         assert (3, 20, 1) == (code, len(workspace.emu.state.users), len(workspace.emu.state.groups))
 
+    def test_groups_all_empty_is_refused(self, workspace: Workspace) -> None:
+        """A source whose groups all come back empty is refused with exit 3, saying how many, and nothing is removed."""
+        workspace.write(make_directory(6, {"eng": [0, 1, 2, 3], "ops": [3, 4, 5]}))
+        sync(workspace)
+        workspace.write(make_directory(6, {"eng": [], "ops": []}))
+        workspace.emu.stats.reset()
+        code, out = sync(workspace)
+        assert (3, "refused", 0) == (code, out["status"], workspace.emu.stats.writes)
+        assert "7 of 7 managed group memberships would be removed" in out["errors"][0]
+        assert {"eng": ["u0000", "u0001", "u0002", "u0003"], "ops": ["u0003", "u0004", "u0005"]} == emulator_view(
+            workspace
+        )["groups"]
+
+    def test_first_adoption_of_a_suspended_user_is_not_refused(self, workspace: Workspace) -> None:
+        """A first --full-resync adopting an existing user who is suspended at the source deactivates it, exit 0."""
+        hand = workspace.emu.state.add_user(
+            user_name="user0@example.com", display_name="Old", given_name="O", family_name="Ld"
+        )
+        data = make_directory(1)
+        data["users"][0]["active"] = False
+        workspace.write(data)
+        code, out = sync(workspace, "--full-resync")
+        assert (0, "ok") == (code, out["status"]), out["errors"]
+        (adopted,) = workspace.emu.state.users
+        assert (hand["id"], "u0000", False) == (adopted["id"], adopted["externalId"], adopted["active"])
+
     def test_dry_run_writes_nothing(self, workspace: Workspace) -> None:
         """--dry-run reports the changes it would make (``would_change``) and sends no write."""
         workspace.write(make_directory(3, {"eng": [0, 1, 2]}))

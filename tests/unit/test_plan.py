@@ -185,3 +185,32 @@ class TestGuard:
             Limit.parse("10%").allowed(11),
             Limit.parse(5).allowed(1000),
         )
+
+    def test_groups_all_empty_is_refused_with_the_count(self) -> None:
+        """Every group coming back without members is refused, saying how many memberships would go."""
+        users = [user(str(i)) for i in range(10)]
+        groups = [group("a", {str(i) for i in range(6)}), group("b", {str(i) for i in range(4, 10)})]
+        plan = make_plan(snap(users, [group("a", set()), group("b", set())]), converged(snap(users, groups)))
+        verdict = check(plan, Limit.parse("10%"))
+        assert (12, 12, 2) == (verdict.member_removals, plan.managed_memberships, verdict.members_allowed)
+        assert "12 of 12 managed group memberships would be removed" in verdict.refused
+        assert "safety.max_member_removals" in verdict.refused
+
+    def test_member_removals_within_the_limit_pass(self) -> None:
+        """Moving one member of ten is within the default 10% of managed memberships."""
+        users = [user(str(i)) for i in range(10)]
+        before = snap(users, [group("a", {str(i) for i in range(10)})])
+        plan = make_plan(snap(users, [group("a", {str(i) for i in range(9)})]), converged(before))
+        assert "" == check(plan, Limit.parse("50"), member_limit=Limit.parse("10%")).refused
+
+    def test_a_percentage_of_a_small_base_allows_one(self) -> None:
+        """Any percentage above 0% allows at least one change, even of an empty base; 0% allows none."""
+        assert (1, 1, 0) == (Limit.parse("10%").allowed(0), Limit.parse("1%").allowed(3), Limit.parse("0%").allowed(9))
+
+    def test_adopted_users_count_in_the_base(self) -> None:
+        """A first full resync adopting a user suspended at the source deactivates 1 of 1 managed users: allowed."""
+        suspended = user("1", active=False)
+        live = LiveState(users=[LiveUser("t-1", None, suspended.user_name, {**suspended.payload(), "active": True})])
+        plan = make_plan(snap([suspended], []), CacheState(), live)
+        assert [Action.ADOPT_USER, Action.DEACTIVATE_USER] == [c.action for c in plan]
+        assert (1, "") == (plan.managed_users, check(plan, Limit.parse("10%")).refused)
