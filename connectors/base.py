@@ -1,21 +1,27 @@
 """The connector seam: what a source is, and the registry that picks one by ``source.type``.
 
 A connector module registers itself with :func:`register`, giving its settings model (the
-``[source.<type>]`` table) and a factory. The engine calls :meth:`Source.read` once per run.
+``[source.<type>]`` table) and a factory ``factory(settings, deps)``; :class:`Deps` carries what
+the world gives a connector (HTTP transport, clock, sleep, randomness; an LDAP connection
+factory), so tests swap fakes in there. The engine calls :meth:`Source.read` once per run.
+Connector authors build on :mod:`connectors.kit`.
 
 Contract of ``read``:
 
 * return everything in scope, or raise :class:`connectors.base.SourceError`; never return a
   partial read as if it were whole (set ``complete=False`` when it knows it is partial);
 * skip a malformed record by adding a ``Skipped`` to the result, not by raising;
-* make HTTP calls only through the ``transport`` it was built with (tests swap a fake in there)
-  and count them in ``SourceRead.requests``.
+* make HTTP calls only through ``deps.transport`` (tests swap a fake in there), count them in
+  ``SourceRead.requests``, and keep ``stats`` (requests by HTTP status) true even when a read
+  fails, so a failed read still reports the requests it made.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,11 +29,29 @@ import httpx2
 from pydantic import BaseModel
 
 from syncd.errors import SourceError
-from syncd.model import SourceRead
+from syncd.model import RequestStats, SourceRead
 from syncd.normalise import Scope
 
 
-__all__ = ["ReadContext", "Source", "SourceError", "SourceType", "get", "names", "register"]
+__all__ = ["Deps", "ReadContext", "Source", "SourceError", "SourceType", "get", "names", "register"]
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """What the outside world hands a connector; every factory receives one.
+
+    ``transport``: the httpx2 transport for every HTTP call (None: real HTTP).
+    ``clock``: epoch seconds now. ``sleep``: waits (None: real waits, taken by the retry policy's
+    stamina, so ``stamina.set_testing`` skips them; tests that move a fake server's clock pass
+    their own). ``random``: a number in [0, 1) for jitter. ``ldap``: a factory of LDAP
+    connections, for directory connectors (None: the connector's default).
+    """
+
+    transport: httpx2.AsyncBaseTransport | None = None
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] | None = None
+    random: Callable[[], float] = random.random
+    ldap: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +79,14 @@ class Source(Protocol):
         """Release connections."""
         ...
 
+    @property
+    def stats(self) -> RequestStats:
+        """Requests sent since the source was built, by HTTP status (kept when a read fails)."""
+        ...
 
-Factory = Callable[[Any, "httpx2.AsyncBaseTransport | None"], Source]
+
+Factory = Callable[[Any, Deps], Source]
+"""``factory(settings, deps)``: a source for the validated ``[source.<type>]`` settings."""
 
 
 @dataclass(frozen=True, slots=True)

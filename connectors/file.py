@@ -19,11 +19,10 @@ import re
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx2
 from pydantic import BaseModel, ConfigDict
 
-from connectors.base import ReadContext, SourceError, SourceType, register
-from syncd.model import Skipped, SourceGroup, SourceRead, SourceUser
+from connectors.base import Deps, ReadContext, SourceError, SourceType, register
+from syncd.model import RequestStats, Skipped, SourceGroup, SourceRead, SourceUser
 
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
@@ -293,6 +292,7 @@ class FileSource:
 
     def __init__(self, settings: FileSettings) -> None:
         self.path = settings.path
+        self.stats = RequestStats()  # a file costs no requests
 
     def _load(self) -> SourceRead:
         try:
@@ -314,7 +314,7 @@ class FileSource:
         """Nothing to release."""
 
 
-def _build(settings: FileSettings, transport: httpx2.AsyncBaseTransport | None) -> FileSource:
+def _build(settings: FileSettings, deps: Deps) -> FileSource:
     return FileSource(settings)
 
 

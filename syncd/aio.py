@@ -1,4 +1,15 @@
-"""Asyncio helpers shared by the connectors and the engine."""
+"""Bounded concurrency: the one worker pool behind every parallel read and write.
+
+A fixed pool of ``limit`` workers takes items in turn, so 100k items cost 100k small entries in
+a list, not 100k tasks. Two ways to end:
+
+* :func:`bounded` (reads): results in the order of the items; the first failure cancels the
+  other workers and is raised as is (not wrapped in an ExceptionGroup), so a failed listing
+  fails the whole read at once.
+* :func:`bounded_landing` (writes): no worker is cancelled, so a request in flight lands and
+  is recorded. Once ``stop`` is set, or an item failed, no new item starts; every worker is
+  awaited, then the first failure is raised.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +18,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
 
-__all__ = ["gather_bounded"]
+__all__ = ["bounded", "bounded_landing"]
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 - the item type
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -19,26 +31,53 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return first
 
 
-async def gather_bounded(jobs: Iterable[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
-    """Run ``jobs`` with at most ``limit`` in flight; results in the order of ``jobs``.
-
-    A fixed pool of ``limit`` workers takes the jobs in turn, so 10k jobs cost 10k small
-    callables, not 10k tasks. The first job to fail cancels the others and its exception is
-    raised as is (not wrapped in an ExceptionGroup), so a failed listing fails the whole read.
-    """
-    pending = list(enumerate(jobs))
-    results: dict[int, T] = {}
+async def bounded(items: Iterable[I], worker: Callable[[I], Awaitable[T]], limit: int) -> list[T]:
+    """``worker(item)`` for every item, at most ``limit`` at a time; the results in item order."""
+    pending = list(enumerate(items))
     pending.reverse()
+    results: dict[int, T] = {}
 
-    async def worker() -> None:
+    async def work() -> None:
         while pending:
-            index, job = pending.pop()
-            results[index] = await job()
+            index, item = pending.pop()
+            results[index] = await worker(item)
 
     try:
         async with asyncio.TaskGroup() as group:
             for _ in range(max(1, min(limit, len(pending)))):
-                group.create_task(worker())
+                group.create_task(work())
     except BaseExceptionGroup as failures:
         raise _first_error(failures) from None
     return [results[i] for i in range(len(results))]
+
+
+async def bounded_landing(
+    items: Iterable[I],
+    worker: Callable[[I], Awaitable[None]],
+    limit: int,
+    *,
+    stop: asyncio.Event | None = None,
+    stop_on_error: bool = False,
+) -> None:
+    """``worker(item)`` for every item, at most ``limit`` at a time, letting writes in flight land.
+
+    No new item starts once ``stop`` is set (or, with ``stop_on_error``, once one failed); the
+    items left are simply not run. The first failure is raised after every worker has ended.
+    """
+    pending = iter(items)
+    failures: list[BaseException] = []
+
+    async def work() -> None:
+        for item in pending:
+            if (stop is not None and stop.is_set()) or (stop_on_error and failures):
+                return
+            try:
+                await worker(item)
+            except Exception as exc:
+                failures.append(exc)
+                return
+
+    workers = [work() for _ in range(max(1, limit))]
+    await asyncio.gather(*workers)
+    if failures:
+        raise failures[0]

@@ -1,6 +1,6 @@
 """Wiring: build a ready engine from settings. The one place that knows every concrete part.
 
-Tests and the demo pass transports here to swap fakes in at the seams.
+Tests and the demo pass transports (and, for the source, a ``Deps``) here to swap fakes in at the seams.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import httpx2
 from sqlalchemy.engine import make_url
 
 from connectors import base as connectors
+from connectors.base import Deps
 from syncd.cache import Cache
 from syncd.config import Settings
 from syncd.engine import Engine
@@ -64,12 +65,12 @@ async def build_engine(
     settings: Settings,
     cache: Cache,
     *,
-    source_transport: httpx2.AsyncBaseTransport | None = None,
+    source_deps: Deps | None = None,
     target_transport: httpx2.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Engine]:
     """An Engine for ``settings``; closes its connections on exit."""
     source_type = connectors.get(settings.source.type)
-    source = source_type.factory(settings.connector_settings(), source_transport)
+    source = source_type.factory(settings.connector_settings(), source_deps or Deps())
     target = ScimTarget(
         settings.target.scim_url,
         settings.target.scim_token,

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx2
-
 from connectors import base as connectors
-from connectors.base import ReadContext
+from connectors.base import Deps, ReadContext
 from syncd.config import Settings
 from syncd.errors import SourceError
 from syncd.model import Snapshot
@@ -29,10 +27,10 @@ class CheckResult:
     requests: int
 
 
-async def check_source(settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> CheckResult:
+async def check_source(settings: Settings, *, deps: Deps | None = None) -> CheckResult:
     """A full read of the configured source (no state, no cache, no target)."""
     source_type = connectors.get(settings.source.type)
-    source = source_type.factory(settings.connector_settings(), transport)
+    source = source_type.factory(settings.connector_settings(), deps or Deps())
     scope = settings.filters.scope()
     try:
         read = await source.read(ReadContext(scope=scope, full=True, state={}))

@@ -1,20 +1,47 @@
 """Durations in settings: ``"30s"``, ``"15m"``, ``"24h"``, ``"7d"`` (or sums like ``"1h30m"``).
 
-The parser is :func:`connectors._http.parse_duration`, shared with the connectors; this module
-only adds the pydantic field type and the short form used when showing a duration.
+The one duration type of the project: :data:`Duration` for pydantic fields (the daemon's
+settings and every connector's), :func:`parse_duration` for text, :func:`format_duration` for
+showing one. A value module: it imports nothing of syncd's or of the connectors.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-from connectors._http import parse_duration
-
 
 __all__ = ["Duration", "format_duration", "parse_duration"]
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str) -> timedelta:
+    """Parse ``"30s"``, ``"15m"``, ``"24h"``, ``"7d"``, ``"2w"`` or a sum like ``"1h30m"``.
+
+    A bare number counts as seconds. Raises ``ValueError`` naming the accepted forms.
+    """
+    text = value.strip().replace(" ", "")
+    if not text:
+        raise ValueError("the duration is empty; write it like 30s, 15m, 24h or 7d")
+    try:
+        return timedelta(seconds=float(text))
+    except ValueError:
+        pass
+    position = 0
+    seconds = 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        position = match.end()
+    if position != len(text) or position == 0:
+        raise ValueError(f"{value!r} is not a duration; write it like 30s, 15m, 24h or 7d")
+    return timedelta(seconds=seconds)
 
 
 def _before(value: Any) -> Any:

@@ -18,13 +18,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Any, Protocol
 
 import structlog
 
 from connectors.base import ReadContext, Source
-from syncd.aio import gather_bounded
+from syncd.aio import bounded
 from syncd.errors import (
     SourceError,
     SyncdError,
@@ -562,7 +561,7 @@ class Engine:
         live = LiveState(users=users, groups=groups)
         matches = match_live(snapshot, state, live)
         ids = sorted({g.target_id for g in matches.groups.values()})
-        members = await gather_bounded([partial(self.target.list_member_ids, i) for i in ids], 8)
+        members = await bounded(ids, self.target.list_member_ids, 8)
         live.members = dict(zip(ids, members, strict=True))
         log.info("target.read", users=len(users), groups=len(groups), member_lists=len(ids))
         return live

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -60,6 +61,34 @@ class Skipped:
     kind: str  # "user" | "group" | "membership"
     id: str
     reason: str
+
+
+@dataclass(slots=True)
+class RequestStats:
+    """HTTP requests sent to one system, by HTTP status (0: sent, and no answer came) and method."""
+
+    by_status: Counter[int] = field(default_factory=Counter)
+    by_method: Counter[str] = field(default_factory=Counter)
+
+    def count(self, method: str, status: int) -> None:
+        """One request sent, answered with ``status`` (0 when the connection failed)."""
+        self.by_status[status] += 1
+        self.by_method[method] += 1
+
+    @property
+    def total(self) -> int:
+        """Every request sent, retries included."""
+        return sum(self.by_status.values())
+
+    @property
+    def throttled(self) -> int:
+        """Requests answered 429."""
+        return self.by_status[429]
+
+    @property
+    def writes(self) -> int:
+        """Requests that are not GETs."""
+        return sum(n for method, n in self.by_method.items() if method != "GET")
 
 
 @dataclass(slots=True)

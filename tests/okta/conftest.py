@@ -10,11 +10,12 @@ from typing import Any
 
 import httpx2
 import pytest
+import stamina
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from connectors.base import ReadContext
+from connectors.base import Deps, ReadContext
 from connectors.okta import OktaSettings, OktaSource
 from syncd.model import SourceRead
 from syncd.normalise import Scope
@@ -25,6 +26,13 @@ from tests.fakes.okta import FakeOkta
 def anyio_backend() -> str:
     """The connector runs on asyncio."""
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_waits() -> None:
+    """Here every wait goes through the Clock below, which records it and moves the fake's time:
+    stamina's test mode (which would also fix every retry count at 3) stays off."""
+    stamina.set_testing(False)
 
 
 @dataclass
@@ -98,10 +106,7 @@ async def make_source(fake: FakeOkta, clock: Clock) -> AsyncIterator[MakeSource]
             data["token"] = fake.token
         source = OktaSource(
             OktaSettings.model_validate(data),
-            transport or fake.transport,
-            sleep=clock.sleep,
-            clock=clock.now,
-            rng=lambda: 0.5,
+            Deps(transport=transport or fake.transport, sleep=clock.sleep, clock=clock.now, random=lambda: 0.5),
         )
         sources.append(source)
         return source

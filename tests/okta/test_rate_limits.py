@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 import httpx2
 import pytest
 
-from connectors._http import rate_limit
+from connectors.kit import rate_limit
 from syncd.errors import SourceError
 from tests.fakes.okta import FakeOkta
 from tests.okta.conftest import Clock, MakeSource, expected, read, summary

@@ -8,7 +8,7 @@ import httpx2
 import pytest
 
 from connectors import base
-from connectors._http import next_link
+from connectors.kit import next_link
 from connectors.okta import OktaSettings
 from syncd.errors import SourceError
 from syncd.model import SourceRead
@@ -257,12 +257,12 @@ async def test_requests_are_counted(fake: FakeOkta, make_source: MakeSource) -> 
 
 
 async def test_the_registry_builds_the_connector(fake: FakeOkta) -> None:
-    """base.get("okta") returns the registered type, whose factory reads through the given transport."""
+    """base.get("okta") returns the registered type, whose factory reads through the Deps' transport."""
     user = fake.add_user()
     source_type = base.get("okta")
     settings = source_type.settings.model_validate({"url": fake.url, "token": fake.token})
     assert isinstance(settings, OktaSettings)
-    source = source_type.factory(settings, fake.transport)
+    source = source_type.factory(settings, base.Deps(transport=fake.transport))
     try:
         result = await read(source)  # type: ignore[arg-type]
     finally:

@@ -1,15 +1,28 @@
-"""The shared HTTP helpers in connectors/_http.py, on their own."""
+"""The kit's HTTP layer on its own: Link paging, rate-limit headers, retries, waits and pacing."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import httpx2
 import pytest
+import stamina
 
-from connectors._http import HttpSession, gather_bounded, next_link, parse_duration, rate_limit, server_time
+from connectors.base import Deps
+from connectors.kit import Http, RateLimitHeaders, next_link, rate_limit, server_time
+from syncd.aio import bounded
+from syncd.durations import parse_duration
 from syncd.errors import SourceError
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_waits() -> None:
+    """Waits go through the recorder here, so stamina's test mode (fixed retry counts) stays off."""
+    stamina.set_testing(False)
 
 
 @pytest.mark.parametrize(
@@ -85,10 +98,12 @@ class _Recorder:
         self.sleeps.append(seconds)
 
 
-async def _session(handler: httpx2.MockTransport, **kwargs: object) -> tuple[HttpSession, _Recorder]:
+async def _session(
+    handler: httpx2.MockTransport, clock: Callable[[], float] = time.time, **kwargs: Any
+) -> tuple[Http, _Recorder]:
     recorder = _Recorder()
-    client = httpx2.AsyncClient(transport=handler)
-    session = HttpSession(client, provider="Test", sleep=recorder.sleep, rng=lambda: 0.0, **kwargs)  # type: ignore[arg-type]
+    deps = Deps(transport=handler, sleep=recorder.sleep, random=lambda: 0.0, clock=clock)
+    session = Http(deps, provider="Test", limits=RateLimitHeaders(), **kwargs)
     return session, recorder
 
 
@@ -150,7 +165,7 @@ async def test_server_errors_past_the_retries_raise() -> None:
 
 
 @pytest.mark.anyio
-async def test_gather_bounded_keeps_order_and_limit() -> None:
+async def test_bounded_keeps_order_and_limit() -> None:
     """Jobs run at most `limit` at a time and their results come back in job order."""
     running = 0
     peak = 0
@@ -163,14 +178,14 @@ async def test_gather_bounded_keeps_order_and_limit() -> None:
         running -= 1
         return n * n
 
-    results = await gather_bounded([lambda n=n: job(n) for n in range(10)], 3)
+    results = await bounded(range(10), job, 3)
 
     assert results == [n * n for n in range(10)]
     assert peak == 3
 
 
 @pytest.mark.anyio
-async def test_gather_bounded_raises_the_first_failure_and_cancels_the_rest() -> None:
+async def test_bounded_raises_the_first_failure_and_cancels_the_rest() -> None:
     """A failing job raises its own exception (not an ExceptionGroup) and stops the others."""
     finished: list[int] = []
 
@@ -183,7 +198,7 @@ async def test_gather_bounded_raises_the_first_failure_and_cancels_the_rest() ->
         return n
 
     with pytest.raises(SourceError, match="listing 1 failed"):
-        await gather_bounded([lambda n=n: job(n) for n in range(20)], 2)
+        await bounded(range(20), job, 2)
     assert len(finished) < 19
 
 
