@@ -150,14 +150,16 @@ class Http:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
         auth: Any = _DEFAULT,
     ) -> httpx2.Response:
         """Send one request, retrying what the limits call retryable up to ``max_retries`` times.
 
         Returns the first response that is not retryable (the caller judges 4xx). Raises
         SourceError when the retries run out. ``bucket`` names the rate-limit bucket the request
-        counts against (default: the URL path). ``auth`` overrides the client's auth flow
-        (None: no auth, as for a token endpoint).
+        counts against (default: the URL path). The body is ``data`` (a form), ``json`` or raw
+        ``content``. ``auth`` overrides the client's auth flow (None: no auth, as for a token endpoint).
         """
         key = bucket or httpx2.URL(url).path
         flow = self.auth if auth is _DEFAULT else auth
@@ -170,7 +172,9 @@ class Http:
                 )
             self._in_flight[key] = self._in_flight.get(key, 0) + 1
             try:
-                response = await self.client.request(method, url, params=params, headers=headers, data=data, auth=flow)
+                response = await self.client.request(
+                    method, url, params=params, headers=headers, data=data, json=json, content=content, auth=flow
+                )
             finally:
                 self._in_flight[key] -= 1
             now = server_time(response)

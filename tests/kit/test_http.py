@@ -238,3 +238,25 @@ async def test_requests_in_flight_count_against_remaining() -> None:
     await asyncio.gather(*held, fourth)
 
     assert recorder.sleeps == [30 + 1.0]  # 5 minus 3 in flight is the reserve: wait for the reset
+
+
+@pytest.mark.anyio
+async def test_a_request_body_may_be_a_form_json_or_raw_bytes() -> None:
+    """data sends a form, json a JSON document, content the bytes as given (with the caller's type)."""
+    seen: list[tuple[str | None, bytes]] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append((request.headers.get("content-type"), request.content))
+        return httpx2.Response(200)
+
+    http = Http(Deps(transport=httpx2.MockTransport(handler)), provider="Test")
+    await http.request("POST", "https://api.example/a", data={"a": "1"})
+    await http.request("POST", "https://api.example/b", json={"b": 2})
+    await http.request("POST", "https://api.example/c", content=b"c=3", headers={"Content-Type": "text/plain"})
+    await http.aclose()
+
+    assert seen == [
+        ("application/x-www-form-urlencoded", b"a=1"),
+        ("application/json", b'{"b":2}'),
+        ("text/plain", b"c=3"),
+    ]
