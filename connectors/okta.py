@@ -27,9 +27,14 @@ What a read does:
   is complete.
 
   Okta leaves **no trace of a deleted user** in an incremental filter (a deleted user simply
-  disappears); the periodic full read (``full_read_every``) removes it. Before that, a new user
-  claiming the login of a kept user this read did not return makes syncd look that user up by
-  id (one GET; a 404 means deleted), so a rehire lands in the same run.
+  disappears). With ``system_log = true`` (one more request per incremental read; OAuth apps
+  also need the scope ``okta.logs.read``), the System Log's
+  ``user.lifecycle.delete.completed`` events since the watermark remove deleted users at once
+  (System Log API, https://developer.okta.com/docs/api/openapi/okta-management/management/tag/SystemLog/);
+  without that permission (403) the read goes on without it, says so, and does not ask again
+  until the next full read. Either way, a new user claiming the login of a kept user this read
+  did not return makes syncd look that user up by id (one GET; a 404 means deleted), so a rehire
+  lands in the same run; the periodic full read (``full_read_every``) removes the rest.
 
 Status mapping ("User status", https://developer.okta.com/docs/concepts/user-lifecycle/):
 ACTIVE, RECOVERY, LOCKED_OUT and PASSWORD_EXPIRED are active; SUSPENDED and DEPROVISIONED are
@@ -117,7 +122,11 @@ _SCOPE_FOR_BUCKET = {
     "user": "okta.users.read",
     "groups": "okta.groups.read",
     "group-users": "okta.groups.read",
+    "logs": "okta.logs.read",
 }
+# System Log events that mean a user or group is gone for good ("Event types",
+# https://developer.okta.com/docs/reference/api/event-types/).
+DELETE_EVENTS = ("user.lifecycle.delete.completed", "group.lifecycle.delete.completed")
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -145,6 +154,9 @@ class OktaSettings(BaseModel):
     scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
     full_read_every: Duration = Field(timedelta(hours=24), description='e.g. "30s", "15m", "24h", "7d".')
     include_staged: bool = Field(False, description="Sync STAGED/PROVISIONED users, disabled.")
+    system_log: bool = Field(
+        False, description="Read deletions from the System Log on incremental reads (OAuth: scope okta.logs.read)."
+    )
     concurrency: int = Field(4, ge=1, le=32, description="Group member listings read in parallel.")
     max_retries: int = Field(5, ge=0, le=20, description="Retries on 429, 5xx and network errors.")
 
@@ -189,6 +201,8 @@ class OktaSettings(BaseModel):
             raise ValueError("private_key is missing: client_id needs the service app's private key")
         if not self.scopes:
             raise ValueError(f"scopes is empty; syncd needs {' and '.join(DEFAULT_SCOPES)}")
+        if self.system_log and "okta.logs.read" not in self.scopes:
+            raise ValueError("system_log needs the scope okta.logs.read: add it to scopes (and grant it to the app)")
         self._signing_key = load_signing_key(self.private_key.get_secret_value(), self.key_id)
         return self
 
@@ -402,6 +416,8 @@ class OktaSource:
         summary = str(body.get("errorSummary") or response.reason_phrase)
         where = f"{response.request.method} {response.request.url.path}"
         status = response.status_code
+        if status == 403 and bucket == "logs":
+            return _LogsForbidden(f"Okta refused {where} (HTTP 403, {code}: {summary})")
         if status == 401:
             if self._oauth is None:
                 return SourceAuthError(
@@ -592,11 +608,12 @@ class OktaSource:
         delta = Delta()
         # The `filter` form with lastUpdated also returns DEPROVISIONED users.
         delta.users = await self._users({"filter": f'lastUpdated gt "{since}"'}, skipped)
+        await self._deletions(previous, since, delta)
         await self._claimed_logins(previous, delta, skipped)
 
         groups = await self._groups(scope, skipped)
         listed = {group.id for group in groups}
-        delta.removed_groups = {gid for gid in previous.groups if gid not in listed}
+        delta.removed_groups |= {gid for gid in previous.groups if gid not in listed}
         stale: list[_GroupHead] = []
         for group in groups:
             old = previous.groups.get(group.id)
@@ -613,6 +630,38 @@ class OktaSource:
         log.info("okta.incremental", changed_users=len(delta.users), reread_groups=len(stale), since=since)
         return previous
 
+    async def _deletions(self, previous: KeptDirectory, since: str, delta: Delta) -> None:
+        """Users and groups the System Log says were deleted since ``since`` (a bounded query:
+        ``since`` and ``until`` make it finite; polling would always have a next page)."""
+        if not self.settings.system_log or previous.marks.get("system_log") == "forbidden":
+            return
+        query = " or ".join(f'eventType eq "{event}"' for event in DELETE_EVENTS)
+        until = format_time(max(self._http.server_now(), parse_time(since)))
+        params = {"since": since, "until": until, "filter": query, "limit": "1000"}
+        try:
+            events = await self._list("/api/v1/logs", params, "logs") or []
+        except _LogsForbidden as exc:
+            log.warning(
+                "okta.system_log_unavailable",
+                error=str(exc),
+                advice="grant okta.logs.read (or use a token that may read the System Log) to see deletions "
+                "at once; until the next full read, deleted users stay",
+            )
+            previous.marks["system_log"] = "forbidden"
+            return
+        for event in events:
+            targets = event.get("target") if isinstance(event, dict) else None
+            for target in targets if isinstance(targets, list) else ():
+                if not isinstance(target, dict) or not isinstance(target.get("id"), str):
+                    continue
+                if event.get("eventType") == DELETE_EVENTS[0] and target.get("type") == "User":
+                    if target["id"] in previous.users and target["id"] not in delta.users:
+                        delta.removed_users.add(target["id"])
+                elif event.get("eventType") == DELETE_EVENTS[1] and target.get("type") == "UserGroup":
+                    delta.removed_groups.add(target["id"])
+        if delta.removed_users:
+            log.info("okta.deleted_users", count=len(delta.removed_users), source="System Log")
+
     async def _claimed_logins(self, previous: KeptDirectory, delta: Delta, skipped: list[Skipped]) -> None:
         """A new user whose login a kept user still holds: look that one up; a 404 means deleted.
 
@@ -623,7 +672,7 @@ class OktaSource:
         holders = {
             str(packed[0]).casefold(): uid
             for uid, packed in previous.users.items()
-            if packed[0] is not None and uid not in delta.users
+            if packed[0] is not None and uid not in delta.users and uid not in delta.removed_users
         }
         claimed = [
             holders[str(packed[0]).casefold()]
@@ -639,6 +688,10 @@ class OktaSource:
                 skipped.append(found)
             else:
                 delta.users[found[0]] = found[1]
+
+
+class _LogsForbidden(SourceAuthError):
+    """The credentials may not read the System Log: the read goes on without it."""
 
 
 def _watermark(directory: KeptDirectory | None) -> float | None:

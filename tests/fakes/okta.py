@@ -52,8 +52,16 @@ STATUSES = (
     "SUSPENDED",
     "DEPROVISIONED",
 )
-DEFAULT_LIMITS = {"users": 600, "groups": 500, "group-users": 1000, "token": 600, "other": 1200}
-"""Per-minute buckets, Workforce numbers (§1.8); the members bucket is [unconfirmed] there."""
+DEFAULT_LIMITS = {
+    "users": 600,
+    "user": 2000,
+    "groups": 500,
+    "group-users": 1000,
+    "logs": 120,
+    "token": 600,
+    "other": 1200,
+}
+"""Per-minute buckets, Workforce numbers ("Management rate limits"); the members bucket is [assumed]."""
 
 TOKEN_URL_PATH = "/oauth2/v1/token"
 ACCESS_TOKEN_LIFETIME = 3600  # fixed at one hour (§1.1)
@@ -225,6 +233,15 @@ GROUP_FILTER = Rules(
     date_fields=frozenset({"lastUpdated", "lastMembershipUpdated"}),
 )
 
+LOG_FILTER = Rules(
+    fields={
+        "eventType": frozenset({"eq", "sw"}),
+        "target.id": frozenset({"eq"}),
+        "actor.id": frozenset({"eq"}),
+        "outcome.result": frozenset({"eq"}),
+    },
+)
+
 Predicate = Callable[[Mapping[str, Any]], bool]
 
 
@@ -390,6 +407,7 @@ class FakeOkta:
         self.before: Callable[[httpx2.Request], None] | None = None
         self.extra_user_records: list[Any] = []
         self.faults: list[Fault] = []
+        self.events: list[dict[str, Any]] = []  # the System Log, oldest first
         self.buckets: dict[str, Bucket] = {}
         self.tokens_issued = 0
         self._used_jti: set[str] = set()
@@ -464,8 +482,12 @@ class FakeOkta:
         self.set_status(user_id, "DEPROVISIONED")
 
     def delete_user(self, user_id: str) -> None:
-        """Delete a user outright: it disappears with no tombstone (§1.6) and leaves its groups."""
-        del self.users[user_id]
+        """Delete a user outright: it disappears with no tombstone (§1.6) and leaves its groups.
+
+        The System Log records ``user.lifecycle.delete.completed`` with the user as target.
+        """
+        user = self.users.pop(user_id)
+        self._log("user.lifecycle.delete.completed", user_id, "User", user.profile["login"])
         for group in self.groups.values():
             if user_id in group.members:
                 group.members.discard(user_id)
@@ -485,8 +507,24 @@ class FakeOkta:
         group.last_updated = self.now
 
     def delete_group(self, group_id: str) -> None:
-        """Delete a group."""
-        del self.groups[group_id]
+        """Delete a group; the System Log records ``group.lifecycle.delete.completed``."""
+        group = self.groups.pop(group_id)
+        self._log("group.lifecycle.delete.completed", group_id, "UserGroup", group.profile["name"])
+
+    def _log(self, event_type: str, target_id: str, target_type: str, name: str) -> None:
+        self.events.append(
+            {
+                "uuid": secrets.token_hex(16),
+                "published": okta_time(self.now),
+                "eventType": event_type,
+                "version": "0",
+                "severity": "INFO",
+                "displayMessage": event_type,
+                "actor": {"id": "00ufakeadmin", "type": "User", "alternateId": "admin@example.com"},
+                "outcome": {"result": "SUCCESS"},
+                "target": [{"id": target_id, "type": target_type, "alternateId": name, "displayName": name}],
+            }
+        )
 
     def add_member(self, group_id: str, *user_ids: str) -> None:
         """Add users to a group; bumps its ``lastMembershipUpdated``."""
@@ -563,6 +601,10 @@ class FakeOkta:
             return "groups"
         if re.fullmatch(r"/api/v1/groups/[^/]+/users", path):
             return "group-users"
+        if re.fullmatch(r"/api/v1/users/[^/]+", path):
+            return "user"
+        if path == "/api/v1/logs":
+            return "logs"
         return "other"
 
     def _bucket(self, name: str) -> Bucket:
@@ -652,7 +694,13 @@ class FakeOkta:
         if request.method != "GET":
             return self._error(405, "E0000022", "The endpoint does not support the provided HTTP method", bucket)
         route = self._bucket_name(request)
-        needed = {"users": "okta.users.read", "groups": "okta.groups.read", "group-users": "okta.groups.read"}
+        needed = {
+            "users": "okta.users.read",
+            "user": "okta.users.read",
+            "groups": "okta.groups.read",
+            "group-users": "okta.groups.read",
+            "logs": "okta.logs.read",
+        }
         if route not in needed:
             return self._error(404, "E0000007", f"Not found: Resource not found: {request.url.path}", bucket)
         denied = self._authorize(request, needed[route], bucket)
@@ -660,6 +708,10 @@ class FakeOkta:
             return denied
         if route == "users":
             return self._list_users(request, bucket)
+        if route == "user":
+            return self._get_user(request, bucket)
+        if route == "logs":
+            return self._list_logs(request, bucket)
         if route == "groups":
             return self._list_groups(request, bucket)
         return self._list_members(request, bucket)
@@ -802,6 +854,55 @@ class FakeOkta:
             return limit
         records = [self.users[uid].to_json(self.url) for uid in sorted(group.members) if uid in self.users]
         return self._page(request, records, limit, bucket)
+
+    def _get_user(self, request: httpx2.Request, bucket: Bucket) -> httpx2.Response:
+        """``GET /api/v1/users/{id}``: any status, DEPROVISIONED included; 404 once deleted."""
+        user_id = request.url.path.rsplit("/", 1)[1]
+        user = self.users.get(user_id) or next(
+            (u for u in self.users.values() if u.profile.get("login", "").casefold() == user_id.casefold()), None
+        )
+        if user is None:
+            return self._error(404, "E0000007", f"Not found: Resource not found: {user_id} (User)", bucket)
+        return self._respond(200, user.to_json(self.url), bucket)
+
+    def _list_logs(self, request: httpx2.Request, bucket: Bucket) -> httpx2.Response:
+        """``GET /api/v1/logs`` (System Log API): ``since``/``until`` bound ``published``, ``filter``
+        on ``eventType`` (``eq``, ``or``, ``and``), ``limit`` 0-1000 (default 100), ``after``.
+
+        A bounded request (``until`` given) ends with no ``next`` link; a polling request always
+        has one (§1.5). The filter fields are [assumed] to be those of the event itself.
+        """
+        params = request.url.params
+        if "q" in params or params.get("sortOrder", "ASCENDING") != "ASCENDING":
+            return self._error(501, "E0000009", "fake: q and sortOrder are not implemented", bucket)
+        if "since" in params and "after" in params:
+            return self._error(400, "E0000001", "Api validation failed: since and after are exclusive", bucket)
+        limit = self._limit(request, 100, 1000, bucket)
+        if isinstance(limit, httpx2.Response):
+            return limit
+        try:
+            since = _parse_time(params["since"]) if "since" in params else self.now - 7 * 86400
+            until = _parse_time(params["until"]) if "until" in params else self.now
+        except ValueError:
+            return self._error(400, "E0000001", "Api validation failed: since/until must be ISO 8601", bucket)
+        records = [e for e in self.events if since <= _parse_time(e["published"]) <= until]
+        if "filter" in params:
+            try:
+                predicate = parse_expression(params["filter"], LOG_FILTER)
+            except BadExpression as exc:
+                return self._error(400, "E0000053", f"Invalid filter. {exc}", bucket)
+            records = [e for e in records if predicate(e)]
+        after = params.get("after")
+        if after is not None:
+            index = next((i for i, e in enumerate(records) if e["uuid"] == after), None)
+            records = records[index + 1 :] if index is not None else []
+        page = records[:limit]
+        links = [("Link", f'<{request.url}>; rel="self"')]
+        if len(records) > limit or ("until" not in params and page):
+            cursor = page[-1]["uuid"] if page else after or ""
+            following = request.url.copy_remove_param("since").copy_set_param("after", cursor)
+            links.append(("Link", f'<{following}>; rel="next"'))
+        return self._respond(200, page, bucket, links)
 
     # -- OAuth --------------------------------------------------------------------------------------
 
