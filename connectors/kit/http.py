@@ -218,13 +218,20 @@ class Http:
             ) from exc
 
     async def get(
-        self, url: str, params: Mapping[str, str] | None = None, *, bucket: str | None = None, missing_ok: bool = False
+        self,
+        url: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        bucket: str | None = None,
+        missing_ok: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx2.Response | None:
         """GET that must succeed: the response, None for a 404 when ``missing_ok``, else the error.
 
-        The first answer since :meth:`mark` sets :attr:`began` (a watermark for incremental reads).
+        ``headers`` are sent with this request only. The first answer since :meth:`mark` sets
+        :attr:`began` (a watermark for incremental reads).
         """
-        response = await self.request("GET", url, params=params, bucket=bucket)
+        response = await self.request("GET", url, params=params, bucket=bucket, headers=headers)
         if self.began is None:
             self.began = server_time(response)
         if response.is_success:

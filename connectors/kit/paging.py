@@ -164,18 +164,21 @@ async def pages(
     bucket: str | None = None,
     what: str | None = None,
     missing_ok: bool = False,
+    headers: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Page]:
     """Every page of a listing, in order, with the same-origin and repeated-page guards.
 
     With ``missing_ok``, a 404 on the first page (the object was deleted meanwhile) ends the
     listing with no page at all. ``what`` names the listing in errors (default: the URL path).
+    ``headers`` go with *every* page: a next link carries the query, not the headers (Graph's
+    ``ConsistencyLevel``, "Paging Microsoft Graph data", https://learn.microsoft.com/graph/paging).
     """
     origin = _origin(httpx2.URL(url))
     name = what or httpx2.URL(url).path
     seen: set[str] = set()
     query: Mapping[str, str] | None = params
     while True:
-        response = await http.get(url, query, bucket=bucket, missing_ok=missing_ok and not seen)
+        response = await http.get(url, query, bucket=bucket, missing_ok=missing_ok and not seen, headers=headers)
         if response is None:
             return
         body = json_or_empty(response)
@@ -202,11 +205,14 @@ async def collect(
     bucket: str | None = None,
     what: str | None = None,
     missing_ok: bool = False,
+    headers: Mapping[str, str] | None = None,
 ) -> list[Any] | None:
     """Every item of a listing; None when ``missing_ok`` and the first page was a 404."""
     items: list[Any] = []
     found = False
-    async for page in pages(http, url, pager, params=params, bucket=bucket, what=what, missing_ok=missing_ok):
+    async for page in pages(
+        http, url, pager, params=params, bucket=bucket, what=what, missing_ok=missing_ok, headers=headers
+    ):
         found = True
         items.extend(page.items)
     return items if found or not missing_ok else None

@@ -13,7 +13,7 @@ import pytest
 import stamina
 
 from connectors.base import Deps
-from connectors.kit import Http, RateLimitHeaders, next_link, rate_limit, server_time
+from connectors.kit import Http, ODataLinks, RateLimitHeaders, collect, next_link, rate_limit, server_time
 from syncd.aio import bounded
 from syncd.durations import parse_duration
 from syncd.errors import SourceError
@@ -260,3 +260,27 @@ async def test_a_request_body_may_be_a_form_json_or_raw_bytes() -> None:
         ("application/json", b'{"b":2}'),
         ("text/plain", b"c=3"),
     ]
+
+
+@pytest.mark.anyio
+async def test_listing_headers_go_with_every_page() -> None:
+    """Headers given to a listing are sent on the next-link pages too (a next link carries only the query)."""
+    seen: list[str | None] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.headers.get("consistencylevel"))
+        if "skiptoken" in str(request.url):
+            return httpx2.Response(200, json={"value": [2]})
+        return httpx2.Response(200, json={"value": [1], "@odata.nextLink": f"{request.url}&$skiptoken=x"})
+
+    session, _ = await _session(httpx2.MockTransport(handler))
+
+    items = await collect(
+        session,
+        "https://graph.example/v1.0/groups/g/transitiveMembers/microsoft.graph.user",
+        ODataLinks("Test"),
+        params={"$count": "true"},
+        headers={"ConsistencyLevel": "eventual"},
+    )
+
+    assert (items, seen) == ([1, 2], ["eventual", "eventual"])
