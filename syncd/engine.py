@@ -433,6 +433,9 @@ class Engine:
         )
         read_requests = 0
         target_requests_before = self.target.stats.total
+        # A source's stats count what it sent even when its read raises (a file source sends nothing).
+        source_stats = getattr(self.source, "stats", None)
+        source_requests_before = source_stats.total if source_stats is not None else 0
         try:
             source_state = self.cache.get_value(self._state_key) or {}
             try:
@@ -526,6 +529,8 @@ class Engine:
             return result
         finally:
             result.duration_s = time.monotonic() - started
+            if source_stats is not None:
+                read_requests = source_stats.total - source_requests_before
             result.requests = {"source": read_requests, "target": self.target.stats.total - target_requests_before}
             if run_id is not None:
                 self.cache.finish_run(

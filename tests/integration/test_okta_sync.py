@@ -154,6 +154,23 @@ def test_bad_okta_token_fails_with_a_clear_message(
     assert 0 == emulator.stats.writes
 
 
+def test_a_failed_okta_read_still_reports_the_requests_it_made(
+    okta: FakeOkta, emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that fails after retries counts every request it sent, in --json and in the runs table."""
+    monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", TOKEN)
+    monkeypatch.setenv("SYNCD_TEST_OKTA_TOKEN", OKTA_TOKEN)
+    okta.inject(503, on=1, path="/api/v1/groups", times=100)
+    config = write_config(tmp_path, okta, emulator)
+
+    code, out = sync(config)
+
+    assert (1, "failed") == (code, out["status"])
+    assert out["requests"]["source"] == len(okta.requests) > 1  # the user listing and every retry
+    status = runner.invoke(app, ["--log-level", "WARNING", "status", "--config", str(config), "--json"])
+    assert len(okta.requests) == json.loads(status.stdout)["runs"][0]["requests"]["source"]
+
+
 @pytest.mark.usefixtures("env")
 def test_check_shows_what_was_read(okta: FakeOkta, emulator: RunningEmulator, tmp_path: Path) -> None:
     """`syncd check --json` reports the groups, users and skipped records read from Okta and writes nothing."""
@@ -169,3 +186,28 @@ def test_check_shows_what_was_read(okta: FakeOkta, emulator: RunningEmulator, tm
     assert [staged] == [s["id"] for s in data["skipped"]]
     assert 0 == emulator.stats.total
     assert not (tmp_path / "syncd.db").exists()
+
+
+def test_the_daemon_labels_okta_requests_with_their_status(
+    okta: FakeOkta, emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`syncd run` counts Okta's requests in syncd_requests_total by HTTP status, never as "unknown"."""
+    from tests.daemon.conftest import ThreadDaemon, schedule, wait_for
+
+    monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", TOKEN)
+    monkeypatch.setenv("SYNCD_TEST_OKTA_TOKEN", OKTA_TOKEN)
+    okta.add_user("alice@example.com")
+    okta.inject(500, on=1, path="/api/v1/groups")  # one retried answer, to see a second status
+    config = write_config(tmp_path, okta, emulator)
+    config.write_text(config.read_text(encoding="utf-8") + schedule(interval="1h"), encoding="utf-8")
+    daemon = ThreadDaemon(config).start()
+    try:
+        registry = daemon.daemon.metrics.registry
+        wait_for(lambda: registry.get_sample_value("syncd_runs_total", {"status": "ok"}), what="the first run")
+    finally:
+        assert 0 == daemon.stop()
+
+    def sample(status: str) -> float | None:
+        return registry.get_sample_value("syncd_requests_total", {"system": "source", "status": status})
+
+    assert (sample("200"), sample("500"), sample("unknown")) == (len(okta.requests) - 1, 1, None)
