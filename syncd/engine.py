@@ -76,6 +76,7 @@ class CacheLike(Protocol):
     ) -> None: ...
     def forget_memberships(self, *, group_source_id: str | None = None, user_source_id: str | None = None) -> None: ...
     def record(self, audit: AuditEntry) -> None: ...
+    def unanswered_create(self, object_type: str, source_id: str) -> int | None: ...
     def start_run(self, mode: str, dry_run: bool) -> int: ...
     def finish_run(
         self, run_id: int, status: str, counts: dict[str, int], requests: dict[str, int], error: str | None
@@ -872,10 +873,28 @@ class _Applier:
         cached = self.mirror.state.users.get(source_id)
         return cached.origin if cached else "created"
 
+    def _create_sent(self, change: Change, kind: str, after: dict[str, Any]) -> None:
+        """Audit a create before its POST: if the run dies before the answer is recorded, the
+        adoption after 409 that follows is tied to this run (see :meth:`_adopted_after_409`)."""
+        self._create_answered(change, kind, after, "sent")
+
+    def _create_answered(self, change: Change, kind: str, after: dict[str, Any], result: str) -> None:
+        before = dict(change.before) if change.before else None
+        self.mirror.cache.record(AuditEntry(f"create_{kind}", kind, change.source_id, None, before, after, result))
+
+    def _adopted_after_409(self, kind: str, source_id: str) -> str:
+        """The audit result of an adoption after a 409, naming the earlier run that made the object."""
+        run = self.mirror.cache.unanswered_create(kind, source_id)
+        if run is None:
+            return "ok: adopted after 409"
+        return f"ok: adopted after 409; created by run {run}, which sent the create and stopped before its answer"
+
     async def _create_user(self, change: Change, user: User, *, drift: bool) -> None:
+        self._create_sent(change, "user", user.payload())
         try:
             created = await self.target.create_user(user)
         except TargetConflict:
+            self._create_answered(change, "user", user.payload(), "conflict: 409, already exists")
             await self._adopt_user_after_conflict(change, user)
             return
         result = "ok: recreated (drift: deleted in Identity Center by hand)" if drift else "ok"
@@ -915,7 +934,15 @@ class _Applier:
         data = dict(found.data)
         self.mirror.put_user(
             _user_record(user, found.target_id, "adopted", data),
-            AuditEntry("adopt_user", "user", user.source_id, found.target_id, None, data, "ok: adopted after 409"),
+            AuditEntry(
+                "adopt_user",
+                "user",
+                user.source_id,
+                found.target_id,
+                None,
+                data,
+                self._adopted_after_409("user", user.source_id),
+            ),
         )
         self.log.info("user.adopted", user=user.user_name, target_id=found.target_id)
         if data != user.payload():
@@ -998,9 +1025,11 @@ class _Applier:
 
     async def _create_group(self, change: Change, group: Group, *, drift: bool) -> None:
         sids, tids = self._inline_members(group)
+        self._create_sent(change, "group", {**group.payload(), "members": len(sids)})
         try:
             created = await self.target.create_group(group, tids)
         except TargetConflict:
+            self._create_answered(change, "group", group.payload(), "conflict: 409, already exists")
             await self._adopt_group_after_conflict(change, group)
             return
         result = "ok: recreated (drift: deleted in Identity Center by hand)" if drift else "ok"
@@ -1048,7 +1077,15 @@ class _Applier:
         data = {"externalId": found.external_id, "displayName": found.display_name}
         self.mirror.put_group(
             _group_record(group, found.target_id, "adopted", data),
-            AuditEntry("adopt_group", "group", group.source_id, found.target_id, None, data, "ok: adopted after 409"),
+            AuditEntry(
+                "adopt_group",
+                "group",
+                group.source_id,
+                found.target_id,
+                None,
+                data,
+                self._adopted_after_409("group", group.source_id),
+            ),
         )
         # Its members are unknown: read them so the member phase adds only what is missing.
         by_target = self.mirror.user_by_target()

@@ -554,6 +554,32 @@ class Cache:
         with self._write("record") as connection:
             self._audit(connection, audit)
 
+    def unanswered_create(self, object_type: str, source_id: str) -> int | None:
+        """The earlier run that sent a create of this object and never recorded its answer, if any.
+
+        The engine records ``create_<type>`` with result "sent" before each POST, then "ok" or
+        "failed" once answered. When the newest such entry of another run than the current one
+        is still "sent", that run stopped (killed, crashed) between the POST and its record: the
+        object a 409 now finds is most likely the one it made.
+        """
+        stmt = (
+            select(audit_table.c.run_id, audit_table.c.result)
+            .where(
+                audit_table.c.object_type == object_type,
+                audit_table.c.source_id == source_id,
+                audit_table.c.action == f"create_{object_type}",
+            )
+            .order_by(audit_table.c.id.desc())
+            .limit(1)
+        )
+        if self._run_id is not None:
+            stmt = stmt.where(audit_table.c.run_id != self._run_id)
+        with self._read("unanswered_create") as connection:
+            row = connection.execute(stmt).first()
+        if row is None or row.result != "sent" or row.run_id is None:
+            return None
+        return int(row.run_id)
+
     def audit(self, run_id: int | None = None, limit: int = 100) -> list[tuple[datetime, AuditEntry]]:
         """The newest ``limit`` audit entries, newest first, with when each was recorded.
 

@@ -12,6 +12,8 @@ import pytest
 
 from syncd.cache import Cache
 from syncd.emulator import running_emulator
+from syncd.errors import CacheError
+from syncd.state import AuditEntry, CachedUser
 from tests.conftest import TOKEN, Workspace, make_directory, writes_reached
 from tests.integration.test_cli_sync import emulator_view, sync
 
@@ -68,3 +70,30 @@ def test_pacing_keeps_throttling_rare(tmp_path: Path, monkeypatch: pytest.Monkey
         assert (0, 60) == (code, len(emu.state.users))
         assert emu.stats.throttled <= 0.02 * emu.stats.total
         assert out["requests"]["target"] == emu.stats.total
+
+
+def test_adoption_after_a_lost_answer_names_the_run_that_created_it(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create that landed but whose answer was never recorded is adopted next run, tied to the run that sent it."""
+    workspace.write(make_directory(1))
+    sync(workspace)
+    workspace.emu.state.add_user(user_name="user2@example.com", display_name="Hand", given_name="H", family_name="M")
+    workspace.write(make_directory(3))
+    recorded = Cache.put_user
+
+    def dies_after_the_post(self: Cache, user: CachedUser, audit: AuditEntry | None = None) -> None:
+        raise CacheError("the process stopped here")
+
+    monkeypatch.setattr(Cache, "put_user", dies_after_the_post)
+    code, first = sync(workspace)
+    assert (1, 3) == (code, len(workspace.emu.state.users))
+    monkeypatch.setattr(Cache, "put_user", recorded)
+    code, out = sync(workspace)
+    assert (0, "ok", 3) == (code, out["status"], len(workspace.emu.state.users)), out["errors"]
+    with Cache.open(workspace.cache_url) as cache:
+        adoptions = {e.source_id: e.result for _, e in cache.audit(run_id=out["run_id"]) if e.action == "adopt_user"}
+        sent = [e.source_id for _, e in cache.audit(run_id=first["run_id"]) if e.result == "sent"]
+    assert ["u0001", "u0002"] == sorted(sent)
+    assert f"created by run {first['run_id']}" in adoptions["u0001"]
+    assert "ok: adopted after 409" == adoptions["u0002"]
