@@ -75,6 +75,12 @@ class Delta:
     removed_groups: set[str] = field(default_factory=set)
     members: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
 
+    def change_members(self, group_id: str, added: Iterable[str] = (), removed: Iterable[str] = ()) -> None:
+        """Note member changes of one group; a group repeated across pages adds up."""
+        have_added, have_removed = self.members.setdefault(group_id, ([], []))
+        have_added.extend(added)
+        have_removed.extend(removed)
+
     def __bool__(self) -> bool:
         return bool(self.users or self.removed_users or self.groups or self.removed_groups or self.members)
 
@@ -84,7 +90,8 @@ class KeptDirectory:
     """A directory kept between reads; see the module docstring.
 
     ``last_full_read``: our clock when the last full read ran. ``marks``: the connector's own
-    JSON values (e.g. ``{"watermark": "2026-…Z"}``, a delta link), kept beside the directory.
+    JSON values (e.g. ``{"watermark": "2026-…Z"}``, a delta link), kept beside the directory
+    (any name but ``version``, ``scope``, ``last_full_read``, ``ids``, ``users`` and ``groups``).
     """
 
     scope: str
@@ -139,6 +146,9 @@ class KeptDirectory:
             return index[user_id]
 
         groups = {gid: [*packed[:-1], [ref(uid) for uid in packed[-1]]] for gid, packed in self.groups.items()}
+        clash = _FIXED & self.marks.keys()
+        if clash:
+            raise ValueError(f"marks may not be named {', '.join(sorted(clash))}: the directory uses those keys")
         return {
             "version": STATE_VERSION,
             "scope": self.scope,
