@@ -1,6 +1,6 @@
 """A stateful fake of the Okta Management API, served through ``httpx2.MockTransport``.
 
-It follows ``/work/shared/reference/idp-apis.md`` §1 (section numbers below refer to it):
+It follows Okta's documentation as ``docs/references.md`` §1 lists it (section numbers below refer to it):
 
 * lists are bare JSON arrays, paged with two separate ``Link`` headers (``self``, ``next``);
   the cursor is the last id of the page, and the connector must follow ``next`` as given (§1.3);
@@ -18,7 +18,7 @@ It follows ``/work/shared/reference/idp-apis.md`` §1 (section numbers below ref
   A token without the scope an endpoint needs gets 403 ``E0000006`` with a ``www-authenticate``
   challenge naming it.
 
-Assumptions beyond the reference are marked **[assumed]**.
+Assumptions beyond those sources are marked **[assumed]**.
 
 The fake's clock (:attr:`FakeOkta.now`, epoch seconds) only moves when a test calls
 :meth:`FakeOkta.advance`; every mutation stamps ``lastUpdated`` with it.

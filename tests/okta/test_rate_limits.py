@@ -131,7 +131,7 @@ async def test_repeated_rate_limit_headers_count_by_their_minimum(
         response = fake.handler(request)
         if "after" in request.url.params or request.url.path != "/api/v1/users":
             return response
-        # A second header line, as when two limits apply to one request (§1.8).
+        # A second header line, as when two limits apply to one request (docs/references.md §1.8).
         headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-length"]
         headers.append(("X-Rate-Limit-Remaining", "1"))
         return httpx2.Response(response.status_code, content=response.content, headers=headers)
