@@ -1,6 +1,6 @@
 """From what a source read to what Identity Center accepts: pure functions, no I/O.
 
-Identity Center's rules (``identity-center-api.md`` §A.4, from the SCIM developer guide's
+Identity Center's rules (``docs/references.md`` §A.4, from the SCIM developer guide's
 CreateUser page and the identitystore service model):
 
 * userName, displayName, name.givenName and name.familyName are required, and the empty string

@@ -5,7 +5,7 @@ Clients come from a ``boto3.Session`` passed in, so credentials follow boto3's s
 (environment, profile, instance or task role) and ``AWS_ENDPOINT_URL`` is honoured by botocore
 itself (tests pass a moto session, or point ``AWS_ENDPOINT_URL`` at ``moto_server``).
 
-AWS facts this module relies on (docs/reference: ``identity-center-api.md``):
+AWS facts this module relies on (``docs/references.md``):
 
 * every list call is paginated, and Organizations may return an *empty page with a NextToken*:
   only botocore's paginators are used, and they follow NextToken to the end (§B.3);
@@ -202,7 +202,7 @@ class AwsAccess:
             str(a["Id"]): Account(
                 str(a["Id"]),
                 str(a.get("Name", "")),
-                # State replaces Status (retired 9 Sept 2026, reference §B.3); read either.
+                # State replaces Status (retired 9 Sept 2026, docs/references.md §B.3); read either.
                 str(a.get("State") or a.get("Status") or "ACTIVE"),
             )
             for a in found
@@ -278,7 +278,7 @@ class AwsAccess:
     # -- operations (raise botocore errors) ------------------------------------------------
 
     def _assignment(self, account_id: str, permission_set_arn: str, principal_id: str) -> dict[str, Any]:
-        """The six parameters create and delete both require (reference §B.1); only groups are assigned."""
+        """The six parameters create and delete both require (docs/references.md §B.1); only groups are assigned."""
         return {
             "InstanceArn": self.instance().arn,
             "TargetId": account_id,
@@ -303,7 +303,7 @@ class AwsAccess:
         return OperationStatus.of(response["AccountAssignmentDeletionStatus"])
 
     def creation_status(self, request_id: str) -> OperationStatus:
-        """Where a create stands (botocore has no waiter for it, reference §B.1)."""
+        """Where a create stands (botocore has no waiter for it, docs/references.md §B.1)."""
         response = self.sso_admin.describe_account_assignment_creation_status(
             InstanceArn=self.instance().arn, AccountAssignmentCreationRequestId=request_id
         )

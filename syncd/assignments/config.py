@@ -26,13 +26,13 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 __all__ = ["AssignmentRule", "AwsConfig"]
 
 ACCOUNT_ID = re.compile(r"\d{12}")
-"""An AWS account id: exactly 12 digits (sso-admin TargetId [model:sso-admin], reference §B.1)."""
+"""An AWS account id: exactly 12 digits (sso-admin TargetId [model:sso-admin], docs/references.md §B.1)."""
 
 OU_ID = re.compile(r"ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32}")
 """An OU id, or a root id (every account of the organisation) [model:organizations ParentId]."""
 
 PERMISSION_SET_NAME = re.compile(r"[\w+=,.@-]{1,32}")
-"""A permission set name: 1–32 of ``[\\w+=,.@-]`` (describe_permission_set Name, reference §B.1)."""
+"""A permission set name: 1–32 of ``[\\w+=,.@-]`` (describe_permission_set Name, docs/references.md §B.1)."""
 
 INSTANCE_ARN = re.compile(r"arn:aws(-[a-z]{1,5}){0,3}:sso:::instance/(sso)?ins-[a-zA-Z0-9-.]{16}")
 """The Identity Center instance ARN pattern of CreateAccountAssignment (its API reference page)."""
@@ -45,7 +45,7 @@ class AwsConfig(BaseModel):
 
     ``region`` defaults to boto3's own (``AWS_REGION``, ``AWS_DEFAULT_REGION``, the profile);
     ``instance_arn`` and ``identity_store_id`` are found with ``sso-admin list_instances`` when
-    absent (there is one instance per account, reference §B.1). ``AWS_ENDPOINT_URL`` is honoured.
+    absent (there is one instance per account, docs/references.md §B.1). ``AWS_ENDPOINT_URL`` is honoured.
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -7,12 +7,12 @@ reconciles (:mod:`syncd.assignments.reconcile`). ``apply`` runs the changes:
 
 * create and delete are asynchronous in sso-admin: each is polled with
   ``describe_account_assignment_{creation,deletion}_status`` with backoff until SUCCEEDED or
-  FAILED (botocore has no waiter for them, reference §B.1);
+  FAILED (botocore has no waiter for them, docs/references.md §B.1);
 * at most :data:`MAX_IN_FLIGHT` operations are outstanding at once (CreateAccountAssignment allows
-  15 outstanding calls, reference §B.1 quotas), counting each from its request to its final status;
+  15 outstanding calls, docs/references.md §B.1 quotas), counting each from its request to its final status;
 * ConflictException and ThrottlingException (and a few other passing errors, :data:`RETRYABLE`)
   are retried with backoff and jitter; ConflictException is what a write racing an unpropagated
-  earlier one gets (reference §B.1; aws-samples/iam-identity-center-team#513);
+  earlier one gets (docs/references.md §B.1; aws-samples/iam-identity-center-team#513);
 * one failed operation never raises: ``on_done(change, reason)`` reports it and the rest go on.
   Errors that every later call would meet too (access denied, bad credentials) stop new
   operations from starting; those are reported as not attempted.
@@ -67,7 +67,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 MAX_IN_FLIGHT: Final = 10
 """Create/delete operations outstanding at once: under the CreateAccountAssignment quota of 15
-(reference §B.1 quotas; older documentation said 10), leaving room for other tools."""
+(docs/references.md §B.1 quotas; older documentation said 10), leaving room for other tools."""
 
 LIST_CONCURRENCY: Final = 8
 """list_account_assignments pairs read at once while planning."""
@@ -338,7 +338,7 @@ class AssignmentManager:
             )
         except ClientError as exc:
             # moto answers a delete of a missing assignment with ResourceNotFoundException
-            # (reference §C.1); what AWS answers is unconfirmed, but either way nothing is left.
+            # (docs/references.md §C.1); what AWS answers is unconfirmed, but either way nothing is left.
             if error_code(exc) == "ResourceNotFoundException":
                 log.info("assignment.already_gone", assignment=assignment.describe())
                 return None

@@ -1,6 +1,6 @@
 """A local, strict emulator of AWS IAM Identity Center's SCIM v2 endpoint.
 
-It follows ``identity-center-api.md`` §A (the SCIM Implementation Developer Guide and captured
+It follows ``docs/references.md`` §A (the SCIM Implementation Developer Guide and captured
 AWS responses) rather than RFC 7644 where they differ: ``eq``/``and`` filters only, cursor
 paging with opaque cursors that may hold ``+``, ``/`` and ``=``, one value per multi-valued user
 attribute, no members on GET /Groups, PATCH /Groups answering 204 with at most 100 membership

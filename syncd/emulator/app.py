@@ -15,7 +15,7 @@ GET /ServiceProviderConfig, /Schemas, /Schemas/{urn}, /ResourceTypes
 
 Anything else (``/Bulk``, ``/Me``, ``/.search``, ``PUT /Groups/{id}``, unknown paths or methods)
 is 404, since GetUser's 404 text is "Specified user or endpoint does not exist"
-[identity-center-api.md §A.2]. Throttling happens before authentication (a gateway-level
+[docs/references.md §A.2]. Throttling happens before authentication (a gateway-level
 choice; AWS's order is UNCONFIRMED). ``latency`` is slept after the work, before answering.
 """
 
@@ -199,7 +199,7 @@ class EmulatorApp:
     def _item(self, kind: Kind, item_id: str, method: str, query: str, raw: bytes) -> tuple[int, dict[str, Any] | None]:
         state = self.state
         if method not in ("GET", "PUT", "PATCH", "DELETE") or (kind == "Groups" and method == "PUT"):
-            raise _not_found()  # no documented PutGroup [identity-center-api.md §A.2]
+            raise _not_found()  # no documented PutGroup [docs/references.md §A.2]
         parse_query(query, list_endpoint=False)
         if method == "GET":
             return 200, state.get_user(item_id) if kind == "Users" else with_members(state.get_group(item_id))

@@ -1,6 +1,6 @@
 """URNs, limits and the fixed error texts of Identity Center's SCIM endpoint.
 
-Sources are named as in ``identity-center-api.md``: ``[DG:page]`` is the *SCIM Implementation
+Sources are named as in ``docs/references.md``: ``[DG:page]`` is the *SCIM Implementation
 Developer Guide*, ``[UG:page]`` the *User Guide*, ``[model:svc]`` the botocore service model.
 """
 

@@ -2,7 +2,7 @@
 
 ServiceProviderConfig mirrors the body captured from AWS (one OAuth bearer scheme, bulk off,
 ``filter.maxResults`` 50 although lists now page at 100, patch on, changePassword / sort / etag
-off) [identity-center-api.md §A.2]. /Schemas [DG:getschema, DG:listschemas] and /ResourceTypes
+off) [docs/references.md §A.2]. /Schemas [DG:getschema, DG:listschemas] and /ResourceTypes
 [DG:listresourcetypes] are minimal but valid RFC 7643 documents covering what Identity Center
 accepts; /Schemas reports ``userName`` required, not caseExact, uniqueness "server".
 """

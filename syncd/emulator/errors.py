@@ -7,7 +7,7 @@ goauthentik/authentik#12321]::
      "exceptionRequestId": "<uuid>", "timeStamp": "YYYY-MM-DD hh:mm:ss.mmm"}
 
 ``status`` is a string, both ``schema`` (singular, non-standard) and ``schemas`` are present, and
-there is no ``scimType`` [identity-center-api.md §A.6].
+there is no ``scimType`` [docs/references.md §A.6].
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def error_timestamp(now: datetime | None = None) -> str:
 
 
 def error_body(status: int, detail: str, request_id: str) -> dict[str, Any]:
-    """Build the JSON error body for ``status`` and ``detail`` [identity-center-api.md §A.6]."""
+    """Build the JSON error body for ``status`` and ``detail`` [docs/references.md §A.6]."""
     return {
         "schema": [ERROR_URN],
         "schemas": [ERROR_URN],

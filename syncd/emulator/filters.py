@@ -5,7 +5,7 @@ names are case-insensitive (RFC 7644 §3.4.2.2); the value must be in double quo
 escapes allowed). Anything else (``sw``, ``co``, ``pr``, ``or``, ``not``, parentheses, brackets,
 unquoted values) is a 400 "Invalid Filter format" [UG:scim-logging-using-cloudtrail].
 
-Allowed attributes and combinations [identity-center-api.md §A.3]:
+Allowed attributes and combinations [docs/references.md §A.3]:
 
 * Users: ``userName``, ``externalId``, ``groups.value``, ``id``, ``id`` + ``manager`` (either order);
 * Groups: ``displayName``, ``externalId``, ``members.value``, ``id``, ``id`` + ``members`` /

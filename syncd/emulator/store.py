@@ -54,7 +54,7 @@ from syncd.emulator.validation import schema_violation, validate_group, validate
 
 
 def _now() -> str:
-    """``meta`` timestamps: ``YYYY-MM-DDThh:mm:ssZ`` [identity-center-api.md §A.4]."""
+    """``meta`` timestamps: ``YYYY-MM-DDThh:mm:ssZ`` [docs/references.md §A.4]."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

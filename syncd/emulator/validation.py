@@ -269,7 +269,7 @@ def normalise_user(body: Mapping[str, Any]) -> dict[str, Any]:
 
     active = data.get("active", True)
     # Omitted on create: we store active=true. AWS's default is not documented (UNCONFIRMED;
-    # the DG examples show many users with active false) [identity-center-api.md §A.4].
+    # the DG examples show many users with active false) [docs/references.md §A.4].
     if not isinstance(active, bool):
         raise schema_violation("'active' must be a boolean")
     out["active"] = active

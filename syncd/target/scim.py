@@ -4,14 +4,14 @@ The one seam to Identity Center's identities: tests pass a ``transport`` (or poi
 the emulator). Every request takes a slot from the shared :class:`~syncd.ratelimit.Pacer` and is
 retried with backoff and jitter (stamina) on 429, 5xx and network errors.
 
-AWS quirks handled here, each with its source (``identity-center-api.md``):
+AWS quirks handled here, each with its source (``docs/references.md``):
 
 * the console shows the endpoint with or without a trailing slash; joins need one [A.1];
 * 409 bodies have no ``scimType`` and carry extra keys (``exceptionRequestId``, ``timeStamp``),
   so unknown attributes are ignored and errors keyed on the HTTP status [A.6];
 * list pages use cursors whose alphabet (``[-a-zA-Z0-9+=/:_]``) scim2-models rejects, so pages
   are fetched raw and validated item by item; the first request carries an empty cursor and the
-  cursor is URL-encoded when sent back [A.3, python-stack.md §1 "Pagination"];
+  cursor is URL-encoded when sent back [§A.3, §P.1];
 * GET never returns group members: members are listed with ``groups.value eq`` [A.3, A.5];
 * at most 100 member changes per PATCH, members as ``{"value": id}`` under path ``members``
   [A.5, DG:patchgroup];

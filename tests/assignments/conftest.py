@@ -1,6 +1,6 @@
 """Fixtures for the assignment tests: fake AWS credentials, a moto organisation, a cache, a run.
 
-The organisation (moto, reference §C.3)::
+The organisation (moto, docs/references.md §C.3)::
 
     root ── prod, dev, sandbox
      └── Engineering (OU) ── eng-tools, closed (SUSPENDED)

@@ -1,6 +1,6 @@
 """A fake sso-admin client for what moto cannot do: IN_PROGRESS, FAILED, conflicts, and counting.
 
-moto answers SUCCEEDED at once and validates little (reference §C.1), so the polling loop, the
+moto answers SUCCEEDED at once and validates little (docs/references.md §C.1), so the polling loop, the
 retry of ConflictException and ThrottlingException, FAILED operations and the in-flight bound
 are tested against this fake. It is called from worker threads (``asyncio.to_thread``), so its
 bookkeeping is under a lock.

@@ -1,4 +1,4 @@
-"""Compatibility: scim2-client, configured as python-stack.md §1 says, works against the emulator."""
+"""Compatibility: scim2-client, configured the way syncd's target configures it, works against the emulator."""
 
 from __future__ import annotations
 
