@@ -101,7 +101,7 @@ class SourceType:
 
 _REGISTRY: dict[str, SourceType] = {}
 # Built-in connectors, imported on first lookup so that importing the seam stays cheap.
-_BUILTIN = {"file": "connectors.file", "okta": "connectors.okta"}
+_BUILTIN = {"file": "connectors.file", "okta": "connectors.okta", "entra": "connectors.entra"}
 
 
 def register(source_type: SourceType) -> SourceType:
