@@ -194,7 +194,7 @@ async def make_source(fake: FakeEntra, clock: Clock) -> Any:
 
     sources: list[EntraSource] = []
 
-    def make(**settings: Any) -> EntraSource:
+    def make(transport: httpx2.AsyncBaseTransport | None = None, **settings: Any) -> EntraSource:
         data: dict[str, Any] = {
             "tenant_id": fake.tenant_id,
             "client_id": CLIENT_ID,
@@ -204,7 +204,7 @@ async def make_source(fake: FakeEntra, clock: Clock) -> Any:
         }
         if not {"client_secret", "certificate", "federated_token_file"} & settings.keys():
             data["client_secret"] = CLIENT_SECRET
-        deps = Deps(transport=fake.transport, clock=clock.now, sleep=clock.sleep, random=lambda: 0.5)
+        deps = Deps(transport=transport or fake.transport, clock=clock.now, sleep=clock.sleep, random=lambda: 0.5)
         source = EntraSource(EntraSettings.model_validate(data), deps)
         sources.append(source)
         return source
