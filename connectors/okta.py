@@ -1,51 +1,32 @@
 """Read users, groups and memberships from an Okta org through the Management API.
 
-Okta's facts live here (settings, statuses, endpoints, error advice, the read strategy); the
-HTTP, auth, paging, rate-limit and kept-directory machinery is :mod:`connectors.kit`'s.
-Sources: Okta's developer documentation (https://developer.okta.com/docs/api/) and
-okta/okta-sdk-python's ``openapi/management.yaml``.
+Only Okta's facts live here: settings, statuses, endpoints, error advice and the read strategy;
+HTTP, auth, paging, rate limits and the kept directory are :mod:`connectors.kit`'s. Sources are
+Okta's developer documentation as ``docs/references.md`` §1 lists it.
 
-Authentication: an SSWS API token ("Core Okta API",
-https://developer.okta.com/docs/api/#authentication), or (preferred) an OAuth 2.0 service app
-that signs a ``private_key_jwt`` client assertion and gets a one-hour access token by client
-credentials ("Implement OAuth for Okta with a service app",
-https://developer.okta.com/docs/guides/implement-oauth-for-okta-serviceapp/main/).
+Authentication: an SSWS API token, or (preferred) an OAuth 2.0 service app that signs a
+``private_key_jwt`` client assertion and gets a one-hour access token by client credentials.
 
-What a read does:
-
-* **Full read** (first run, ``--full-resync``, scope changed, or ``full_read_every`` elapsed):
+* **Full read** (first run, ``--full-resync``, scope changed, ``full_read_every`` elapsed):
   every user (``search=status pr``, which unlike the default listing includes DEPROVISIONED
   users, okta/okta-sdk-java#718), every group, and the members of every synced group, in
   parallel. With ``users = "members"`` the user listing is skipped: members come back as full
-  user objects, so only members of synced groups are read at all.
+  user objects.
 * **Incremental read**: users with ``lastUpdated`` after the last watermark minus an overlap
-  (the ``filter`` form, which returns DEPROVISIONED users too; "List users › Filter",
-  https://developer.okta.com/docs/api/openapi/okta-management/management/tag/User/#tag/User/operation/listUsers),
-  the group list (cheap: one request per 200 groups; it also shows deleted and renamed groups),
-  and members only of groups whose ``lastUpdated`` or ``lastMembershipUpdated`` moved. The
-  changes are merged into the directory kept in ``SourceRead.state``, so every read returned
-  is complete.
+  (the ``filter`` form returns DEPROVISIONED users too), the group list (one request per 200
+  groups; it shows deleted and renamed groups), and members only of groups whose
+  ``lastUpdated`` or ``lastMembershipUpdated`` moved, merged into the kept directory.
+  A deleted user leaves no trace in the filter. A new user taking the login of a kept user this
+  read did not return makes syncd look that user up by id (a 404 means deleted), so a rehire
+  lands in the same run; with ``system_log = true`` the System Log's deletion events remove
+  deleted users at once (a 403 is logged and not asked again until the next full read); the
+  periodic full read removes the rest.
 
-  Okta leaves **no trace of a deleted user** in an incremental filter (a deleted user simply
-  disappears). With ``system_log = true`` (one more request per incremental read; OAuth apps
-  also need the scope ``okta.logs.read``), the System Log's
-  ``user.lifecycle.delete.completed`` events since the watermark remove deleted users at once
-  (System Log API, https://developer.okta.com/docs/api/openapi/okta-management/management/tag/SystemLog/);
-  without that permission (403) the read goes on without it, says so, and does not ask again
-  until the next full read. Either way, a new user claiming the login of a kept user this read
-  did not return makes syncd look that user up by id (one GET; a 404 means deleted), so a rehire
-  lands in the same run; the periodic full read (``full_read_every``) removes the rest.
-
-Status mapping ("User status", https://developer.okta.com/docs/concepts/user-lifecycle/):
-ACTIVE, RECOVERY, LOCKED_OUT and PASSWORD_EXPIRED are active; SUSPENDED and DEPROVISIONED are
-synced with ``active=false``. STAGED and PROVISIONED users (created or activated in Okta, but
-never signed in) are skipped, with a reason, unless ``include_staged = true``; then they are
-synced *disabled* (``active=false``) so that groups and assignments can be prepared before
-their first day, and enabled once Okta activates them. Any other status is skipped with a reason.
-
-Groups: Okta has no nested groups. The BUILT_IN "Everyone" group is skipped unless a
-``[filters] groups`` pattern names it without wildcards; APP_GROUP groups (AD, LDAP, apps) are
-synced like OKTA_GROUP.
+Statuses (§1.6): ACTIVE, RECOVERY, LOCKED_OUT and PASSWORD_EXPIRED are active; SUSPENDED and
+DEPROVISIONED are synced with ``active=false``; STAGED and PROVISIONED are skipped with a
+reason unless ``include_staged = true``, which syncs them disabled until Okta activates them;
+any other status is skipped. Groups (§1.7): no nesting; BUILT_IN "Everyone" is skipped unless a
+``[filters] groups`` pattern names it without wildcards; APP_GROUPs sync like OKTA_GROUPs.
 """
 
 from __future__ import annotations
@@ -59,11 +40,11 @@ from urllib.parse import quote
 
 import httpx2
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from connectors.base import Deps, ReadContext, SourceError, SourceType, register
 from connectors.kit import (
     Delta,
+    FullReadNeeded,
     Http,
     KeptDirectory,
     KeySigner,
@@ -73,34 +54,30 @@ from connectors.kit import (
     PackedUser,
     PrivateKeyJwt,
     RateLimitHeaders,
-    SigningKey,
     StaticToken,
-    assemble,
     bounded,
     collect,
     format_time,
     json_or_empty,
-    load_signing_key,
     parse_time,
-    resume,
+    read_kept,
     scope_digest,
 )
-from syncd.durations import Duration
+from connectors.okta_settings import DEFAULT_SCOPES, OktaSettings
 from syncd.errors import SourceAuthError
 from syncd.model import RequestStats, Skipped, SourceGroup, SourceRead, SourceUser
 from syncd.normalise import Scope
-from syncd.secrets import Secret
 
 
-__all__ = ["OktaSettings", "OktaSource"]
+__all__ = ["DEFAULT_SCOPES", "OktaSettings", "OktaSource"]
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_SCOPES = ("okta.users.read", "okta.groups.read")
 PAGE_SIZE = "200"  # the users maximum; also what Okta recommends for groups and members
 INCREMENTAL_OVERLAP = timedelta(minutes=5)  # the data is eventually consistent: overlap the watermark
 ASSERTION_LIFETIME = 300  # seconds; Okta accepts at most one hour
 USER_WIDTH, GROUP_WIDTH = 7, 5  # the packed records below
+_NO_DPOP = "turn off 'Require Demonstrating Proof of Possession' for the app"
 
 ACTIVE_STATUSES = frozenset({"ACTIVE", "RECOVERY", "LOCKED_OUT", "PASSWORD_EXPIRED"})
 INACTIVE_STATUSES = frozenset({"SUSPENDED", "DEPROVISIONED"})
@@ -127,89 +104,6 @@ _SCOPE_FOR_BUCKET = {
 # System Log events that mean a user or group is gone for good ("Event types",
 # https://developer.okta.com/docs/reference/api/event-types/).
 DELETE_EVENTS = ("user.lifecycle.delete.completed", "group.lifecycle.delete.completed")
-
-
-# --- settings ---------------------------------------------------------------------------------
-
-
-class OktaSettings(BaseModel):
-    """``[source.okta]``: the org and how to authenticate to it.
-
-    Give either ``token`` (an SSWS API token) or ``client_id`` + ``private_key`` (an OAuth
-    service app with public-key client authentication, granted ``scopes`` and a read-only
-    admin role). Secrets may be written env:NAME or file:PATH (syncd.secrets); they are held as
-    SecretStr and never appear in messages.
-    """
-
-    # Validation errors must not echo the input: it holds the token or the private key.
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-    url: str = Field(description="The org URL, e.g. https://acme.okta.com (not the -admin URL).")
-    token: Secret | None = Field(None, description="SSWS API token (env:NAME and file:PATH work).")
-    client_id: str | None = Field(None, description="OAuth service app client id.")
-    private_key: Secret | None = Field(
-        None, description="The service app's private key, PEM or JWK JSON (env:NAME and file:PATH work)."
-    )
-    key_id: str | None = Field(None, description="kid of the key registered with the app (JWK kid by default).")
-    scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
-    full_read_every: Duration = Field(timedelta(hours=24), description='e.g. "30s", "15m", "24h", "7d".')
-    include_staged: bool = Field(False, description="Sync STAGED/PROVISIONED users, disabled.")
-    system_log: bool = Field(
-        False, description="Read deletions from the System Log on incremental reads (OAuth: scope okta.logs.read)."
-    )
-    concurrency: int = Field(4, ge=1, le=32, description="Group member listings read in parallel.")
-    max_retries: int = Field(5, ge=0, le=20, description="Retries on 429, 5xx and network errors.")
-
-    _signing_key: SigningKey | None = PrivateAttr(None)
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        url = value.strip().rstrip("/")
-        url = url.removesuffix("/api/v1")
-        parsed = httpx2.URL(url)
-        if parsed.scheme not in {"https", "http"} or not parsed.host:
-            raise ValueError("url must be the org URL with its scheme, e.g. https://acme.okta.com")
-        if "-admin." in parsed.host:
-            raise ValueError("url must be the org URL (https://acme.okta.com), not the Admin Console's -admin URL")
-        return url
-
-    @field_validator("full_read_every")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("full_read_every must be longer than zero, e.g. 24h")
-        return value
-
-    @model_validator(mode="after")
-    def _one_auth_method(self) -> OktaSettings:
-        oauth = self.client_id is not None or self.private_key is not None
-        if self.token is not None and oauth:
-            raise ValueError(
-                "set either token (SSWS API token) or client_id + private_key (OAuth service app), not both"
-            )
-        if self.token is None and not oauth:
-            raise ValueError("set token (an SSWS API token) or client_id + private_key (an OAuth service app)")
-        if self.token is not None:
-            extra = sorted({"key_id", "scopes"} & self.model_fields_set)
-            if extra:
-                raise ValueError(f"{' and '.join(extra)} only apply to OAuth (client_id + private_key), not to token")
-            return self
-        if not self.client_id:
-            raise ValueError("client_id is missing: private_key needs the service app's client_id")
-        if self.private_key is None:
-            raise ValueError("private_key is missing: client_id needs the service app's private key")
-        if not self.scopes:
-            raise ValueError(f"scopes is empty; syncd needs {' and '.join(DEFAULT_SCOPES)}")
-        if self.system_log and "okta.logs.read" not in self.scopes:
-            raise ValueError("system_log needs the scope okta.logs.read: add it to scopes (and grant it to the app)")
-        self._signing_key = load_signing_key(self.private_key.get_secret_value(), self.key_id)
-        return self
-
-    @property
-    def signing_key(self) -> SigningKey | None:
-        """The loaded OAuth signing key (None with an API token)."""
-        return self._signing_key
 
 
 # --- records and the kept directory ------------------------------------------------------------
@@ -378,33 +272,26 @@ class OktaSource:
 
     def _refusal(self, status: int, body: Mapping[str, Any]) -> SourceAuthError:
         """Why the token endpoint gave no access token, and what fixes it."""
-        client = self.settings.client_id
-        scopes = " ".join(self.settings.scopes)
         if status == 200:
             return SourceAuthError(
                 f"Okta's token endpoint returned a {body.get('token_type')!r} token, not a Bearer token; "
-                "syncd does not support DPoP: turn off 'Require Demonstrating Proof of Possession' "
-                "for the app"
+                f"syncd does not support DPoP: {_NO_DPOP}"
             )
         error = str(body.get("error") or "unknown_error")
         description = str(body.get("error_description") or "no description")
-        prefix = f"Okta refused an access token to service app {client} (HTTP {status}, {error}: {description})"
-        if error == "invalid_scope":
-            return SourceAuthError(
-                f"{prefix}: grant the scopes {scopes} to the app (Okta API Scopes tab) or fix source.okta.scopes"
-            )
-        if error in {"invalid_dpop_proof", "use_dpop_nonce"}:
-            return SourceAuthError(
-                f"{prefix}: the app requires DPoP, which syncd does not support; "
-                "turn off 'Require Demonstrating Proof of Possession' for the app"
-            )
-        if error == "invalid_client":
-            return SourceAuthError(
-                f"{prefix}: the client credentials are invalid; check client_id, that the app uses "
-                "public key / private key client authentication, and that its public key matches "
-                "private_key (and key_id)"
-            )
-        return SourceAuthError(prefix)
+        prefix = (
+            f"Okta refused an access token to service app {self.settings.client_id} "
+            f"(HTTP {status}, {error}: {description})"
+        )
+        advice = {
+            "invalid_scope": f"grant the scopes {' '.join(self.settings.scopes)} to the app (Okta API Scopes tab) "
+            "or fix source.okta.scopes",
+            "invalid_dpop_proof": f"the app requires DPoP, which syncd does not support; {_NO_DPOP}",
+            "use_dpop_nonce": f"the app requires DPoP, which syncd does not support; {_NO_DPOP}",
+            "invalid_client": "the client credentials are invalid; check client_id, that the app uses public "
+            "key / private key client authentication, and that its public key matches private_key (and key_id)",
+        }.get(error)
+        return SourceAuthError(f"{prefix}: {advice}" if advice else prefix)
 
     def _error(self, response: httpx2.Response, bucket: str) -> SourceError:
         """Turn an Okta error response into a SourceError, branching on errorCode only
@@ -528,39 +415,22 @@ class OktaSource:
 
     async def read(self, ctx: ReadContext) -> SourceRead:
         """Read the org in scope: full or incremental (see the module docstring); always complete."""
-        before = self._http.requests
-        self._http.mark()
         started = self._clock()
         digest = scope_digest(ctx.scope, url=self.settings.url)
-        previous, why = resume(
-            ctx, digest, started, self.settings.full_read_every, user_width=USER_WIDTH, group_width=GROUP_WIDTH
-        )
-        watermark = _watermark(previous)
-        if previous is not None and watermark is None:
-            previous, why = None, "the kept state is unusable (no watermark)"
-        skipped: list[Skipped] = []
-        if previous is None or watermark is None:
-            log.info("okta.read", mode="full", why=why)
-            directory = await self._full_read(ctx.scope, digest, started, skipped)
-        else:
-            log.info("okta.read", mode="incremental")
-            directory = await self._incremental_read(ctx.scope, previous, watermark, skipped)
-        read = assemble(
-            directory,
+        return await read_kept(
+            ctx,
+            self._http,
+            name="okta",
+            digest=digest,
+            full_read_every=self.settings.full_read_every,
+            user_width=USER_WIDTH,
+            group_width=GROUP_WIDTH,
+            full=lambda skipped: self._full_read(ctx.scope, digest, started, skipped),
+            incremental=lambda kept, skipped: self._incremental_read(ctx.scope, kept, skipped),
             user=lambda uid, packed: _unpack_user(uid, packed, self.settings.include_staged),
             group=_unpack_group,
-            skipped=skipped,
-            requests=self._http.requests - before,
             prefiltered=ctx.scope.users == "members",
         )
-        log.info(
-            "okta.read_done",
-            users=len(read.users),
-            groups=len(read.groups),
-            skipped=len(read.skipped),
-            requests=read.requests,
-        )
-        return read
 
     def _began(self, fallback: float) -> str:
         """The watermark: the server's clock when this read's first response was sent (ours if unknown)."""
@@ -600,9 +470,11 @@ class OktaSource:
             if scope.users == "members":
                 users.update(members.users)
 
-    async def _incremental_read(
-        self, scope: Scope, previous: KeptDirectory, watermark: float, skipped: list[Skipped]
-    ) -> KeptDirectory:
+    async def _incremental_read(self, scope: Scope, previous: KeptDirectory, skipped: list[Skipped]) -> KeptDirectory:
+        try:
+            watermark = parse_time(str(previous.marks.get("watermark")))
+        except ValueError:
+            raise FullReadNeeded("the kept state is unusable (no watermark)") from None
         since = format_time(watermark - INCREMENTAL_OVERLAP.total_seconds())
         fallback = self._clock()
         delta = Delta()
@@ -692,15 +564,6 @@ class OktaSource:
 
 class _LogsForbidden(SourceAuthError):
     """The credentials may not read the System Log: the read goes on without it."""
-
-
-def _watermark(directory: KeptDirectory | None) -> float | None:
-    if directory is None:
-        return None
-    try:
-        return parse_time(str(directory.marks.get("watermark")))
-    except ValueError:
-        return None
 
 
 def _pack_group(group: _GroupHead, members: list[str]) -> PackedGroup:

@@ -36,7 +36,11 @@ Incremental state (:mod:`.kept`)
     read covers; ``directory.marks`` holds your watermarks or delta links.
 Results (:mod:`.read`) and concurrency
     ``assemble(directory, user=, group=, skipped=, requests=)`` makes the ``SourceRead`` (its
-    ``state`` is the kept directory); ``bounded(items, worker, limit)`` runs listings in parallel.
+    ``state`` is the kept directory). ``read_kept(ctx, http, name=, digest=, full=, incremental=,
+    user=, group=, ...)`` is a whole incremental read: resume, then your ``incremental(kept,
+    skipped)`` or ``full(skipped)`` (raise ``FullReadNeeded(why)`` from the incremental one when
+    a delta token expired), then assemble and log. ``bounded(items, worker, limit)`` runs
+    listings in parallel.
 
 A connector in a few lines (an API with bearer tokens and ``nextPageToken`` paging)::
 
@@ -97,7 +101,7 @@ from connectors.kit.kept import (
 from connectors.kit.keys import SigningKey, load_signing_key
 from connectors.kit.limits import Limits, RateLimit, RateLimitHeaders, rate_limit, retry_after, server_time
 from connectors.kit.paging import LinkHeader, ODataLinks, Page, Pager, PageToken, collect, next_link, pages
-from connectors.kit.read import assemble
+from connectors.kit.read import FullReadNeeded, assemble, read_kept
 from syncd.aio import bounded
 
 
@@ -106,6 +110,7 @@ __all__ = [
     "Delta",
     "Deps",
     "FederatedAssertion",
+    "FullReadNeeded",
     "Grant",
     "Http",
     "JwtBearer",
@@ -136,6 +141,7 @@ __all__ = [
     "pages",
     "parse_time",
     "rate_limit",
+    "read_kept",
     "resume",
     "retry_after",
     "scope_digest",

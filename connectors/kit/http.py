@@ -125,6 +125,10 @@ class Http:
         """Requests sent since this client was built (token requests and retries included)."""
         return self.stats.total
 
+    def now(self) -> float:
+        """Our clock now (``deps.clock``)."""
+        return self._deps.clock()
+
     def server_now(self) -> float:
         """Our best estimate of the server's clock now."""
         return self._deps.clock() + self._server_offset

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
-from connectors.kit.kept import KeptDirectory, PackedGroup, PackedUser
+import structlog
+
+from connectors.base import ReadContext
+from connectors.kit.http import Http
+from connectors.kit.kept import KeptDirectory, PackedGroup, PackedUser, resume
 from syncd.model import Skipped, SourceGroup, SourceRead, SourceUser
 
 
-__all__ = ["assemble"]
+__all__ = ["FullReadNeeded", "assemble", "read_kept"]
+
+log = structlog.get_logger(__name__)
 
 
 def assemble(
@@ -34,4 +41,58 @@ def assemble(
             read.users.append(made)
     read.groups.extend(group(group_id, packed) for group_id, packed in directory.groups.items())
     read.state = directory.dump()
+    return read
+
+
+class FullReadNeeded(Exception):
+    """Raised by an incremental read that cannot go on (a delta token expired, a watermark is
+    missing): :func:`read_kept` then reads in full, logging the reason."""
+
+
+async def read_kept(
+    ctx: ReadContext,
+    http: Http,
+    *,
+    name: str,
+    digest: str,
+    full_read_every: timedelta | None,
+    user_width: int,
+    group_width: int,
+    full: Callable[[list[Skipped]], Awaitable[KeptDirectory]],
+    incremental: Callable[[KeptDirectory, list[Skipped]], Awaitable[KeptDirectory]],
+    user: Callable[[str, PackedUser], SourceUser | Skipped],
+    group: Callable[[str, PackedGroup], SourceGroup],
+    prefiltered: bool = False,
+) -> SourceRead:
+    """One read of an incremental connector, start to end.
+
+    :func:`~connectors.kit.kept.resume` decides between ``incremental(kept, skipped)`` and
+    ``full(skipped)`` (an incremental read may still raise :class:`FullReadNeeded`); the result is
+    :func:`assemble`'d with the requests this read made. ``name`` prefixes the log events
+    (``<name>.read``, ``<name>.read_done``). ``http.began`` is reset for the read.
+    """
+    before = http.requests
+    http.mark()
+    kept, why = resume(ctx, digest, http.now(), full_read_every, user_width=user_width, group_width=group_width)
+    skipped: list[Skipped] = []
+    directory: KeptDirectory | None = None
+    if kept is not None:
+        log.info(f"{name}.read", mode="incremental")
+        try:
+            directory = await incremental(kept, skipped)
+        except FullReadNeeded as exc:
+            why, skipped = str(exc), []
+    if directory is None:
+        log.info(f"{name}.read", mode="full", why=why)
+        directory = await full(skipped)
+    read = assemble(
+        directory, user=user, group=group, skipped=skipped, requests=http.requests - before, prefiltered=prefiltered
+    )
+    log.info(
+        f"{name}.read_done",
+        users=len(read.users),
+        groups=len(read.groups),
+        skipped=len(read.skipped),
+        requests=read.requests,
+    )
     return read
