@@ -7,7 +7,8 @@ a list, not 100k tasks. Two ways to end:
   other workers and is raised as is (not wrapped in an ExceptionGroup), so a failed listing
   fails the whole read at once.
 * :func:`bounded_landing` (writes): no worker is cancelled, so a request in flight lands and
-  is recorded. Once ``stop`` is set, or an item failed, no new item starts; every worker is
+  is recorded. Once ``stop`` is set no new item starts; an item that fails does not stop the
+  others (the worker decides what a failure means, e.g. by setting ``stop``); every worker is
   awaited, then the first failure is raised.
 """
 
@@ -57,27 +58,24 @@ async def bounded_landing(
     limit: int,
     *,
     stop: asyncio.Event | None = None,
-    stop_on_error: bool = False,
 ) -> None:
     """``worker(item)`` for every item, at most ``limit`` at a time, letting writes in flight land.
 
-    No new item starts once ``stop`` is set (or, with ``stop_on_error``, once one failed); the
-    items left are simply not run. The first failure is raised after every worker has ended.
+    No new item starts once ``stop`` is set; the items left are not run. The first failure is
+    raised after every worker has ended.
     """
     pending = iter(items)
     failures: list[BaseException] = []
 
     async def work() -> None:
         for item in pending:
-            if (stop is not None and stop.is_set()) or (stop_on_error and failures):
+            if stop is not None and stop.is_set():
                 return
             try:
                 await worker(item)
             except Exception as exc:
                 failures.append(exc)
-                return
 
-    workers = [work() for _ in range(max(1, limit))]
-    await asyncio.gather(*workers)
+    await asyncio.gather(*(work() for _ in range(max(1, limit))))
     if failures:
         raise failures[0]

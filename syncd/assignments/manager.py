@@ -8,11 +8,13 @@ reconciles (:mod:`syncd.assignments.reconcile`). ``apply`` runs the changes:
 * create and delete are asynchronous in sso-admin: each is polled with
   ``describe_account_assignment_{creation,deletion}_status`` with backoff until SUCCEEDED or
   FAILED (botocore has no waiter for them, docs/references.md §B.1);
-* at most :data:`MAX_IN_FLIGHT` operations are outstanding at once (CreateAccountAssignment allows
-  15 outstanding calls, docs/references.md §B.1 quotas), counting each from its request to its final status;
+* at most :data:`MAX_IN_FLIGHT` operations are outstanding at once (CreateAccountAssignment
+  allows 15 outstanding calls, docs/references.md §B.1 quotas), counting each from its request
+  to its final status (the worker pool of :func:`syncd.aio.bounded_landing`);
 * ConflictException and ThrottlingException (and a few other passing errors, :data:`RETRYABLE`)
-  are retried with backoff and jitter; ConflictException is what a write racing an unpropagated
-  earlier one gets (docs/references.md §B.1; aws-samples/iam-identity-center-team#513);
+  are retried with backoff and full jitter under the one retry policy (:mod:`syncd.retry`);
+  ConflictException is what a write racing an unpropagated earlier one gets
+  (docs/references.md §B.1; aws-samples/iam-identity-center-team#513);
 * one failed operation never raises: ``on_done(change, reason)`` reports it and the rest go on.
   Errors that every later call would meet too (access denied, bad credentials) stop new
   operations from starting; those are reported as not attempted.
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from syncd.aio import bounded, bounded_landing
 from syncd.assignments.aws import AwsAccess, OperationStatus, error_code, error_text
 from syncd.assignments.config import AssignmentRule
 from syncd.assignments.reconcile import before, reconcile
@@ -40,6 +43,8 @@ from syncd.assignments.resolve import resolve
 from syncd.errors import AssignmentError
 from syncd.model import Assignment, Snapshot
 from syncd.plan import Action, Change
+from syncd.retry import Backoff as RetryBackoff
+from syncd.retry import RetryPolicy, retries_made
 from syncd.state import AuditEntry
 
 
@@ -227,17 +232,13 @@ class AssignmentManager:
     async def _existing(self, pairs: list[tuple[str, str]], group_targets: Mapping[str, str]) -> dict[Assignment, str]:
         """The assignments AWS holds in ``pairs`` for known groups: assignment → principal id."""
         group_of = {target: source for source, target in group_targets.items()}
-        semaphore = asyncio.Semaphore(LIST_CONCURRENCY)
 
         async def read(pair: tuple[str, str]) -> frozenset[str]:
-            async with semaphore:
-                return await asyncio.to_thread(self.aws.group_principals, *pair)
+            return await asyncio.to_thread(self.aws.group_principals, *pair)
 
-        results = await asyncio.gather(*(read(p) for p in pairs), return_exceptions=True)
+        results = await bounded(pairs, read, LIST_CONCURRENCY)
         existing: dict[Assignment, str] = {}
         for (account_id, arn), principals in zip(pairs, results, strict=True):
-            if isinstance(principals, BaseException):
-                raise principals
             for principal in principals:
                 source = group_of.get(principal)
                 if source is not None:
@@ -267,11 +268,9 @@ class AssignmentManager:
         for change in changes:
             if change.assignment is None or change.action not in (Action.CREATE_ASSIGNMENT, Action.DELETE_ASSIGNMENT):
                 raise TypeError(f"not an assignment change: {change.action} {change.label()}")
-        semaphore = asyncio.Semaphore(self.max_in_flight)
 
         async def one(change: Change) -> None:
-            async with semaphore:
-                outcome, done = await self._run(change, group_targets)
+            outcome, done = await self._run(change, group_targets)
             if isinstance(outcome, _Skipped):
                 return
             try:
@@ -280,10 +279,7 @@ class AssignmentManager:
                 self._halted = f"recording an earlier outcome failed ({exc!r})"
                 raise
 
-        results = await asyncio.gather(*(one(c) for c in changes), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        await bounded_landing(changes, one, self.max_in_flight)
 
     async def _run(self, change: Change, group_targets: Mapping[str, str]) -> tuple[str | _Skipped | None, Change]:
         """One operation to its end: (None on success, or why it failed, or _SKIPPED; the change to report)."""
@@ -347,20 +343,32 @@ class AssignmentManager:
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a thread, retrying :data:`RETRYABLE` errors with backoff and full jitter."""
-        attempts = max(1, self.backoff.retry_attempts)
-        for attempt in range(1, attempts + 1):
-            try:
-                return await asyncio.to_thread(fn, *args)
-            except ClientError as exc:
-                code = error_code(exc)
-                if code not in RETRYABLE:
-                    raise
-                if attempt == attempts:
-                    raise AssignmentError(f"{error_text(exc)} (still, after {attempts} attempts)") from exc
-                delay = min(self.backoff.retry_max, self.backoff.retry_base * 2 ** (attempt - 1)) * self._jitter()
-                log.warning("assignment.retry", code=code, attempt=attempt, wait_s=round(delay, 2))
-                await self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        policy = RetryPolicy(
+            attempts=max(1, self.backoff.retry_attempts),
+            backoff=RetryBackoff(initial=self.backoff.retry_base, maximum=self.backoff.retry_max, full_jitter=True),
+        )
+        retries = 0
+
+        def passing(exc: Exception) -> bool:
+            return isinstance(exc, ClientError) and error_code(exc) in RETRYABLE
+
+        def announce(seconds: float, exc: Exception) -> None:
+            nonlocal retries
+            retries += 1
+            log.warning("assignment.retry", code=error_code(exc), attempt=retries, wait_s=round(seconds, 2))
+
+        try:
+            return await policy.run(
+                lambda: asyncio.to_thread(fn, *args),
+                on=passing,
+                sleep=self._sleep,
+                rng=self._jitter,
+                before_retry=announce,
+            )
+        except ClientError as exc:
+            if not passing(exc):
+                raise
+            raise AssignmentError(f"{error_text(exc)} (still, after {retries_made(exc) + 1} attempts)") from exc
 
     async def _settle(
         self, verb: str, assignment: Assignment, status: OperationStatus, check: Callable[[str], OperationStatus]
