@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import structlog
 
 from connectors.base import ReadContext, Source
-from syncd.aio import bounded
+from syncd.aio import bounded, bounded_landing
 from syncd.errors import (
     SourceError,
     SyncdError,
@@ -707,22 +707,10 @@ class _Applier:
     async def _run_all(self, items: list[Any], worker: Callable[[Any], Awaitable[None]]) -> None:
         """Run ``worker`` on every item, ``CONCURRENCY`` at a time, until done or asked to stop.
 
-        A fixed pool of workers takes items from one iterator, so a phase of 100k changes holds
-        ``CONCURRENCY`` coroutines, not one task per change (about 1.5 KB each).
+        :func:`syncd.aio.bounded_landing`'s pool holds ``CONCURRENCY`` coroutines, not one task per
+        change, and waits for every worker, even after one failed, so nothing writes after the run ends.
         """
-        pending = iter(items)
-
-        async def drain() -> None:
-            for item in pending:
-                if self.stop.is_set():
-                    return
-                await self._guarded(item, worker)
-
-        # Wait for every worker, even after one failed, so that nothing writes after the run ends.
-        outcomes = await asyncio.gather(*(drain() for _ in range(min(CONCURRENCY, len(items)))), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        await bounded_landing(items, lambda item: self._guarded(item, worker), CONCURRENCY, stop=self.stop)
 
     async def _guarded(self, item: Any, worker: Callable[[Any], Awaitable[None]]) -> None:
         try:
