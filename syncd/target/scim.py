@@ -2,7 +2,8 @@
 
 The one seam to Identity Center's identities: tests pass a ``transport`` (or point ``url`` at
 the emulator). Every request takes a slot from the shared :class:`~syncd.ratelimit.Pacer` and is
-retried with backoff and jitter (stamina) on 429, 5xx and network errors.
+retried with backoff and jitter on 429, 5xx and network errors (the one retry policy,
+:mod:`syncd.retry`, on stamina).
 
 AWS quirks handled here, each with its source (``docs/references.md``):
 
@@ -22,14 +23,11 @@ AWS quirks handled here, each with its source (``docs/references.md``):
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx2
-import stamina
 import structlog
 from pydantic import SecretStr
 from scim2_client import RequestNetworkException, SCIMClientException, UnexpectedStatusCodeException
@@ -60,8 +58,10 @@ from syncd.errors import (
     TargetUnavailable,
 )
 from syncd.memberset import MemberSet
+from syncd.model import RequestStats
 from syncd.plan import LiveGroup, LiveUser
 from syncd.ratelimit import Pacer
+from syncd.retry import Backoff, RetryPolicy
 
 
 log = structlog.get_logger(__name__)
@@ -77,27 +77,7 @@ _ENTERPRISE_KEYS = {
 }
 
 
-@dataclass(slots=True)
-class RequestStats:
-    """Requests sent to Identity Center, by HTTP status (0 for a network failure)."""
-
-    by_status: Counter[int] = field(default_factory=Counter)
-    by_method: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def total(self) -> int:
-        """Every request sent, retries included."""
-        return sum(self.by_status.values())
-
-    @property
-    def throttled(self) -> int:
-        """Requests answered 429."""
-        return self.by_status[429]
-
-    @property
-    def writes(self) -> int:
-        """Requests that are not GETs."""
-        return sum(n for method, n in self.by_method.items() if method != "GET")
+_BACKOFF = Backoff(initial=0.5, maximum=20.0, jitter=1.0)  # stamina's own defaults, as before
 
 
 def normalise_base_url(url: str) -> str:
@@ -277,21 +257,16 @@ class ScimTarget:
 
     async def _call(self, what: str, factory: Any) -> Any:
         """Run ``factory()`` (a coroutine factory) paced and retried; map errors to syncd's."""
+
+        async def paced() -> Any:
+            await self.pacer.acquire()
+            return await factory()
+
+        policy = RetryPolicy(attempts=self.attempts, timeout=self.retry_timeout, backoff=_BACKOFF)
         try:
-            async for attempt in stamina.retry_context(
-                on=_is_retryable,
-                attempts=self.attempts,
-                timeout=self.retry_timeout,
-                wait_initial=0.5,
-                wait_max=20.0,
-                wait_jitter=1.0,
-            ):
-                with attempt:
-                    await self.pacer.acquire()
-                    return await factory()
+            return await policy.run(paced, on=_is_retryable)
         except (SCIMException, SCIMClientException, _HttpStatusError) as exc:
             raise self._translate(what, exc) from exc
-        raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
 
     def _translate(self, what: str, exc: Exception) -> TargetError:
         status = _status_of(exc)
