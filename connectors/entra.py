@@ -62,6 +62,7 @@ from connectors.kit import (
     ClientSecret,
     Delta,
     FederatedAssertion,
+    FullReadNeeded,
     Http,
     KeptDirectory,
     KeySigner,
@@ -69,11 +70,10 @@ from connectors.kit import (
     ODataLinks,
     PackedUser,
     PrivateKeyJwt,
-    assemble,
     bounded,
     json_or_empty,
     pages,
-    resume,
+    read_kept,
     scope_digest,
 )
 from syncd.errors import SourceAuthError
@@ -110,7 +110,7 @@ _FIXES = {
 }
 
 
-class DeltaExpired(SourceError):
+class DeltaExpired(SourceError, FullReadNeeded):
     """A delta link Graph no longer accepts (400 syncStateNotFound, or 410): read in full instead."""
 
 
@@ -291,54 +291,28 @@ class EntraSource:
 
     async def read(self, ctx: ReadContext) -> SourceRead:
         """Read the tenant in scope: full or by delta (see the module docstring); always complete."""
-        before = self._http.requests
-        self._http.mark()
-        started = self._clock()
         digest = scope_digest(
             ctx.scope,
             tenant=self.settings.tenant_id,
             graph=self.settings.graph_url,
             guests=self.settings.include_guests,
         )
-        previous, why = resume(
-            ctx, digest, started, self.settings.full_read_every, user_width=USER_WIDTH, group_width=GROUP_WIDTH
-        )
-        if previous is not None and not all(
-            isinstance(previous.marks.get(k), str) for k in ("users_delta", "groups_delta")
-        ):
-            previous, why = None, "the kept state has no delta links"
-        skipped: list[Skipped] = []
-        directory: KeptDirectory | None = None
-        mode = "full"
-        if previous is not None:
-            try:
-                directory = await self._delta_read(ctx.scope, previous, skipped)
-                mode = "delta"
-            except DeltaExpired as exc:
-                why = f"{exc}; reading everything again"
-                log.warning("entra.delta_expired", why=str(exc), action="full read")
-                skipped.clear()
-        if directory is None:
-            log.info("entra.read", mode="full", why=why)
-            directory = await self._full_read(ctx.scope, digest, started, skipped)
-        read = assemble(
-            directory,
+        return await read_kept(
+            ctx,
+            self._http,
+            name="entra",
+            digest=digest,
+            full_read_every=self.settings.full_read_every,
+            user_width=USER_WIDTH,
+            group_width=GROUP_WIDTH,
+            full=lambda skipped: self._full_read(ctx.scope, digest, skipped),
+            incremental=lambda kept, skipped: self._delta_read(ctx.scope, kept, skipped),
             user=lambda uid, packed: unpack_user(uid, packed, self.settings),
             group=unpack_group,
-            skipped=skipped,
-            requests=self._http.requests - before,
         )
-        log.info(
-            "entra.read_done",
-            mode=mode,
-            users=len(read.users),
-            groups=len(read.groups),
-            skipped=len(read.skipped),
-            requests=read.requests,
-        )
-        return read
 
-    async def _full_read(self, scope: Scope, digest: str, started: float, skipped: list[Skipped]) -> KeptDirectory:
+    async def _full_read(self, scope: Scope, digest: str, skipped: list[Skipped]) -> KeptDirectory:
+        started = self._clock()
         users_link = (
             await self._delta_round(
                 f"{self._graph}/users/delta",
@@ -369,8 +343,15 @@ class EntraSource:
         return directory
 
     async def _delta_read(self, scope: Scope, previous: KeptDirectory, skipped: list[Skipped]) -> KeptDirectory:
-        user_entries, users_link = await self._delta_round(previous.marks["users_delta"], "users")
-        group_entries, groups_link = await self._delta_round(previous.marks["groups_delta"], "groups")
+        links = [previous.marks.get(key) for key in ("users_delta", "groups_delta")]
+        if not all(isinstance(link, str) for link in links):
+            raise FullReadNeeded("the kept state has no delta links")
+        try:
+            user_entries, users_link = await self._delta_round(str(links[0]), "users")
+            group_entries, groups_link = await self._delta_round(str(links[1]), "groups")
+        except DeltaExpired as exc:
+            log.warning("entra.delta_expired", why=str(exc), action="full read")
+            raise
         delta = Delta()
         for entry in user_entries:
             update = user_update(entry, previous.users)
