@@ -119,9 +119,11 @@ class Bench:
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
     env["SYNCD_BENCH_SCIM_TOKEN"] = SCIM_TOKEN
+    from tests.bench.entra import SECRET
     from tests.bench.okta import TOKEN
 
     env["SYNCD_BENCH_OKTA_TOKEN"] = TOKEN
+    env["SYNCD_BENCH_ENTRA_SECRET"] = SECRET
     return env
 
 
@@ -179,6 +181,14 @@ def write_config(bench: Bench, emu_url: str, source_url: str | None) -> Path:
     """The syncd.toml of the benchmark."""
     if bench.source == "file":
         source = f'[source]\ntype = "file"\n\n[source.file]\npath = "{bench.workdir / "directory.json"}"\n'
+    elif bench.source == "entra":
+        from tests.bench.entra import CLIENT_ID
+        from tests.fakes.entra import TENANT_ID
+
+        source = (
+            f'[source]\ntype = "entra"\n\n[source.entra]\ntenant_id = "{TENANT_ID}"\nclient_id = "{CLIENT_ID}"\n'
+            f'client_secret = "env:SYNCD_BENCH_ENTRA_SECRET"\nlogin_url = "{source_url}"\ngraph_url = "{source_url}"\n'
+        )
     else:
         source = (
             f'[source]\ntype = "okta"\n\n[source.okta]\nurl = "{source_url}"\ntoken = "env:SYNCD_BENCH_OKTA_TOKEN"\n'
@@ -238,14 +248,20 @@ def run(bench: Bench, scenarios: tuple[str, ...]) -> None:
     _progress(f"1% change: {summary}")
     with ExitStack() as stack:
         emu = stack.enter_context(emulator(bench.rate, bench.latency))
-        okta = None
+        served: Any = None  # the served source (Okta or Entra), None for the file
         if bench.source == "okta":
             from tests.bench.okta import serving
 
-            okta = stack.enter_context(serving(base))
+            served = stack.enter_context(serving(base))
+        elif bench.source == "entra":
+            from tests.bench.entra import serving as serving_entra
+
+            served = stack.enter_context(serving_entra(base))
         else:
             write_directory(bench, base)
-        config = write_config(bench, emu.url, okta.url if okta else None)
+        config = write_config(
+            bench, emu.url, (served.url if bench.source == "okta" else served.graph_url) if served else None
+        )
         held = None  # what Identity Center holds (None: empty)
         current = base
         for scenario in SCENARIOS:
@@ -253,8 +269,8 @@ def run(bench: Bench, scenarios: tuple[str, ...]) -> None:
                 continue
             if scenario == "change":
                 current = changed
-                if okta is not None:
-                    okta.apply(changed)
+                if served is not None:
+                    served.apply(changed)
                 else:
                     write_directory(bench, changed)
             wanted = target_of(current)
@@ -367,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m tests.bench``."""
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="quick")
-    parser.add_argument("--source", choices=("file", "okta"), default="file")
+    parser.add_argument("--source", choices=("file", "okta", "entra"), default="file")
     parser.add_argument(
         "--scenarios",
         default=",".join(SCENARIOS),
