@@ -184,3 +184,18 @@ async def test_a_state_without_delta_links_means_a_full_read(fake: FakeEntra, ma
 
     assert "/v1.0/users" in _paths(fake)
     assert summary(result) == summary(first)
+
+
+async def test_an_attribute_emptied_in_entra_is_emptied_in_the_read(fake: FakeEntra, make_source: Any) -> None:
+    """A department cleared in Entra comes back by delta as no department, not the old one."""
+    source, first, ids = await _first(fake, make_source)
+    fake.update_user(ids["users"][0], department="Eng")
+    second = await read(source, groups=SCOPE, full=False, state=first.state)
+    fake.update_user(ids["users"][0], department=None)
+
+    third = await read(source, groups=SCOPE, full=False, state=second.state)
+
+    def department(result: Any) -> str | None:
+        return next(dict(u.enterprise).get("department") for u in result.users if u.id == ids["users"][0])
+
+    assert (department(second), department(third)) == ("Eng", None)
