@@ -101,7 +101,12 @@ class SourceType:
 
 _REGISTRY: dict[str, SourceType] = {}
 # Built-in connectors, imported on first lookup so that importing the seam stays cheap.
-_BUILTIN = {"file": "connectors.file", "okta": "connectors.okta", "entra": "connectors.entra"}
+_BUILTIN = {
+    "file": "connectors.file",
+    "okta": "connectors.okta",
+    "entra": "connectors.entra",
+    "google": "connectors.google",
+}
 
 
 def register(source_type: SourceType) -> SourceType:

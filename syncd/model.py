@@ -45,13 +45,18 @@ class SourceUser:
 
 @dataclass(frozen=True, slots=True)
 class SourceGroup:
-    """A group as a connector read it: direct user members and nested group ids."""
+    """A group as a connector read it: direct user members and nested group ids.
+
+    ``email``: the group's address where the source has one (``[filters] groups`` globs match
+    it as well as the name).
+    """
 
     id: str
     name: str | None = None
     description: str | None = None
     members: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,19 +51,20 @@ _ALLOWED_CLASSES = ("L", "M", "S", "N", "P")
 class Scope:
     """Which part of the directory a run manages (the ``[filters]`` config section).
 
-    ``groups``: globs matched case-insensitively against group names; None means all groups.
+    ``groups``: globs matched case-insensitively against group names (and against a group's
+    email address where the source has one); None means all groups.
     ``users``: "members" keeps only users in at least one synced group; "all" keeps every user.
     """
 
     groups: tuple[str, ...] | None = None
     users: str = "members"
 
-    def wants_group(self, name: str) -> bool:
-        """Whether a group of this name is synced."""
+    def wants_group(self, name: str, email: str | None = None) -> bool:
+        """Whether a group of this name (or this email address) is synced."""
         if self.groups is None:
             return True
-        folded = name.casefold()
-        return any(fnmatch.fnmatchcase(folded, pattern.casefold()) for pattern in self.groups)
+        keys = [name.casefold()] + ([email.casefold()] if email else [])
+        return any(fnmatch.fnmatchcase(key, pattern.casefold()) for pattern in self.groups for key in keys)
 
 
 class InvalidRecord(ValueError):
@@ -262,7 +263,7 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
                 Skipped("group", raw_group.id, f"the name is {len(name)} characters; the limit is {TEXT_MAX}")
             )
             continue
-        if not scope.wants_group(name):
+        if not scope.wants_group(name, raw_group.email):
             continue
         members = _flatten(raw_group.id, by_id, memo)
         groups[raw_group.id] = Group(

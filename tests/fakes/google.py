@@ -19,7 +19,8 @@ reference (``admin.directory_v1`` discovery document) and its "Limits and Quotas
   customer id as id) and members from outside the domain (a USER row whose id has no user
   record, or an EXTERNAL row) are data like any other;
 * ``fields=`` trims the answer, and naming a field the resource lacks is 400;
-* every resource and every list carries an ``etag`` that changes when its content does;
+* every resource and every list carries an ``etag`` that changes when its content does, and
+  every response a ``Date`` by the fake's clock;
 * auth: a Bearer token from :mod:`tests.fakes.google_auth`; 401 without a live one; 403
   ``insufficientPermissions`` without a scope the call needs; 403 "Not Authorized to access
   this resource/api" when the token acts as nobody (no ``sub``) or as a user without admin rights;
@@ -30,7 +31,7 @@ reference (``admin.directory_v1`` discovery document) and its "Limits and Quotas
 Google rejects a group membership that would make a cycle; :meth:`FakeGoogle.add_member` does
 too, unless told ``allow_cycle=True`` (the connector must survive one all the same).
 Assumptions beyond the reference are marked **[assumed]**. The clock (:attr:`FakeGoogle.now`)
-only moves when a test calls :meth:`FakeGoogle.advance`.
+only moves when a test calls :meth:`FakeGoogle.advance` (or, ``live``, with the machine's).
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ import asyncio
 import itertools
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote
 
@@ -127,6 +130,10 @@ class FakeGoogle:
     :param api_url, token_uri, iam_url: where the three services are served (default: Google's).
     :param quota_per_minute: Directory queries per minute per impersonated user.
     :param max_concurrent: Directory requests in flight before 429 ``rateLimitExceeded`` (None: no limit).
+    :param live: the clock follows the machine's (for a client on real time, such as the CLI
+        over HTTP); otherwise it only moves by :meth:`advance`.
+
+    Set :attr:`refuse_derived` to make ``includeDerivedMembership=true`` answer 400.
     """
 
     def __init__(
@@ -140,12 +147,14 @@ class FakeGoogle:
         now: float = 1_750_000_000.0,
         quota_per_minute: int = 2400,
         max_concurrent: int | None = None,
+        live: bool = False,
     ) -> None:
         self.domain = domain
         self.customer_id = customer_id
         self.api_url = api_url.rstrip("/")
         self.iam_url = iam_url.rstrip("/")
-        self.now = now
+        self.live = live
+        self.now = time.time() if live else now
         self.quota_per_minute = quota_per_minute
         self.max_concurrent = max_concurrent
         self.auth = FakeAuthority(token_uri, self._is_user, lambda: self.now)
@@ -156,6 +165,7 @@ class FakeGoogle:
         self.responses: list[httpx2.Response] = []
         self.faults: list[Fault] = []
         self.before: Callable[[httpx2.Request], None] | None = None
+        self.refuse_derived = False
         self.in_flight = 0
         self.peak_in_flight = 0
         self._quota: dict[str, tuple[float, int]] = {}
@@ -370,10 +380,13 @@ class FakeGoogle:
 
     def handler(self, request: httpx2.Request) -> httpx2.Response:
         """Answer one request the way Google would (and record both)."""
+        if self.live:
+            self.now = max(self.now, time.time())
         self.requests.append(request)
         if self.before is not None:
             self.before(request)
         response = self._route(request)
+        response.headers["Date"] = formatdate(self.now, usegmt=True)
         self.responses.append(response)
         return response
 
@@ -635,6 +648,9 @@ class FakeGoogle:
         derived = params.get("includeDerivedMembership", "false")
         if derived not in {"true", "false"}:
             return error(400, f"Invalid value '{derived}'. Values must be true or false", "invalid")
+        if derived == "true" and self.refuse_derived:
+            # [assumed] how a refusal would look (GAM-team/GAM#1210: support called it unsupported).
+            return error(400, "Invalid Input: includeDerivedMembership", "invalid")
         rows = self.member_rows(group, derived=derived == "true")
         if "roles" in params:
             roles = {r.strip().upper() for r in params["roles"].split(",")}

@@ -72,7 +72,7 @@ def populate(fake: FakeGoogle, *, users: int = 2000, groups: int = 300, seed: in
             fake.add_member(top, middle)
             for leaf in range(2):
                 fake.add_member(middle, group(f"leaf-{t}-{m}-{leaf}", rng.randint(3, 15)))
-    domain.big = group("all-engineering", 260)
+    domain.big = group("all-engineering", min(260, users))
     a, b = group("cycle-a", 4), group("cycle-b", 4)
     fake.add_member(a, b)
     fake.add_member(b, a, allow_cycle=True)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx2
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from connectors.base import Deps
+from connectors.google import GoogleSettings, GoogleSource
+from syncd.model import SourceRead
 from tests.fakes.google import API_URL, DIRECTORY, READ_SCOPES, FakeGoogle
 from tests.fakes.google_auth import ServiceAccount, new_key
+from tests.reads import read as read  # re-exported: the tests import it from here too
 
 
 ADMIN = "admin@example.com"
@@ -101,3 +108,58 @@ def reason(response: httpx2.Response) -> str:
 def admin_token(fake: FakeGoogle, account: ServiceAccount, scopes: Iterable[str] = READ_SCOPES) -> str:
     """An access token of ``account`` acting as the admin, issued directly."""
     return fake.auth.issue(account.email, scopes, ADMIN)
+
+
+@dataclass
+class Clock:
+    """Our clock, the fake's; sleeping moves it at once and records the wait."""
+
+    fake: FakeGoogle
+    sleeps: list[float] = field(default_factory=list)
+
+    def now(self) -> float:
+        """The fake's clock."""
+        return self.fake.now
+
+    async def sleep(self, seconds: float) -> None:
+        """Record the wait, let that much time pass, and let other tasks run."""
+        self.sleeps.append(seconds)
+        self.fake.advance(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clock(fake: FakeGoogle) -> Clock:
+    """The connector's clock and sleeper."""
+    return Clock(fake)
+
+
+MakeSource = Callable[..., GoogleSource]
+
+
+@pytest.fixture
+async def make_source(fake: FakeGoogle, account: ServiceAccount, clock: Clock) -> AsyncIterator[MakeSource]:
+    """Build GoogleSources on the fake and the clock, with the account's key file unless told otherwise."""
+    sources: list[GoogleSource] = []
+
+    def make(**settings: Any) -> GoogleSource:
+        data: dict[str, Any] = {"admin_email": ADMIN, **settings}
+        if "service_account" not in settings:
+            data.setdefault("credentials", json.dumps(fake.auth.key_json(account)))
+        source = GoogleSource(
+            GoogleSettings.model_validate(data),
+            Deps(transport=fake.transport, clock=clock.now, sleep=clock.sleep, random=lambda: 0.5),
+        )
+        sources.append(source)
+        return source
+
+    yield make
+    for source in sources:
+        await source.aclose()
+
+
+def summary(result: SourceRead) -> tuple[dict[str, tuple[str | None, bool]], dict[str, frozenset[str]]]:
+    """A read as plain values: users by id (userName, active), groups by name (member ids)."""
+    users = {u.id: (u.user_name, u.active) for u in result.users}
+    groups = {str(g.name): frozenset(g.members) for g in result.groups}
+    return users, groups

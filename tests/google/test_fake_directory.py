@@ -37,6 +37,7 @@ async def test_lists_answer_in_the_kind_envelope_with_an_etag(fake: FakeGoogle, 
         "admin#directory#members",
     )
     assert all(body["etag"].startswith('"') for body in (users, groups, members))
+    assert fake.responses[-1].headers["date"].endswith("GMT")
     assert users["users"][0]["kind"] == "admin#directory#user"
     assert members["members"][0]["kind"] == "admin#directory#member"
 

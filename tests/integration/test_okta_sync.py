@@ -6,22 +6,20 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from syncd.cli import app
 from syncd.emulator import RunningEmulator
 from tests.conftest import TOKEN
 from tests.fakes.okta import FakeOkta
 from tests.fakes.serve import serve
+from tests.integration.cli import idc_view, runner, sync
 from tests.okta.conftest import expected
 
 
 OKTA_TOKEN = "00T-fake-ssws-token"
 BIG = {"users": 100_000, "groups": 100_000, "group-users": 100_000, "token": 1000, "other": 1000}
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -56,13 +54,6 @@ url = "sqlite:///{path / "syncd.db"}"
     return config
 
 
-def sync(config: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    result = runner.invoke(app, ["--log-level", "WARNING", "sync", "--config", str(config), "--json", *args])
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    assert lines, result.output
-    return result.exit_code, json.loads(lines[-1])
-
-
 def big_org(fake: FakeOkta) -> list[str]:
     rng = random.Random(11)
     statuses = ["ACTIVE"] * 90 + ["SUSPENDED"] * 5 + ["DEPROVISIONED"] * 3 + ["STAGED"] * 2
@@ -77,14 +68,6 @@ def big_org(fake: FakeOkta) -> list[str]:
         size = 450 if g < 5 else 230 if g < 10 else rng.randint(1, 40)
         fake.add_member(group, *rng.sample(users, size))
     return users
-
-
-def idc_view(emu: RunningEmulator) -> tuple[dict[str, tuple[str, bool]], dict[str, frozenset[str]]]:
-    """Identity Center's users by externalId (userName, active) and groups by name (member externalIds)."""
-    by_id = {u["id"]: u["externalId"] for u in emu.state.users}
-    users = {u["externalId"]: (u["userName"], u["active"]) for u in emu.state.users}
-    groups = {g["displayName"]: frozenset(by_id[m] for m in emu.state.members(g["id"])) for g in emu.state.groups}
-    return users, groups
 
 
 @pytest.fixture

@@ -15,11 +15,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from connectors.base import Deps, ReadContext
+from connectors.base import Deps
 from connectors.okta import OktaSettings, OktaSource
 from syncd.model import SourceRead
 from syncd.normalise import Scope
 from tests.fakes.okta import FakeOkta
+from tests.reads import read as read  # re-exported: the tests import it from here too
 
 
 @pytest.fixture
@@ -117,18 +118,6 @@ async def make_source(fake: FakeOkta, clock: Clock) -> AsyncIterator[MakeSource]
 
 
 Read = Callable[..., Awaitable[SourceRead]]
-
-
-async def read(
-    source: OktaSource,
-    *,
-    groups: tuple[str, ...] | None = None,
-    users: str = "all",
-    full: bool = True,
-    state: dict[str, Any] | None = None,
-) -> SourceRead:
-    """One read, the way the engine asks for it."""
-    return await source.read(ReadContext(Scope(groups=groups, users=users), full=full, state=state or {}))
 
 
 def summary(

@@ -106,6 +106,17 @@ class TestBuildSnapshot:
         snapshot = build_snapshot(read, Scope(groups=("aws-*",)))
         assert (["g1"], ["1"]) == (list(snapshot.groups), list(snapshot.users))
 
+    def test_group_globs_also_match_a_groups_email(self) -> None:
+        """A group whose email matches a glob is synced though its name does not match."""
+        read = SourceRead(
+            users=[SourceUser("1", user_name="u1", display_name="A B")],
+            groups=[
+                SourceGroup("g1", name="Readers", email="aws-readers@example.com", members=("1",)),
+                SourceGroup("g2", name="Sales", email="sales@example.com", members=("1",)),
+            ],
+        )
+        assert ["g1"] == list(build_snapshot(read, Scope(groups=("aws-*",))).groups)
+
     def test_users_all_keeps_non_members(self) -> None:
         """With users = "all", users in no synced group are still synced."""
         read = SourceRead(users=[SourceUser("1", user_name="u1", display_name="A B")], groups=[])
