@@ -6,7 +6,8 @@ Threads, and who does what:
   (``signal.set_wakeup_fd``), pings systemd's watchdog, and runs the shutdown.
 * **scheduler** (APScheduler 3 ``BackgroundScheduler``): one ``sync`` job, on an interval, with
   ``max_instances=1``: a run that falls due while one is going is skipped and counted, never
-  queued. Each run gets a fresh engine and event loop (``asyncio.run``) in the job's worker.
+  queued (one that falls due once the run has ended, while its job is returning, starts as soon
+  as the job has returned). Each run gets a fresh engine and event loop (``asyncio.run``) in the job's worker.
   A run is a full resync when one is due (every ``full_resync_every`` since the start of the last
   successful one, or at each ``full_resync_cron`` time); the job is pulled forward to that time.
 * **control** (every heartbeat, 0.5–10 s): checks leadership (:mod:`syncd.leader`), takes over
@@ -37,7 +38,13 @@ from types import FrameType
 from typing import Any
 
 import structlog
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_SUBMITTED,
+    JobExecutionEvent,
+)
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -113,6 +120,12 @@ class Daemon:
         self._state_lock = threading.Lock()
         self._control_lock = threading.Lock()
         self._closing = False
+        # The sync job's life, as the scheduler sees it (under _job_lock): the scheduler counts a
+        # job as running until it has returned, a moment after the run itself has ended.
+        self._job_lock = threading.Lock()
+        self._job_busy = False  # submitted and not yet returned
+        self._job_ended = True  # the run's work is over (only the job's return is pending)
+        self._job_again = False  # a run fell due after the work ended: start it once the job returns
         self._current: _Current | None = None
         self._next_full: datetime | None = None
         self._since = _now()
@@ -228,8 +241,9 @@ class Daemon:
             executor="control",
             next_run_time=now + timedelta(seconds=self.heartbeat),
         )
+        scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
         scheduler.add_listener(self._on_skip, EVENT_JOB_MAX_INSTANCES)
-        scheduler.add_listener(self._on_error, EVENT_JOB_ERROR)
+        scheduler.add_listener(self._on_returned, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         return scheduler
 
     def _loop(self) -> int:
@@ -311,6 +325,7 @@ class Daemon:
                 return
             self._run(full=self._full_due())
         finally:
+            self._end_of_run()
             self._run_lock.release()
             self._post(_WAKE)
 
@@ -327,6 +342,7 @@ class Daemon:
             return
         finally:
             self.metrics.in_progress.set(0)
+            self._end_of_run()
         self.metrics.observe(result, target_statuses=target_statuses, source_statuses=source_statuses)
         if full and result.status == "ok" and not result.dry_run:
             self._next_full = self._compute_next_full()
@@ -359,7 +375,7 @@ class Daemon:
         if current is None:
             return
         with contextlib.suppress(RuntimeError):  # the loop already closed: the run has ended
-            current.loop.call_soon_threadsafe(current.engine.request_stop)
+            current.loop.call_soon_threadsafe(_stop_engine, current.engine)
 
     def _run_now(self, why: str) -> None:
         if self.leadership is None or not self.leadership.is_leader:
@@ -374,12 +390,43 @@ class Daemon:
         self.metrics.skipped.labels(mode).inc()
         log.info("run.skipped", mode=mode, reason=reason)
 
-    def _on_skip(self, event: Any) -> None:
-        if event.job_id == "sync":
-            self._count_skip("the previous run is still going")
+    def _end_of_run(self) -> None:
+        """The run is over (what follows is bookkeeping): a run that falls due from now on is started next."""
+        with self._job_lock:
+            self._job_ended = True
 
-    def _on_error(self, event: JobExecutionEvent) -> None:
-        log.error("job.failed", job=event.job_id, error=repr(event.exception))
+    def _on_submitted(self, event: Any) -> None:
+        if event.job_id == "sync":
+            with self._job_lock:
+                self._job_busy, self._job_ended, self._job_again = True, False, False
+
+    def _on_skip(self, event: Any) -> None:
+        """A run fell due while the scheduler counts the job as running: skip it, unless the run has ended.
+
+        Between the end of a run and its job's return the scheduler still refuses a new
+        instance; a run asked for then (SIGHUP, or the interval) is started as soon as it returns.
+        """
+        if event.job_id != "sync":
+            return
+        with self._job_lock:
+            ended, busy = self._job_ended, self._job_busy
+            if ended and busy:
+                self._job_again = True
+        if not ended:
+            self._count_skip("the previous run is still going")
+        elif not busy:  # the job returned while this skip was being reported
+            self._run_now("due as the previous run ended")
+
+    def _on_returned(self, event: JobExecutionEvent) -> None:
+        if event.exception is not None:
+            log.error("job.failed", job=event.job_id, error=repr(event.exception))
+        if event.job_id != "sync":
+            return
+        with self._job_lock:
+            self._job_busy = False
+            again, self._job_again = self._job_again, False
+        if again and not self._stopping.is_set():
+            self._run_now("due as the previous run ended")
 
     # ----- full resync schedule
 
@@ -566,6 +613,12 @@ def warn_token_expiry(expires: date, now: datetime | None = None) -> str | None:
         )
         return "warning"
     return None
+
+
+def _stop_engine(engine: Engine) -> None:
+    """In the run's event loop: from here on the run starts no new change."""
+    engine.request_stop()
+    log.info("run.stop_requested", action="letting the changes in flight land; starting no new one")
 
 
 def _record_only(signum: int, frame: FrameType | None) -> None:

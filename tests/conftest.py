@@ -141,18 +141,58 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
-def writes_reached(emu: RunningEmulator, count: int) -> threading.Event:
-    """An event set once the emulator has answered ``count`` writes."""
-    reached = threading.Event()
-    record = emu.stats.record
+class WriteGate:
+    """Holds the emulator's answers from its ``after``-th write on, until :meth:`release`.
 
-    def counting(method: str, kind: str, status: int) -> None:
-        record(method, kind, status)
-        if emu.stats.writes >= count:
-            reached.set()
+    Each held write has landed in Identity Center but its answer waits, so the run that sent it
+    is caught midway for as long as the test needs: the test waits on :attr:`reached` (a write
+    is held) and then on whatever it checks, never on a time gap. Every held answer is sent at
+    :meth:`release`, which a test calls once it has looked (the fixture's end calls it too).
+    """
 
-    emu.stats.record = counting  # type: ignore[method-assign]
-    return reached
+    HOLD_LIMIT = 300.0  # only a test that never released would wait this long
+
+    def __init__(self, emu: RunningEmulator, after: int) -> None:
+        self.reached = threading.Event()
+        """Set once a write is being held."""
+        self._open = threading.Event()
+        record = emu.stats.record
+
+        def holding(method: str, kind: str, status: int) -> None:
+            record(method, kind, status)
+            if method != "GET" and emu.stats.writes >= after and not self._open.is_set():
+                self.reached.set()
+                self._open.wait(self.HOLD_LIMIT)
+
+        emu.stats.record = holding  # type: ignore[method-assign]
+
+    @property
+    def released(self) -> bool:
+        """True once :meth:`release` was called."""
+        return self._open.is_set()
+
+    def release(self) -> None:
+        """Send every held answer, and hold no more."""
+        self._open.set()
+
+
+Hold = Callable[[RunningEmulator, int], WriteGate]
+"""The type of the ``hold_writes`` fixture: ``hold_writes(emu, after)`` makes a WriteGate."""
+
+
+@pytest.fixture
+def hold_writes() -> Iterator[Hold]:
+    """Make :class:`WriteGate` s; any still closed at the end of the test is released."""
+    gates: list[WriteGate] = []
+
+    def make(emu: RunningEmulator, after: int) -> WriteGate:
+        gate = WriteGate(emu, after)
+        gates.append(gate)
+        return gate
+
+    yield make
+    for gate in gates:
+        gate.release()
 
 
 @pytest.fixture

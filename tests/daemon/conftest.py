@@ -1,7 +1,9 @@
 """Fixtures for the daemon tests: `syncd run` in a thread or a subprocess, HTTP probes, PostgreSQL.
 
 Nothing here sleeps for a fixed time: waits are on events, pipes, or a bounded poll of a
-condition (:func:`wait_for`).
+condition (:func:`wait_for`). Every bound is :data:`PATIENCE`: it only ends a test that hung, and
+is never a speed requirement (a busy two-core machine may take seconds over what takes
+milliseconds alone).
 """
 
 from __future__ import annotations
@@ -25,16 +27,18 @@ import sqlalchemy as sa
 from syncd import config as config_module
 from syncd.cache import Cache
 from syncd.daemon import Daemon
-from syncd.emulator import running_emulator
 from syncd.state import RunRecord
-from tests.conftest import TOKEN, Workspace
+from tests.conftest import TOKEN
 from tests.pg import throwaway_database
 
 
 T = TypeVar("T")
 
+PATIENCE = 120.0
+"""Seconds any wait may take before the test is declared hung (the wait itself ends on its condition)."""
 
-def wait_for(condition: Callable[[], T | None], timeout: float = 20.0, what: str = "the condition") -> T:
+
+def wait_for(condition: Callable[[], T | None], timeout: float = PATIENCE, what: str = "the condition") -> T:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
     pause = threading.Event()
     deadline = time.monotonic() + timeout
@@ -103,7 +107,7 @@ class ThreadDaemon:
 
     def start(self) -> ThreadDaemon:
         self.thread.start()
-        assert self.daemon.started.wait(20), "the daemon did not start"
+        assert self.daemon.started.wait(PATIENCE), "the daemon did not start"
         if self.error is not None:
             raise self.error
         return self
@@ -113,8 +117,13 @@ class ThreadDaemon:
         assert self.daemon.http is not None
         return self.daemon.http.port
 
-    def stop(self, timeout: float = 30) -> int | None:
+    def stop(self, timeout: float = PATIENCE) -> int | None:
+        """Stop as SIGTERM does and wait for serve() to return; its exit code."""
         self.daemon.stop()
+        return self.join(timeout)
+
+    def join(self, timeout: float = PATIENCE) -> int | None:
+        """Wait for serve() to return (after a stop already asked for); its exit code."""
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "the daemon did not stop"
         return self.code
@@ -156,7 +165,7 @@ class Proc:
     def signal(self, signum: int) -> None:
         self.popen.send_signal(signum)
 
-    def wait(self, timeout: float = 30) -> int:
+    def wait(self, timeout: float = PATIENCE) -> int:
         try:
             return self.popen.wait(timeout)
         finally:
@@ -166,10 +175,14 @@ class Proc:
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
+    def logged(self, event: str) -> dict[str, Any] | None:
+        """The first JSON log line of ``event`` the process has written so far, or None."""
+        return next((e for e in json_lines(self.output()) if e.get("event") == event), None)
+
     def kill(self) -> None:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGKILL)
-            self.popen.wait(30)
+            self.popen.wait(PATIENCE)
         self._log_file.close()
 
 
@@ -188,15 +201,6 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     yield start
     for proc in procs:
         proc.kill()
-
-
-@pytest.fixture
-def slow_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
-    """A workspace whose emulator answers each request after 20 ms, so a run can be caught midway."""
-    monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", TOKEN)
-    monkeypatch.delenv("SYNCD_CONFIG", raising=False)
-    with running_emulator(token=TOKEN, latency=0.02) as emu:
-        yield Workspace(tmp_path, emu)
 
 
 @pytest.fixture(scope="session")

@@ -6,18 +6,14 @@ import json
 import signal
 import socket
 import struct
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from syncd.cli import app
-from syncd.emulator import running_emulator
-from tests.conftest import TOKEN, Workspace, writes_reached
-from tests.daemon.conftest import Proc, free_port, json_lines, metric, probe, runs, schedule, wait_for
+from tests.conftest import Hold, Workspace
+from tests.daemon.conftest import PATIENCE, Proc, free_port, json_lines, metric, probe, runs, schedule, wait_for
 from tests.integration.test_cli_sync import sync
 
 
@@ -31,7 +27,7 @@ class NotifySocket:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.bind("\0" + name)
-        self.sock.settimeout(20)
+        self.sock.settimeout(PATIENCE)
         self.address = "@" + name
 
     def until(self, field: str) -> set[int]:
@@ -69,25 +65,27 @@ def test_run_syncs_serves_the_endpoints_and_stops_on_sigterm(
         assert 'syncd_changes_total{kind="users_created"} 5.0' in page
         proc.signal(signal.SIGTERM)
         notify.until("STOPPING=1")
-        assert 0 == proc.wait(30)
+        assert 0 == proc.wait()
     assert {"daemon.started", "daemon.stopping", "daemon.stopped"} <= {e["event"] for e in json_lines(proc.output())}
     assert probe(port, "/healthz") is None, "the port is closed after exit"
 
 
 def test_sigterm_mid_run_exits_0_and_the_next_run_converges(
-    slow_workspace: Workspace, directory: Callable[..., dict[str, Any]], spawn: Spawn
+    workspace: Workspace, directory: Callable[..., dict[str, Any]], spawn: Spawn, hold_writes: Hold
 ) -> None:
     """SIGTERM in the middle of a run: exit 0, the run is recorded interrupted, and the next sync has no duplicates."""
-    ws = slow_workspace
+    ws = workspace
     ws.write(directory(80, {"eng": list(range(0, 80, 2))}))
-    ws.configure(schedule(interval="1h", listen=f"127.0.0.1:{free_port()}"), rps=40)
-    midway = writes_reached(ws.emu, 30)
+    ws.configure(schedule(interval="1h", listen=f"127.0.0.1:{free_port()}"))
+    gate = hold_writes(ws.emu, 30)
     proc = spawn(ws.config)
-    assert midway.wait(30), "the run never reached 30 writes"
+    assert gate.reached.wait(PATIENCE), "the run never reached 30 writes"
     proc.signal(signal.SIGTERM)
-    assert 0 == proc.wait(30)
+    wait_for(lambda: proc.logged("run.stop_requested"), what="the run to be told to stop")
+    gate.release()
+    assert 0 == proc.wait()
     assert ["interrupted"] == [r.status for r in runs(ws.cache_url)]
-    assert 0 < len(ws.emu.state.users) < 80, "the stop should land in the middle of the run"
+    assert 30 <= len(ws.emu.state.users) < 80, "the stop lands in the middle of the run"
 
     code, out = sync(ws)
     assert (0, "ok") == (code, out["status"])
@@ -97,23 +95,20 @@ def test_sigterm_mid_run_exits_0_and_the_next_run_converges(
 
 
 def test_a_run_that_outlives_shutdown_timeout_exits_1(
-    tmp_path: Path, directory: Callable[..., dict[str, Any]], spawn: Spawn, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, directory: Callable[..., dict[str, Any]], spawn: Spawn, hold_writes: Hold
 ) -> None:
     """If the changes in flight do not land within shutdown_timeout the process still ends, with exit 1."""
-    monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", TOKEN)
-    with running_emulator(token=TOKEN, latency=5) as emu:
-        ws = Workspace(tmp_path, emu)
-        ws.write(directory(3))
-        port = free_port()
-        ws.configure(schedule(interval="1h", shutdown_timeout="0.5s", listen=f"127.0.0.1:{port}"))
-        proc = spawn(ws.config)
-        # The emulator counts a request before its 5 s latency: a write is then in flight.
-        wait_for(lambda: emu.stats.writes >= 1, what="a write to be in flight")
-        began = time.monotonic()
-        proc.signal(signal.SIGTERM)
-        assert 1 == proc.wait(30)
-        assert time.monotonic() - began < 4, "the process must not wait for the 5 s answers"
-        assert "did not end within shutdown_timeout" in proc.output()
+    ws = workspace
+    ws.write(directory(3))
+    ws.configure(schedule(interval="1h", shutdown_timeout="0.5s", listen=f"127.0.0.1:{free_port()}"))
+    gate = hold_writes(ws.emu, 1)  # the first write lands, and its answer is held until the process is gone
+    proc = spawn(ws.config)
+    assert gate.reached.wait(PATIENCE), "no write was sent"
+    proc.signal(signal.SIGTERM)
+    assert 1 == proc.wait()
+    assert not gate.released, "the process ended while its write was still unanswered"
+    gate.release()
+    assert "did not end within shutdown_timeout" in proc.output()
     assert ["running"] == [r.status for r in runs(ws.cache_url)]  # the next start marks it interrupted
 
 
@@ -162,7 +157,7 @@ def test_sighup_runs_now_and_status_names_the_leader(
 
     workspace.write(directory(3))
     proc.signal(signal.SIGHUP)
-    wait_for(lambda: len(workspace.emu.state.users) == 3, timeout=10, what="the run SIGHUP asked for")
+    wait_for(lambda: len(workspace.emu.state.users) == 3, what="the run SIGHUP asked for")
     proc.signal(signal.SIGINT)
-    assert 0 == proc.wait(30)
+    assert 0 == proc.wait()
     assert (None, None) == (status()["leader"], status()["next_run"])

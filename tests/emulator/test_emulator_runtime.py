@@ -20,14 +20,16 @@ AUTH = {"Authorization": "Bearer emulator-test-token"}
 
 
 class TestThrottle:
-    def test_burst_over_5_rps_gets_429s(self, aws_error: ErrorCheck) -> None:
-        """At 5 requests/s a burst of 20 requests gets 429 ThrottlingException answers without Retry-After."""
-        with running_emulator(token="emulator-test-token", requests_per_second=5) as emu:
+    def test_a_burst_over_the_rate_gets_429s(self, aws_error: ErrorCheck) -> None:
+        """Over the rate, a burst of 20 requests gets 429 ThrottlingException answers without Retry-After."""
+        # At 1 request/s (a bucket of one) the burst is over the rate unless 20 requests took
+        # over 10 s; the bucket's own arithmetic is checked with a fake clock below.
+        with running_emulator(token="emulator-test-token", requests_per_second=1) as emu:
             with httpx2.Client(base_url=emu.url, headers=AUTH) as client:
                 responses = [client.get("Users") for _ in range(20)]
             statuses = [r.status_code for r in responses]
             assert set(statuses) == {200, 429}
-            assert statuses[:5] == [200] * 5
+            assert 200 == statuses[0]
             assert statuses.count(429) >= 10
             throttled = next(r for r in responses if r.status_code == 429)
             aws_error(throttled, 429)

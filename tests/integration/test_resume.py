@@ -14,25 +14,15 @@ from syncd.cache import Cache
 from syncd.emulator import running_emulator
 from syncd.errors import CacheError
 from syncd.state import AuditEntry, CachedUser
-from tests.conftest import TOKEN, Workspace, make_directory, writes_reached
+from tests.conftest import TOKEN, Hold, Workspace, make_directory
 from tests.integration.test_cli_sync import emulator_view, sync
 
 
-@pytest.fixture
-def slow_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    """A workspace whose emulator answers slowly, so a run can be killed in the middle."""
-    monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", TOKEN)
-    with running_emulator(token=TOKEN, latency=0.02) as emu:
-        ws = Workspace(tmp_path, emu)
-        ws.configure(rps=40)
-        yield ws
-
-
-def test_killed_run_resumes_without_duplicates(slow_workspace: Workspace) -> None:
+def test_killed_run_resumes_without_duplicates(workspace: Workspace, hold_writes: Hold) -> None:
     """A sync killed with SIGKILL mid-run is finished by the next run: no duplicate, nothing missing."""
-    ws = slow_workspace
+    ws = workspace
     ws.write(make_directory(80, {"eng": list(range(0, 80, 2)), "ops": list(range(1, 80, 2))}))
-    enough = writes_reached(ws.emu, 30)
+    gate = hold_writes(ws.emu, 30)  # the run is held at its 30th write while it is killed
     env = {**os.environ, "SYNCD_TEST_SCIM_TOKEN": TOKEN}
     proc = subprocess.Popen(
         [sys.executable, "-m", "syncd", "--log-level", "WARNING", "sync", "--config", str(ws.config)],
@@ -41,11 +31,12 @@ def test_killed_run_resumes_without_duplicates(slow_workspace: Workspace) -> Non
         stderr=subprocess.DEVNULL,
     )
     try:
-        assert enough.wait(timeout=60), "the run never reached 30 writes"
+        assert gate.reached.wait(timeout=120), "the run never reached 30 writes"
         proc.send_signal(signal.SIGKILL)
     finally:
-        proc.wait(timeout=30)
-    assert 0 < len(ws.emu.state.users) < 80, "the kill should land in the middle of the user phase"
+        proc.wait(timeout=120)
+        gate.release()
+    assert 30 <= len(ws.emu.state.users) < 80, "the kill lands in the middle of the user phase"
 
     code, out = sync(ws)
     assert (0, "ok") == (code, out["status"])
