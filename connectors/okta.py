@@ -240,6 +240,7 @@ class OktaSource:
             headers={"User-Agent": "syncd-okta-connector"},
         )
         self._pager = LinkHeader("Okta")
+        self.stats: RequestStats = self._http.stats  # by status; a failed read leaves its requests here
         self._oauth: OAuthToken | None = None
         if settings.token is not None:
             self._http.auth = StaticToken(settings.token, "SSWS")  # "Core Okta API › Authentication"
@@ -253,16 +254,6 @@ class OktaSource:
                 self._http, f"{settings.url}/oauth2/v1/token", grant, clock=deps.clock, explain=self._refusal
             )
             self._http.auth = self._oauth
-
-    @property
-    def requests(self) -> int:
-        """HTTP requests sent since this source was built (token requests and retries included)."""
-        return self._http.requests
-
-    @property
-    def stats(self) -> RequestStats:
-        """Those requests by HTTP status; a failed read leaves its requests here."""
-        return self._http.stats
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

@@ -12,7 +12,7 @@ import httpx2
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from connectors.kit import SigningKey, load_signing_key
-from syncd.durations import Duration
+from syncd.durations import PositiveDuration
 from syncd.secrets import Secret
 
 
@@ -41,7 +41,7 @@ class OktaSettings(BaseModel):
     )
     key_id: str | None = Field(None, description="kid of the key registered with the app (JWK kid by default).")
     scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
-    full_read_every: Duration = Field(timedelta(hours=24), description='e.g. "30s", "15m", "24h", "7d".')
+    full_read_every: PositiveDuration = Field(timedelta(hours=24), description='e.g. "30s", "15m", "24h", "7d".')
     include_staged: bool = Field(False, description="Sync STAGED/PROVISIONED users, disabled.")
     system_log: bool = Field(
         False, description="Read deletions from the System Log on incremental reads (OAuth: scope okta.logs.read)."
@@ -62,13 +62,6 @@ class OktaSettings(BaseModel):
         if "-admin." in parsed.host:
             raise ValueError("url must be the org URL (https://acme.okta.com), not the Admin Console's -admin URL")
         return url
-
-    @field_validator("full_read_every")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("full_read_every must be longer than zero, e.g. 24h")
-        return value
 
     @model_validator(mode="after")
     def _one_auth_method(self) -> OktaSettings:

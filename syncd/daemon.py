@@ -364,7 +364,7 @@ class Daemon:
             finally:
                 with self._state_lock:
                     self._current = None
-            # Connectors count requests but, so far, not by status; one that keeps RequestStats is used.
+            # A source that keeps RequestStats (every kit connector) has its requests labelled by status.
             source_by_status = getattr(getattr(engine.source, "stats", None), "by_status", None)
             source_statuses = dict(source_by_status) if source_by_status is not None else None
             return result, dict(engine.target.stats.by_status), source_statuses

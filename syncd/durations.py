@@ -11,10 +11,10 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 
-__all__ = ["Duration", "format_duration", "parse_duration"]
+__all__ = ["Duration", "PositiveDuration", "format_duration", "parse_duration"]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -53,6 +53,16 @@ def _before(value: Any) -> Any:
 
 Duration = Annotated[timedelta, BeforeValidator(_before)]
 """A ``timedelta`` setting written like ``"30s"``, ``"15m"``, ``"24h"`` or ``"7d"``."""
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero, e.g. 24h")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+"""A :data:`Duration` that must be longer than zero (e.g. how often to read in full)."""
 
 
 def format_duration(value: timedelta | float) -> str:

@@ -106,6 +106,11 @@ class Grant(Protocol):
         ...
 
 
+def _client_credentials(scopes: Sequence[str], **fields: str) -> dict[str, str]:
+    """A client credentials form (RFC 6749 §4.4.2): the grant type, the scope if any, ``fields``."""
+    return {"grant_type": "client_credentials", **({"scope": " ".join(scopes)} if scopes else {}), **fields}
+
+
 def _claims(issuer: str, subject: str, audience: str, now: float, lifetime: int) -> dict[str, Any]:
     at = int(now)
     return {"iss": issuer, "sub": subject, "aud": audience, "iat": at, "exp": at + lifetime, "jti": uuid.uuid4().hex}
@@ -125,11 +130,9 @@ class PrivateKeyJwt:
     async def form(self, token_url: str, now: float) -> dict[str, str]:
         """``grant_type=client_credentials`` with ``client_assertion``."""
         claims = _claims(self.client, self.client, self.audience or token_url, now, self.lifetime)
-        body = {"grant_type": "client_credentials"}
-        if self.scopes:
-            body["scope"] = " ".join(self.scopes)
-        body |= {"client_assertion_type": CLIENT_ASSERTION_TYPE, "client_assertion": await self.signer.sign(claims)}
-        return body | dict(self.extra)
+        assertion = await self.signer.sign(claims)
+        form = _client_credentials(self.scopes, client_assertion_type=CLIENT_ASSERTION_TYPE, client_assertion=assertion)
+        return form | dict(self.extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +164,7 @@ class ClientSecret:
 
     async def form(self, token_url: str, now: float) -> dict[str, str]:
         """``grant_type=client_credentials`` with ``client_id`` and ``client_secret``."""
-        body = {"grant_type": "client_credentials", "client_id": self.client}
-        if self.scopes:
-            body["scope"] = " ".join(self.scopes)
-        return body | {"client_secret": self.secret.get_secret_value()}
+        return _client_credentials(self.scopes, client_id=self.client, client_secret=self.secret.get_secret_value())
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +183,9 @@ class FederatedAssertion:
             raise SourceAuthError(f"cannot read the federated token file {self.path}: {exc.strerror}") from None
         if not assertion:
             raise SourceAuthError(f"the federated token file {self.path} is empty")
-        body = {"grant_type": "client_credentials", "client_id": self.client}
-        if self.scopes:
-            body["scope"] = " ".join(self.scopes)
-        return body | {"client_assertion_type": CLIENT_ASSERTION_TYPE, "client_assertion": assertion}
+        return _client_credentials(
+            self.scopes, client_id=self.client, client_assertion_type=CLIENT_ASSERTION_TYPE, client_assertion=assertion
+        )
 
 
 def _refused(provider: str, client: str) -> Callable[[int, Mapping[str, Any]], SourceError]:

@@ -6,30 +6,17 @@ from typing import Any
 
 import httpx2
 import pytest
-import stamina
 
 from connectors.base import Deps, ReadContext
 from syncd.errors import SourceAuthError
 from syncd.model import SourceRead
 from syncd.normalise import Scope
+from tests.kit.conftest import Sleeps
 from tests.kit.connector import ACME, AcmeSettings, AcmeSource
 from tests.kit.fake_acme import FakeAcme
 
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> None:
-    """Waits go through the recorded sleep here: stamina's test mode stays off."""
-    stamina.set_testing(False)
-
-
-class Sleeps(list[float]):
-    """Records waits instead of waiting."""
-
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 def _source(fake: FakeAcme, sleeps: Sleeps | None = None, **settings: Any) -> AcmeSource:

@@ -10,19 +10,12 @@ from typing import Any
 
 import httpx2
 import pytest
-import stamina
 
 from connectors.base import Deps
 from connectors.kit import Http, ODataLinks, RateLimitHeaders, collect, next_link, rate_limit, server_time
 from syncd.aio import bounded
 from syncd.durations import parse_duration
 from syncd.errors import SourceError
-
-
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> None:
-    """Waits go through the recorder here, so stamina's test mode (fixed retry counts) stays off."""
-    stamina.set_testing(False)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs
 import httpx2
 import jwt
 import pytest
-import stamina
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
 
@@ -36,23 +35,11 @@ from connectors.kit import (
 )
 from syncd.errors import SourceAuthError, SourceError
 from syncd.normalise import Scope
+from tests.kit.conftest import Sleeps
 
 
 pytestmark = pytest.mark.anyio
 TOKEN_URL = "https://login.example/token"
-
-
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> None:
-    """Waits are recorded here: stamina's test mode stays off."""
-    stamina.set_testing(False)
-
-
-class Sleeps(list[float]):
-    """Records waits instead of waiting."""
-
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 def _http(handler: Callable[[httpx2.Request], httpx2.Response], limits: Limits | None = None) -> tuple[Http, Sleeps]:
