@@ -198,6 +198,64 @@ class Assignment:
         return f"{self.group_name or self.group} → {ps} @ {account}"
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class ApplicationAssignment:
+    """A group's access to an Identity Center application (a SAML 2.0 or AWS managed app).
+
+    ``group`` is the group's source id; the names are for people to read and may be empty.
+    """
+
+    group: str
+    application_arn: str
+    group_name: str = field(default="", compare=False)
+    application_name: str = field(default="", compare=False)
+
+    def describe(self) -> str:
+        """``group → application name``."""
+        app = self.application_name or self.application_arn.rsplit("/", 1)[-1]
+        return f"{self.group_name or self.group} → application {app}"
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionSetSpec:
+    """What a permission set holds, in the form AWS reports it, so that two specs compare equal
+    exactly when AWS would need no write.
+
+    ``managed_policies`` are ARNs; ``customer_managed_policies`` are (name, path) pairs;
+    ``inline_policy`` is canonical JSON text or None; ``permissions_boundary`` is a managed
+    policy ARN, a (name, path) pair, or None; ``tags`` are sorted (key, value) pairs.
+    """
+
+    name: str
+    description: str | None = None
+    session_duration: str = "PT1H"
+    relay_state: str | None = None
+    managed_policies: frozenset[str] = frozenset()
+    customer_managed_policies: frozenset[tuple[str, str]] = frozenset()
+    inline_policy: str | None = None
+    permissions_boundary: str | tuple[str, str] | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionSetChange:
+    """A permission set syncd creates, updates, re-provisions or deletes.
+
+    ``spec`` is what the config wants (None for a delete); ``current`` what AWS holds (None for
+    a create); ``accounts`` the accounts a re-provisioning reaches (empty: all it is on).
+    """
+
+    name: str
+    arn: str | None = None
+    spec: PermissionSetSpec | None = None
+    current: PermissionSetSpec | None = None
+    accounts: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """``permission set NAME``."""
+        return f"permission set {self.name}"
+
+
 @dataclass(slots=True)
 class Snapshot:
     """The normalised directory: what Identity Center should hold after the run."""

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import Insert
 
 from syncd.cache import migrate
+from syncd.cache.access_records import AccessRecords
 from syncd.cache.engine import (
     DEFAULT_URL,
     SQLITE_BEGIN_OPTION,
@@ -142,7 +143,7 @@ class _Statements:
         return cls._insert(dialect, table).on_conflict_do_nothing()
 
 
-class Cache:
+class Cache(AccessRecords):
     """What syncd pushed to Identity Center, its runs, its audit trail and small named values.
 
     Open with :meth:`open`; use as a context manager or call :meth:`close`. Methods raise

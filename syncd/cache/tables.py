@@ -33,12 +33,14 @@ from sqlalchemy import (
 __all__ = [
     "NAMING_CONVENTION",
     "UTCDateTime",
+    "application_assignments",
     "assignments",
     "audit",
     "groups",
     "kv",
     "memberships",
     "metadata",
+    "permission_sets",
     "runs",
     "users",
 ]
@@ -156,6 +158,33 @@ assignments = Table(
 No foreign key to ``groups``: a group's rows outlive its cache entry until syncd has deleted
 its assignments in AWS, and an assignment made by hand is never recorded here. The names are
 for people to read (plan, audit, status) and are refreshed whenever the row is written.
+"""
+
+permission_sets = Table(
+    "permission_sets",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("arn", String, nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+"""Permission sets syncd created (``origin`` "created") or took over with ``adopt = true``
+("adopted"): the only ones it ever updates or deletes. Control Tower's and hand-made ones are
+never recorded here.
+"""
+
+application_assignments = Table(
+    "application_assignments",
+    metadata,
+    Column("group_source_id", String, primary_key=True),
+    Column("application_arn", String, primary_key=True),
+    Column("group_name", String, nullable=False),
+    Column("application_name", String, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+"""Application assignments syncd created (group → application): the only ones it ever deletes.
+Like ``assignments``, no foreign key to ``groups``: the rows outlive the group's cache entry
+until syncd has deleted them in AWS.
 """
 
 runs = Table(
