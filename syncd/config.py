@@ -25,7 +25,7 @@ from pydantic_settings import (
 )
 
 from connectors import base as connectors
-from syncd.assignments.config import AssignmentRule, AwsConfig
+from syncd.assignments.config import ApplicationRule, AssignmentRule, AwsConfig, PermissionSetConfig
 from syncd.durations import Duration
 from syncd.errors import ConfigError
 from syncd.guard import Limit
@@ -197,6 +197,20 @@ class Settings(BaseSettings):
     http: HttpConfig = HttpConfig()
     aws: AwsConfig = AwsConfig()
     assignments: list[AssignmentRule] = []
+    permission_sets: list[PermissionSetConfig] = []
+    applications: list[ApplicationRule] = []
+
+    @model_validator(mode="after")
+    def _unique_permission_sets(self) -> Settings:
+        seen: dict[str, int] = {}
+        for index, ps in enumerate(self.permission_sets):
+            if ps.name.casefold() in seen:
+                raise ValueError(
+                    f"permission_sets.{index}.name: {ps.name!r} is defined twice"
+                    f" (also permission_sets.{seen[ps.name.casefold()]}); permission set names are unique"
+                )
+            seen[ps.name.casefold()] = index
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -260,6 +274,11 @@ def load(path: Path | None = None, **overrides: Any) -> Settings:
             f"use one of: {', '.join(connectors.names())}"
         ) from None
     settings.connector_settings()
+    for index, permission_set in enumerate(settings.permission_sets):
+        try:
+            permission_set.read_inline_policy(toml_path.parent)
+        except ValueError as exc:
+            raise ConfigError(f"{toml_path}: invalid configuration:\n  permission_sets.{index}.{exc}") from None
     return settings
 
 

@@ -89,11 +89,12 @@ class CacheLike(Protocol):
 
 
 class Assigner(Protocol):
-    """Turns synced groups into account assignments (see :mod:`syncd.assignments`).
+    """Turns synced groups into AWS access (see :mod:`syncd.assignments`).
 
-    ``plan`` resolves the rules (an unknown permission set, account or OU raises
-    :class:`~syncd.errors.AssignmentError` before any write) and returns CREATE_ASSIGNMENT and
-    DELETE_ASSIGNMENT changes. ``made`` holds the assignments syncd created (from the cache);
+    ``plan`` resolves the rules (an unknown permission set, account, OU or application raises
+    :class:`~syncd.errors.AssignmentError` before any write) and returns access changes
+    (:data:`syncd.plan.ACCESS`: account and application assignments, permission sets).
+    ``made`` holds the assignments syncd created (from the cache);
     ``group_targets`` maps group source ids to Identity Center ids where they exist already.
     ``apply`` runs those changes once groups exist, calling ``on_done(change, error)`` as each
     operation ends (``error`` None on success) so that the engine records it as it lands.
@@ -650,12 +651,15 @@ class _Applier:
             if error is None:
                 self._done(change)
                 return
-            assert change.assignment is not None
-            message = f"{change.action} {change.assignment.describe()}: {error}"
+            message = f"{change.action} {change.label()}: {error}"
             self.errors.append(message)
             self.log.error("change.failed", action=str(change.action), object=change.label(), error=error)
-            if change.action is Action.DELETE_ASSIGNMENT and change.assignment.group in self.deleting_groups:
-                self.kept_groups.add(change.assignment.group)
+            group = (
+                change.assignment.group if change.assignment is not None else getattr(change.resource, "group", None)
+            )
+            deleting = change.action in (Action.DELETE_ASSIGNMENT, Action.DELETE_APPLICATION_ASSIGNMENT)
+            if deleting and group in self.deleting_groups:
+                self.kept_groups.add(group)
 
         targets = {sid: g.target_id for sid, g in self.mirror.state.groups.items()}
         await assigner.apply(changes, targets, on_done)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from syncd.memberset import MemberSet
-from syncd.model import Assignment, Group, Snapshot, User, canonical
+from syncd.model import ApplicationAssignment, Assignment, Group, PermissionSetChange, Snapshot, User, canonical
 from syncd.state import UNCHANGED, CachedGroup, CachedUser, CacheState
 
 
@@ -54,6 +54,14 @@ class Action(enum.StrEnum):
     DELETE_USER = "delete_user"
     CREATE_ASSIGNMENT = "create_assignment"
     DELETE_ASSIGNMENT = "delete_assignment"
+    CREATE_PERMISSION_SET = "create_permission_set"
+    UPDATE_PERMISSION_SET = "update_permission_set"
+    PROVISION_PERMISSION_SET = "provision_permission_set"
+    DELETE_PERMISSION_SET = "delete_permission_set"
+    ADOPT_PERMISSION_SET = "adopt_permission_set"
+    FORGET_PERMISSION_SET = "forget_permission_set"
+    CREATE_APPLICATION_ASSIGNMENT = "create_application_assignment"
+    DELETE_APPLICATION_ASSIGNMENT = "delete_application_assignment"
 
 
 class Phase(enum.IntEnum):
@@ -85,9 +93,29 @@ PHASE = {
     Action.DELETE_USER: Phase.DELETE_USERS,
     Action.CREATE_ASSIGNMENT: Phase.ASSIGNMENTS,
     Action.DELETE_ASSIGNMENT: Phase.ASSIGNMENTS,
+    # The assignment manager orders these within its phase: permission sets are created and
+    # updated before the assignments that use them, re-provisioned after, and deleted last.
+    Action.CREATE_PERMISSION_SET: Phase.ASSIGNMENTS,
+    Action.UPDATE_PERMISSION_SET: Phase.ASSIGNMENTS,
+    Action.PROVISION_PERMISSION_SET: Phase.ASSIGNMENTS,
+    Action.DELETE_PERMISSION_SET: Phase.ASSIGNMENTS,
+    Action.ADOPT_PERMISSION_SET: Phase.ASSIGNMENTS,
+    Action.FORGET_PERMISSION_SET: Phase.ASSIGNMENTS,
+    Action.CREATE_APPLICATION_ASSIGNMENT: Phase.ASSIGNMENTS,
+    Action.DELETE_APPLICATION_ASSIGNMENT: Phase.ASSIGNMENTS,
 }
 
-WRITES = frozenset(PHASE) - {Action.ADOPT_USER, Action.ADOPT_GROUP, Action.FORGET_USER, Action.FORGET_GROUP}
+ACCESS = frozenset(action for action, phase in PHASE.items() if phase is Phase.ASSIGNMENTS)
+"""Actions on AWS access (sso-admin), applied by the assignment manager."""
+
+WRITES = frozenset(PHASE) - {
+    Action.ADOPT_USER,
+    Action.ADOPT_GROUP,
+    Action.FORGET_USER,
+    Action.FORGET_GROUP,
+    Action.ADOPT_PERMISSION_SET,
+    Action.FORGET_PERMISSION_SET,
+}
 """Actions that send a request to Identity Center (SCIM or sso-admin); the rest only update the cache."""
 
 
@@ -99,6 +127,7 @@ class Change:
     Center id when known (None for a create). ``members`` carries user source ids for member
     changes, and the members sent inline with a CreateGroup. ``before`` is what the cache or
     Identity Center held; ``reason`` says why (e.g. "renamed", "drift: deleted by hand").
+    ``resource`` is the permission set or application assignment of an access-as-code change.
     """
 
     action: Action
@@ -110,6 +139,7 @@ class Change:
     before: Mapping[str, Any] | None = None
     reason: str = ""
     assignment: Assignment | None = None
+    resource: PermissionSetChange | ApplicationAssignment | None = None
 
     @property
     def phase(self) -> Phase:
@@ -125,6 +155,8 @@ class Change:
         """A short human name of the object: userName, group name, or the assignment."""
         if self.assignment is not None:
             return self.assignment.describe()
+        if self.resource is not None:
+            return self.resource.describe()
         if self.user is not None:
             return self.user.user_name
         if self.group is not None:
@@ -386,6 +418,12 @@ COUNT_KEYS = (
     "members_removed",
     "assignments_created",
     "assignments_deleted",
+    "permission_sets_created",
+    "permission_sets_updated",
+    "permission_sets_provisioned",
+    "permission_sets_deleted",
+    "application_assignments_created",
+    "application_assignments_deleted",
 )
 
 
@@ -397,6 +435,12 @@ _COUNT_KEY = {
     Action.CREATE_GROUP: "groups_created",
     Action.UPDATE_GROUP: "groups_updated",
     Action.DELETE_GROUP: "groups_deleted",
+    Action.CREATE_PERMISSION_SET: "permission_sets_created",
+    Action.UPDATE_PERMISSION_SET: "permission_sets_updated",
+    Action.PROVISION_PERMISSION_SET: "permission_sets_provisioned",
+    Action.DELETE_PERMISSION_SET: "permission_sets_deleted",
+    Action.CREATE_APPLICATION_ASSIGNMENT: "application_assignments_created",
+    Action.DELETE_APPLICATION_ASSIGNMENT: "application_assignments_deleted",
     Action.CREATE_ASSIGNMENT: "assignments_created",
     Action.DELETE_ASSIGNMENT: "assignments_deleted",
 }

@@ -14,6 +14,12 @@ import stamina
 from moto.server import ThreadedMotoServer
 
 from syncd.emulator import RunningEmulator, running_emulator
+from tests.fakes import aws_sso
+
+
+# moto lacks sso-admin's application, tagging, boundary and provisioning-status APIs: the tests'
+# AWS is moto with those added faithfully (tests/fakes/aws_sso.py says how and from what).
+aws_sso.install()
 
 
 TOKEN = "test-token-0123456789"

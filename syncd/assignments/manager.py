@@ -36,13 +36,16 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from syncd.aio import bounded, bounded_landing
-from syncd.assignments.aws import AwsAccess, OperationStatus, error_code, error_text
-from syncd.assignments.config import AssignmentRule
+from syncd.assignments.access_code import APPLICATION_ACTIONS, PERMISSION_SET_ACTIONS, AccessCode, AccessStore
+from syncd.assignments.aws import AwsAccess, error_code, error_text
+from syncd.assignments.aws_resources import ResourcesApi
+from syncd.assignments.config import ApplicationRule, AssignmentRule, PermissionSetConfig
+from syncd.assignments.permission_sets import PENDING, PermissionSetPlan
 from syncd.assignments.reconcile import before, reconcile
 from syncd.assignments.resolve import resolve
 from syncd.errors import AssignmentError
 from syncd.model import Assignment, Snapshot
-from syncd.plan import Action, Change
+from syncd.plan import ACCESS, Action, Change
 from syncd.retry import Backoff as RetryBackoff
 from syncd.retry import RetryPolicy, retries_made
 from syncd.state import AuditEntry
@@ -100,6 +103,17 @@ HALTING: Final = frozenset(
 """Error codes every later call would meet too: no new operation starts after one."""
 
 
+class _Status(Protocol):
+    """An asynchronous operation's state (OperationStatus, ProvisionStatus)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def failure_reason(self) -> str | None: ...
+
+
 class _Skipped:
     """An operation that turned out to have nothing to do (on_done is not called)."""
 
@@ -125,7 +139,7 @@ class Backoff:
     poll_limit: int = 120
 
 
-class AssignmentStore(Protocol):
+class AssignmentStore(AccessStore, Protocol):
     """What :meth:`AssignmentManager.record` needs of :class:`syncd.cache.Cache`."""
 
     def put_assignment(self, assignment: Assignment, audit: AuditEntry | None = None) -> None: ...
@@ -149,6 +163,8 @@ class AssignmentManager:
         backoff: Backoff = Backoff(),
         max_in_flight: int = MAX_IN_FLIGHT,
         jitter: Callable[[], float] = random.random,
+        permission_sets: Sequence[PermissionSetConfig] = (),
+        applications: Sequence[ApplicationRule] = (),
     ) -> None:
         """Args:
         rules: the ``[[assignments]]`` tables, in order (errors name them by index).
@@ -158,6 +174,7 @@ class AssignmentManager:
         backoff: how long those waits are.
         max_in_flight: create/delete operations outstanding at once.
         jitter: a number in [0, 1) per retry wait.
+        permission_sets, applications: the ``[[permission_sets]]`` and ``[[applications]]`` tables.
         """
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -169,6 +186,7 @@ class AssignmentManager:
         self._sleep = sleep
         self._jitter = jitter
         self._halted: str | None = None
+        self.access = AccessCode(permission_sets, applications, ResourcesApi(aws), store, self._call, self._settle)
 
     def request_stop(self) -> None:
         """Start no new operation; those in flight are polled to their end and reported.
@@ -195,13 +213,24 @@ class AssignmentManager:
         self._halted = None
         ous = [ou for rule in self.rules for ou in rule.ous or ()]
         directory = await asyncio.to_thread(self.aws.directory, ous)
+        ps_plan, pending = PermissionSetPlan(), dict[str, str]()
+        if self.access.active:
+            ps_plan, pending = await self.access.plan_permission_sets(directory.permission_sets)
+        if pending:
+            # Rules may name a permission set this run creates: it resolves to a stand-in ARN.
+            directory = dataclasses.replace(directory, permission_sets={**directory.permission_sets, **pending})
         resolution = resolve(self.rules, snapshot.groups.values(), directory)
         for warning in resolution.warnings:
             log.warning("assignments.skipped", reason=warning)
 
         def readable(a: Assignment) -> bool:
             account = directory.accounts.get(a.account_id)
-            return account is not None and account.active and a.permission_set_arn in directory.permission_sets
+            return (
+                account is not None
+                and account.active
+                and a.permission_set_arn in directory.permission_sets
+                and not a.permission_set_arn.startswith(PENDING)
+            )
 
         frozen = {
             a.account_id
@@ -218,6 +247,9 @@ class AssignmentManager:
             synced_groups=snapshot.groups.keys(),
             frozen_accounts=frozen,
         )
+        if self.access.active:
+            await self.access.check_deletions(ps_plan, changes, resolution.desired)
+            changes = [*ps_plan.changes, *changes, *await self.access.plan_applications(snapshot, group_targets)]
         log.info(
             "assignments.planned",
             desired=len(resolution.desired),
@@ -253,7 +285,75 @@ class AssignmentManager:
         group_targets: Mapping[str, str],
         on_done: Callable[[Change, str | None], None],
     ) -> None:
-        """Run ``changes`` (from :meth:`plan`), at most ``max_in_flight`` at a time.
+        """Run ``changes`` (from :meth:`plan`) in order: permission sets created, updated, adopted
+        or forgotten; then account and application assignments; then permission sets
+        re-provisioned; then permission sets deleted (only those whose assignments all went).
+
+        ``group_targets``, ``on_done`` and errors as in :meth:`_apply_accounts`. An assignment of
+        a permission set whose create failed is reported failed and not attempted.
+        """
+        for change in changes:
+            if change.action not in ACCESS:
+                raise TypeError(f"not an assignment change: {change.action} {change.label()}")
+        kinds: dict[str, list[Change]] = {"sets": [], "accounts": [], "apps": [], "provision": [], "delete": []}
+        for change in changes:
+            if change.action is Action.PROVISION_PERMISSION_SET:
+                kinds["provision"].append(change)
+            elif change.action is Action.DELETE_PERMISSION_SET:
+                kinds["delete"].append(change)
+            elif change.action in PERMISSION_SET_ACTIONS:
+                kinds["sets"].append(change)
+            elif change.action in APPLICATION_ACTIONS:
+                kinds["apps"].append(change)
+            else:
+                kinds["accounts"].append(change)
+        kept: set[str] = set()
+
+        def done(change: Change, error: str | None) -> None:
+            if error is not None and change.action is Action.DELETE_ASSIGNMENT and change.assignment is not None:
+                kept.add(change.assignment.permission_set_arn)
+            on_done(change, error)
+
+        if kinds["sets"]:
+            await self.access.apply_permission_sets(kinds["sets"], done)
+        accounts: list[Change] = []
+        for change in kinds["accounts"]:
+            assert change.assignment is not None
+            arn = change.assignment.permission_set_arn
+            real = self.access.real_arn(arn)
+            if real is None:
+                done(
+                    change,
+                    f"{change.action} {change.assignment.describe()}: not attempted: {self.access.why_missing(arn)}",
+                )
+                continue
+            if real != arn:
+                change = dataclasses.replace(
+                    change, assignment=dataclasses.replace(change.assignment, permission_set_arn=real)
+                )
+            accounts.append(change)
+        await asyncio.gather(
+            self._apply_accounts(accounts, group_targets, done),
+            self.access.apply_applications(kinds["apps"], group_targets, done),
+        )
+        if kinds["provision"]:
+            await self.access.provision(kinds["provision"], done)
+        deletable: list[Change] = []
+        for change in kinds["delete"]:
+            if change.target_id in kept:
+                done(change, f"{change.action} {change.source_id}: kept, an assignment of it could not be deleted")
+            else:
+                deletable.append(change)
+        if deletable:
+            await self.access.delete_permission_sets(deletable, done)
+
+    async def _apply_accounts(
+        self,
+        changes: list[Change],
+        group_targets: Mapping[str, str],
+        on_done: Callable[[Change, str | None], None],
+    ) -> None:
+        """Run account assignment ``changes``, at most ``max_in_flight`` at a time.
 
         ``group_targets`` must hold the Identity Center ids of the groups as they are now (after
         the groups phase). ``on_done(change, None)`` is called when an operation SUCCEEDED (for
@@ -323,7 +423,7 @@ class AssignmentManager:
         status = await self._call(
             self.aws.start_create, assignment.account_id, assignment.permission_set_arn, principal
         )
-        return await self._settle("create", assignment, status, self.aws.creation_status), done
+        return await self._settle(f"create {assignment.describe()}", status, self.aws.creation_status), done
 
     async def _delete(self, change: Change, assignment: Assignment) -> str | None:
         if change.target_id is None:
@@ -339,7 +439,7 @@ class AssignmentManager:
                 log.info("assignment.already_gone", assignment=assignment.describe())
                 return None
             raise
-        return await self._settle("delete", assignment, status, self.aws.deletion_status)
+        return await self._settle(f"delete {assignment.describe()}", status, self.aws.deletion_status)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a thread, retrying :data:`RETRYABLE` errors with backoff and full jitter."""
@@ -370,16 +470,14 @@ class AssignmentManager:
                 raise
             raise AssignmentError(f"{error_text(exc)} (still, after {retries_made(exc) + 1} attempts)") from exc
 
-    async def _settle(
-        self, verb: str, assignment: Assignment, status: OperationStatus, check: Callable[[str], OperationStatus]
-    ) -> str | None:
-        """Poll until SUCCEEDED (None) or FAILED (the reason), with backoff."""
+    async def _settle(self, what: str, status: _Status, check: Callable[[str], Any]) -> str | None:
+        """Poll an asynchronous operation (``what`` names it) until SUCCEEDED (None) or FAILED (the reason)."""
         delay = self.backoff.poll_first
         checks = 0
         while status.status == "IN_PROGRESS":
             if checks >= self.backoff.poll_limit:
                 return (
-                    f"{verb} {assignment.describe()}: still IN_PROGRESS after {checks} status checks"
+                    f"{what}: still IN_PROGRESS after {checks} status checks"
                     f" (request {status.request_id}); the next run looks again"
                 )
             await self._sleep(delay)
@@ -387,13 +485,13 @@ class AssignmentManager:
             status = await self._call(check, status.request_id)
             delay = min(delay * self.backoff.poll_factor, self.backoff.poll_max)
         if status.status == "SUCCEEDED":
-            log.info("assignment.done", action=verb, assignment=assignment.describe(), checks=checks)
+            log.info("assignment.done", operation=what, checks=checks)
             return None
         if status.status == "FAILED":
             reason = status.failure_reason or "AWS gave no reason"
-            log.error("assignment.failed", action=verb, assignment=assignment.describe(), error=reason)
-            return f"{verb} {assignment.describe()} FAILED: {reason} (request {status.request_id})"
-        return f"{verb} {assignment.describe()}: unexpected status {status.status!r} (request {status.request_id})"
+            log.error("assignment.failed", operation=what, error=reason)
+            return f"{what} FAILED: {reason} (request {status.request_id})"
+        return f"{what}: unexpected status {status.status!r} (request {status.request_id})"
 
     # -- recording -------------------------------------------------------------------------
 
@@ -403,6 +501,9 @@ class AssignmentManager:
         What the engine's ``on_done`` does: a created assignment is recorded as syncd's, a
         deleted one forgotten, a failed one only audited.
         """
+        if change.action in PERMISSION_SET_ACTIONS or change.action in APPLICATION_ACTIONS:
+            self.access.record(change, error)
+            return
         if self.store is None:
             raise RuntimeError("this AssignmentManager has no store to record outcomes in")
         assignment = change.assignment
@@ -430,17 +531,27 @@ class AssignmentManager:
 def build_assigner(
     settings: Settings, cache: AssignmentStore | None, *, session: boto3.Session | None = None
 ) -> AssignmentManager | None:
-    """The manager for ``settings``, or None when there are no ``[[assignments]]`` rules.
+    """The manager for ``settings``, or None when the config asks for no access and syncd made none.
 
+    The config asks for access with ``[[assignments]]``, ``[[permission_sets]]`` or
+    ``[[applications]]``; when all are gone but the cache still holds permission sets or
+    application assignments syncd made, the manager runs so that it can remove them.
     ``session`` defaults to a new ``boto3.Session()`` (boto3's standard credential chain).
 
     Raises:
         AssignmentError: no AWS region is configured anywhere.
     """
-    if not settings.assignments:
+    configured = settings.assignments or settings.permission_sets or settings.applications
+    if not configured and (cache is None or not (cache.owned_permission_sets() or cache.application_assignments())):
         return None
     if session is None:
         import boto3
 
         session = boto3.Session()
-    return AssignmentManager(settings.assignments, AwsAccess.from_session(session, settings.aws), cache)
+    return AssignmentManager(
+        settings.assignments,
+        AwsAccess.from_session(session, settings.aws),
+        cache,
+        permission_sets=settings.permission_sets,
+        applications=settings.applications,
+    )
