@@ -34,7 +34,7 @@ from syncd.errors import (
     TargetUnavailable,
 )
 from syncd.guard import DEFAULT_MEMBER_LIMIT, Limit, check
-from syncd.model import Assignment, Group, Skipped, Snapshot, User, digest
+from syncd.model import ApplicationAssignment, Assignment, Group, Skipped, Snapshot, User, digest
 from syncd.normalise import Scope, build_snapshot
 from syncd.plan import (
     ADOPTED,
@@ -86,6 +86,7 @@ class CacheLike(Protocol):
     def set_value(self, key: str, value: Any) -> None: ...
     def runs(self, limit: int = 10) -> list[RunRecord]: ...
     def assignments(self) -> set[Assignment]: ...
+    def application_assignments(self) -> set[ApplicationAssignment]: ...
 
 
 class Assigner(Protocol):
@@ -482,6 +483,8 @@ class Engine:
                 plan.changes = sorted(
                     plan.changes + await self._plan_assignments(snapshot, state, live), key=lambda c: c.phase
                 )
+                # The guard's base for access removals: what syncd made and may delete.
+                plan.managed_access = len(self.cache.assignments()) + len(self.cache.application_assignments())
             result.plan = plan
             result.would_change = plan.counts()
             verdict = check(plan, self.limit, member_limit=self.member_limit, allow_deletions=options.allow_deletions)

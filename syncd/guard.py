@@ -4,7 +4,8 @@ Peers' worst failure is an IdP outage read as "everyone left" (awslabs/ssosync#1
 slashdevops/idp-scim-sync#70). A source read that fails already stops the run before any write
 (the engine); this guard catches the read that succeeds but is wrong, such as an empty group list
 or groups that all come back without members: access comes through group memberships, so member
-removals are counted too (``safety.max_member_removals``), against the managed memberships.
+removals are counted too (``safety.max_member_removals``), against the managed memberships, and
+so are deletions of the account and application assignments syncd made (``safety.max_deletes``).
 
 The base of a percentage is what syncd manages once the run's adoptions are counted (a first
 run that adopts a suspended user deactivates one of one, not one of zero). A percentage above 0
@@ -71,6 +72,8 @@ class Verdict:
     refused: str = ""
     member_removals: int = 0
     members_allowed: int = 0
+    access_removals: int = 0
+    access_allowed: int = 0
 
 
 def check(
@@ -83,6 +86,10 @@ def check(
     users_allowed = limit.allowed(plan.managed_users)
     groups_allowed = limit.allowed(plan.managed_groups)
     members_allowed = member_limit.allowed(plan.managed_memberships)
+    access_removals = sum(
+        1 for c in plan if c.action in (Action.DELETE_ASSIGNMENT, Action.DELETE_APPLICATION_ASSIGNMENT)
+    )
+    access_allowed = limit.allowed(plan.managed_access)
     problems = []
     keys = []
     if user_removals > users_allowed:
@@ -103,6 +110,12 @@ def check(
             f" (the limit is {members_allowed}, safety.max_member_removals = {member_limit})"
         )
         keys.append("safety.max_member_removals")
+    if access_removals > access_allowed:
+        problems.append(
+            f"{access_removals} of {plan.managed_access} account and application assignments syncd made would be"
+            f" deleted (the limit is {access_allowed}, safety.max_deletes = {limit})"
+        )
+        keys.append("safety.max_deletes")
     refused = ""
     if problems and not allow_deletions:
         refused = (
@@ -110,5 +123,13 @@ def check(
             f" then `syncd sync --allow-deletions` once, or raise {' and '.join(dict.fromkeys(keys))}."
         )
     return Verdict(
-        user_removals, group_removals, users_allowed, groups_allowed, refused, member_removals, members_allowed
+        user_removals,
+        group_removals,
+        users_allowed,
+        groups_allowed,
+        refused,
+        member_removals,
+        members_allowed,
+        access_removals,
+        access_allowed,
     )

@@ -372,6 +372,7 @@ class Plan:
     managed_users: int = 0
     managed_groups: int = 0
     managed_memberships: int = 0
+    managed_access: int = 0
     """What the guard's percentages are of: the objects syncd manages once this run's adoptions
     are counted, and the memberships of managed users in managed groups before the run."""
 

@@ -24,7 +24,12 @@ def org(moto_endpoint: str) -> Org:
 
 
 def configure(
-    ws: Workspace, org: Org, *, explicit_rule: bool = True, permission_set: str = "AdministratorAccess"
+    ws: Workspace,
+    org: Org,
+    *,
+    explicit_rule: bool = True,
+    permission_set: str = "AdministratorAccess",
+    max_deletes: str = "10%",
 ) -> None:
     rules = f"""
 [aws]
@@ -45,7 +50,7 @@ group = "aws-platform"
 permission_set = "{permission_set}"
 accounts = ["{org.accounts["prod"]}", "{org.accounts["dev"]}"]
 """
-    ws.configure(rules)
+    ws.configure(rules, max_deletes=max_deletes)
 
 
 def directory(org: Org) -> dict[str, Any]:
@@ -106,7 +111,7 @@ def test_removing_a_rule_deletes_only_what_syncd_made(workspace: Workspace, org:
     assert 0 == sync(workspace)[0]
     marketing = principal(workspace, "marketing")
     org.assign_by_hand("prod", "AdministratorAccess", marketing)
-    configure(workspace, org, explicit_rule=False)
+    configure(workspace, org, explicit_rule=False, max_deletes="50%")
     code, out = sync(workspace)
     assert (0, 2) == (code, out["changes"]["assignments_deleted"])
     held = org.held()
@@ -122,3 +127,15 @@ def test_unknown_permission_set_fails_before_any_write(workspace: Workspace, org
     assert (1, "failed") == (code, out["status"])
     assert "NoSuchSet" in out["errors"][0]
     assert (0, set()) == (workspace.emu.stats.writes, org.held())
+
+
+def test_losing_too_many_assignments_is_refused(workspace: Workspace, org: Org) -> None:
+    """Dropping a rule that would delete 2 of the 6 assignments syncd made passes 10%: refused, exit 3, none deleted."""
+    workspace.write(directory(org))
+    configure(workspace, org)
+    assert 0 == sync(workspace)[0]
+    configure(workspace, org, explicit_rule=False)
+    code, out = sync(workspace)
+    assert (3, "refused") == (code, out["status"])
+    assert "2 of 6 account and application assignments syncd made would be deleted" in out["errors"][0]
+    assert 6 == len(org.held())
