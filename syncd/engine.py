@@ -25,6 +25,7 @@ import structlog
 from connectors.base import ReadContext, Source
 from syncd.aio import bounded, bounded_landing
 from syncd.errors import (
+    ConfigError,
     SourceError,
     SyncdError,
     TargetAuthError,
@@ -149,6 +150,9 @@ class RunOptions:
     full_resync: bool = False
     dry_run: bool = False
     allow_deletions: bool = False
+    only_assignments: bool = False
+    """Plan and apply access only (permission sets, account and application assignments) for the
+    groups syncd already manages; no identity is written and the source's state does not advance."""
     approve: Approve | None = None
     progress: Progress | None = None
 
@@ -423,7 +427,7 @@ class Engine:
     async def run(self, options: RunOptions = RunOptions()) -> RunResult:
         """One whole run; never raises for a failure it can report in the result."""
         started = time.monotonic()
-        mode = "full" if options.full_resync else "incremental"
+        mode = "assignments" if options.only_assignments else "full" if options.full_resync else "incremental"
         run_id: int | None = None
         if not options.dry_run:
             # A plan is not a run: it is not recorded, and it does not close another's.
@@ -474,14 +478,22 @@ class Engine:
                 # Asked to stop during a long read: nothing was written, so nothing is lost.
                 result.status = "interrupted"
                 return result
-            full = options.full_resync or not (state.users or state.groups)
+            only = options.only_assignments
+            if only and self.assigner is None:
+                raise ConfigError(
+                    "--only assignments: the config has no [[assignments]], [[permission_sets]] or"
+                    " [[applications]] to apply"
+                )
+            full = (options.full_resync or not (state.users or state.groups)) and not only
             if full and not options.full_resync:
                 bound.info("run.first", reason="the cache is empty: reading Identity Center to adopt what it holds")
             live = await self._read_live(snapshot, state) if full else None
-            plan = make_plan(snapshot, state, live)
+            # --only assignments writes no identity: access goes only to groups Identity Center holds.
+            plan = make_plan(snapshot, state, live) if not only else Plan()
             if self.assigner is not None:
+                groups = snapshot if not only else Snapshot(groups=_known_groups(snapshot, state))
                 plan.changes = sorted(
-                    plan.changes + await self._plan_assignments(snapshot, state, live), key=lambda c: c.phase
+                    plan.changes + await self._plan_assignments(groups, state, live), key=lambda c: c.phase
                 )
                 # The guard's base for access removals: what syncd made and may delete.
                 plan.managed_access = len(self.cache.assignments()) + len(self.cache.application_assignments())
@@ -520,7 +532,8 @@ class Engine:
                 result.status = "failed"
             else:
                 result.status = "ok"
-                self.cache.set_value(self._state_key, read.state)
+                if not only:  # the identities of this read were not all pushed: read them again
+                    self.cache.set_value(self._state_key, read.state)
             return result
         except asyncio.CancelledError:
             # Ctrl-C on a one-shot sync: what landed is recorded; the run is marked as cut short.
@@ -575,6 +588,11 @@ class Engine:
         live.members = dict(zip(ids, members, strict=True))
         log.info("target.read", users=len(users), groups=len(groups), member_lists=len(ids))
         return live
+
+
+def _known_groups(snapshot: Snapshot, state: CacheState) -> dict[str, Group]:
+    """The source's groups that Identity Center already holds (the cache knows their ids)."""
+    return {sid: group for sid, group in snapshot.groups.items() if sid in state.groups}
 
 
 class _Applier:

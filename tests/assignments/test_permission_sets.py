@@ -180,3 +180,16 @@ def test_application_rules_resolve_by_name_and_reconcile_by_ownership() -> None:
     }
     unknown = resolve_applications([ApplicationRule(application="Jira", group="*")], groups, apps)
     assert "applications.0.application: no application named 'Jira'" in unknown.errors[0]
+
+
+def test_the_access_as_code_example_loads_with_its_policy_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/examples/access-as-code.toml loads as shipped, reading the inline policy file beside it."""
+    from syncd import config as config_module
+
+    monkeypatch.setenv("SCIM_TOKEN", "t")
+    example = Path(__file__).parents[2] / "deploy" / "examples" / "access-as-code.toml"
+    settings = config_module.load(example)
+    assert ["S3FullAccess", "DataRead"] == [p.name for p in settings.permission_sets]
+    policy = json.loads(settings.permission_sets[1].spec().inline_policy or "")
+    assert "ReadTheDataBucket" == policy["Statement"][0]["Sid"]
+    assert ["Salesforce"] == [a.application for a in settings.applications]
