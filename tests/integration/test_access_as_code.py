@@ -317,3 +317,21 @@ def test_an_unknown_application_fails_before_any_write(workspace: Workspace, org
     assert "applications.0.application" in out["errors"][0]
     assert "Salesforce" in out["errors"][0]
     assert [] == aws_sso.writes()
+
+
+def test_an_account_that_joins_an_ou_is_covered_by_the_next_run(workspace: Workspace, org: Org) -> None:
+    """A new account moved into an OU named by a rule gets the OU's assignments on the next sync."""
+    application(org, "Salesforce")
+    workspace.write(directory())
+    write_policy(workspace, POLICY)
+    configure(workspace, org)
+    assert 0 == cli(workspace, "sync")[0]
+    orgs = org.session.client("organizations", region_name=REGION)
+    created = orgs.create_account(Email="new@example.com", AccountName="new")["CreateAccountStatus"]
+    orgs.move_account(AccountId=created["AccountId"], SourceParentId=org.root, DestinationParentId=org.ou_team)
+    org.accounts["new"] = created["AccountId"]
+
+    code, out = cli(workspace, "sync")
+    assert (0, "ok") == (code, out["status"]), out["errors"]
+    assert 1 == out["changes"]["assignments_created"]
+    assert ("new", group_id(workspace, "engineers")) in assigned(org, permission_sets(org)["S3FullAccess"])
