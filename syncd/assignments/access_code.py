@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from botocore.exceptions import ClientError
 
+from syncd.aio import bounded, bounded_landing
 from syncd.assignments.applications import reconcile_applications, resolve_applications
 from syncd.assignments.aws import error_code, error_text
 from syncd.assignments.aws_resources import ResourcesApi
@@ -46,6 +47,9 @@ T = TypeVar("T")
 Call = Callable[..., Awaitable[Any]]
 Settle = Callable[[str, Any, Callable[[str], Any]], Awaitable[str | None]]
 OnDone = Callable[[Change, str | None], None]
+
+READS_IN_FLIGHT = 8
+"""sso-admin reads at once while planning (as the account assignment reads)."""
 
 PROVISION_IN_FLIGHT = 3
 """ProvisionPermissionSet calls at once: Identity Center allows 3 concurrent ones
@@ -135,12 +139,16 @@ class AccessCode:
             for c in self.permission_sets
             if c.name in by_name and (c.adopt or (c.name in owned and owned[c.name].arn == by_name[c.name]))
         ]
-        specs = await asyncio.gather(
-            *(asyncio.to_thread(self.api.read_permission_set, c.name, by_name[c.name]) for c in manageable)
+        specs = await bounded(
+            manageable,
+            lambda c: asyncio.to_thread(self.api.read_permission_set, c.name, by_name[c.name]),
+            READS_IN_FLIGHT,
         )
         current = {c.name: spec for c, spec in zip(manageable, specs, strict=True)}
-        outdated_lists = await asyncio.gather(
-            *(asyncio.to_thread(self.api.provisioned_accounts, by_name[n], outdated=True) for n in current)
+        outdated_lists = await bounded(
+            list(current),
+            lambda n: asyncio.to_thread(self.api.provisioned_accounts, by_name[n], outdated=True),
+            READS_IN_FLIGHT,
         )
         outdated = {name: accounts for name, accounts in zip(current, outdated_lists, strict=True) if accounts}
         plan = plan_permission_sets(self.permission_sets, by_name, current, owned, outdated)
@@ -207,7 +215,9 @@ class AccessCode:
             raise AssignmentError("; ".join(resolution.errors))
         group_of = {target: source for source, target in group_targets.items()}
         wanted_apps = sorted({a.application_arn for a in (*resolution.desired, *made) if a.application_arn in names})
-        held = await asyncio.gather(*(asyncio.to_thread(self.api.application_groups, arn) for arn in wanted_apps))
+        held = await bounded(
+            wanted_apps, lambda arn: asyncio.to_thread(self.api.application_groups, arn), READS_IN_FLIGHT
+        )
         existing: dict[ApplicationAssignment, str] = {}
         for arn, principals in zip(wanted_apps, held, strict=True):
             for principal in principals:
@@ -215,7 +225,9 @@ class AccessCode:
                 if source is not None:
                     existing[ApplicationAssignment(source, arn)] = principal
         uncovered = [a for a in apps if a.arn not in resolution.covered and a.status == "ENABLED"]
-        required = await asyncio.gather(*(asyncio.to_thread(self.api.assignment_required, a.arn) for a in uncovered))
+        required = await bounded(
+            uncovered, lambda a: asyncio.to_thread(self.api.assignment_required, a.arn), READS_IN_FLIGHT
+        )
         for app, needs in zip(uncovered, required, strict=True):
             if needs:
                 log.warning(
@@ -242,16 +254,14 @@ class AccessCode:
         """Create, update, adopt and forget permission sets (at most 3 at once); each outcome to ``on_done``."""
         self._created.clear()
         self._failed.clear()
-        semaphore = asyncio.Semaphore(PROVISION_IN_FLIGHT)
 
         async def one(change: Change) -> None:
-            async with semaphore:
-                error = await self._permission_set(change)
+            error = await self._permission_set(change)
             on_done(
                 change if error or change.action is not Action.CREATE_PERMISSION_SET else self._landed(change), error
             )
 
-        await asyncio.gather(*(one(c) for c in changes))
+        await bounded_landing(changes, one, PROVISION_IN_FLIGHT)
 
     def _landed(self, change: Change) -> Change:
         arn = self._created[pending_arn(change.source_id)]
@@ -283,31 +293,27 @@ class AccessCode:
             return f"{change.action} {resource.name}: {reason}"
 
     async def provision(self, changes: Sequence[Change], on_done: OnDone) -> None:
-        """Re-provision updated permission sets to the accounts they are on, polling each to its end."""
-        semaphore = asyncio.Semaphore(PROVISION_IN_FLIGHT)
+        """Re-provision permission sets to the accounts they are on, polling each request to its end."""
 
         async def one(change: Change) -> None:
             resource = change.resource
             assert isinstance(resource, PermissionSetChange)
             assert resource.arn is not None
-            arn = resource.arn
-            async with semaphore:
+            # Named accounts (those left on an older version), else every account it is on.
+            targets: Sequence[str | None] = resource.accounts or (None,)
+            errors = []
+            for account in targets:
+                what = f"provision {resource.name}" + (f" to {account}" if account else "")
                 try:
-                    if resource.accounts:
-                        error = None
-                        for account in resource.accounts:
-                            status = await self._call(self.api.provision, arn, account)
-                            error = error or await self._settle(
-                                f"provision {resource.name} to {account}", status, self.api.provisioning_status
-                            )
-                    else:
-                        status = await self._call(self.api.provision, arn)
-                        error = await self._settle(f"provision {resource.name}", status, self.api.provisioning_status)
+                    status = await self._call(self.api.provision, resource.arn, account)
+                    error = await self._settle(what, status, self.api.provisioning_status)
                 except Exception as exc:
-                    error = f"provision {resource.name}: {_reason(exc)}"
-            on_done(change, error)
+                    error = f"{what}: {_reason(exc)}"
+                if error:
+                    errors.append(error)
+            on_done(change, "; ".join(errors) or None)
 
-        await asyncio.gather(*(one(c) for c in changes))
+        await bounded_landing(changes, one, PROVISION_IN_FLIGHT)
 
     async def delete_permission_sets(self, changes: Sequence[Change], on_done: OnDone) -> None:
         """Delete permission sets syncd created that left the config (their assignments went first)."""
@@ -343,7 +349,7 @@ class AccessCode:
             if outcome is not None:
                 on_done(*outcome)
 
-        await asyncio.gather(*(one(c) for c in changes))
+        await bounded_landing(changes, one, READS_IN_FLIGHT)
 
     async def _application(
         self, change: Change, assignment: ApplicationAssignment, group_targets: Mapping[str, str]
