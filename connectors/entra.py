@@ -383,7 +383,8 @@ class EntraSource:
         again |= nesting.affected(changed, synced)
         resolved = await self._resolve(again, skipped)
         for group_id, members in resolved.items():
-            if members is None:
+            if members is None:  # deleted since the delta round
+                delta.groups.pop(group_id, None)
                 delta.removed_groups.add(group_id)
                 continue
             head = delta.groups.get(group_id) or previous.groups[group_id]

@@ -199,3 +199,20 @@ async def test_an_attribute_emptied_in_entra_is_emptied_in_the_read(fake: FakeEn
         return next(dict(u.enterprise).get("department") for u in result.users if u.id == ids["users"][0])
 
     assert (department(second), department(third)) == ("Eng", None)
+
+
+async def test_a_new_group_deleted_before_its_members_are_read_is_left_out(fake: FakeEntra, make_source: Any) -> None:
+    """A group that delta reports as new but that is gone (404) when its members are read is not synced."""
+    source, first, _ = await _first(fake, make_source)
+    newcomer = fake.add_group("aws-new")
+    fake.add_members(newcomer, fake.add_user("new.x"))
+
+    def delete_it(request: Any) -> None:
+        if f"/groups/{newcomer}/transitiveMembers" in request.url.path:
+            fake.delete_group(newcomer)
+
+    fake.before = delete_it
+
+    result = await read(source, groups=SCOPE, full=False, state=first.state)
+
+    assert newcomer not in summary(result)[1]
