@@ -106,6 +106,7 @@ _BUILTIN = {
     "okta": "connectors.okta",
     "entra": "connectors.entra",
     "google": "connectors.google",
+    "ldap": "connectors.ldap",
 }
 
 

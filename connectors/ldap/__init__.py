@@ -1,4 +1,27 @@
 """LDAP and Active Directory source: ``[source] type = "ldap"``.
 
-``conn`` is the seam to the directory server (and its ldap3 adapter).
+Modules, outside in: ``conn`` (the seam to a directory server, and its ldap3 adapter),
+``session`` (one read's connection: failover, paging, ranges, off the event loop), ``read``
+(the searches of a read), ``records`` (entries to users and groups, member DNs resolved),
+``values`` (raw values), ``advice`` (failures in plain words), ``settings`` (``[source.ldap]``
+and the ``ad``/``openldap`` presets), ``source`` (a read, full or incremental).
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.base import SourceType, register
+from connectors.ldap.settings import LdapSettings
+from connectors.ldap.source import LdapSource
+
+
+__all__ = ["LdapSettings", "LdapSource"]
+
+
+def _build(settings: LdapSettings, transport: Any) -> LdapSource:
+    # LDAP makes no HTTP calls: the transport is unused; tests replace the connection factory.
+    return LdapSource(settings)
+
+
+register(SourceType("ldap", LdapSettings, _build, "LDAP directory or Active Directory (ldaps:// or StartTLS)"))

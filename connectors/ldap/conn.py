@@ -19,6 +19,7 @@ upstream but unreleased). It is used only in this module, so replacing it touche
 from __future__ import annotations
 
 import contextlib
+import math
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -128,7 +129,7 @@ def open_ldap3(endpoint: Endpoint) -> LdapConnection:
         auto_bind=ldap3.AUTO_BIND_NONE,
         raise_exceptions=False,
         read_only=True,
-        receive_timeout=endpoint.timeout,
+        receive_timeout=max(1, math.ceil(endpoint.timeout)),  # ldap3 packs it as an integer (SO_RCVTIMEO)
         auto_referrals=endpoint.follow_referrals,
         check_names=False,
         return_empty_attributes=False,
@@ -255,7 +256,7 @@ class _Ldap3Connection:
         cookie: bytes = b"",
     ) -> Page:
         try:
-            ok, result, response, _ = self._conn.search(
+            _, result, response, _ = self._conn.search(
                 base,
                 filter_,
                 search_scope=_SCOPES[scope],
@@ -275,7 +276,7 @@ class _Ldap3Connection:
             elif item.get("type") == "searchResRef":
                 referrals.extend(str(uri) for uri in item.get("uri") or ())
         code = (result or {}).get("result")
-        if not ok or code != 0:
+        if code != 0:  # ldap3 also reports "not ok" for a search that found nothing
             if code == 10:  # referral (RFC 4511 §4.1.10): the base is elsewhere
                 referrals.extend(str(uri) for uri in result.get("referrals") or ())
                 return Page(entries, b"", tuple(referrals))

@@ -102,6 +102,7 @@ class FakeAD:
     server_name: str = "DC1"
     invocation_id: uuid.UUID = field(default_factory=uuid.uuid4)
     down: bool = False
+    on_search: Callable[[Search], None] | None = None  # called after each answered search
     _cookies: dict[bytes, tuple[tuple[str, str, tuple[str, ...], str], int]] = field(default_factory=dict)
     _cookie_ids: Iterator[int] = field(default_factory=itertools.count)
 
@@ -341,7 +342,10 @@ class FakeADConnection:
         if start + size < len(found):
             next_cookie = f"ad-cookie-{next(ad._cookie_ids)}".encode()
             ad._cookies[next_cookie] = (key, start + size)
-        return Page([_project(_entry(o), attributes) for o in chunk], next_cookie, referrals)
+        page = Page([_project(_entry(o), attributes) for o in chunk], next_cookie, referrals)
+        if ad.on_search is not None:
+            ad.on_search(ad.searches[-1])
+        return page
 
     def close(self) -> None:
         """Nothing to release."""

@@ -501,6 +501,17 @@ class Tree:
         """The DN of group ``name``."""
         return f"cn={name},{self.groups}"
 
+    def entry_uuids(self, base: str) -> dict[str, str]:
+        """The entryUUID of every entry under ``base``, by DN (lower case), in one search."""
+        found: dict[str, str] = {}
+        dn = ""
+        for line in self.server.search(base, "(objectClass=*)", "entryUUID").splitlines():
+            if line.startswith("dn: "):
+                dn = line[4:].lower()
+            elif line.startswith("entryUUID: "):
+                found[dn] = line.split(": ", 1)[1]
+        return found
+
     def entry_uuid(self, dn: str) -> str:
         """The server-assigned entryUUID of ``dn``."""
         for line in self.server.search(dn, "(objectClass=*)", "entryUUID").splitlines():

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator
 
 import pytest
 
+from connectors.base import ReadContext
+from connectors.ldap.settings import LdapSettings
+from connectors.ldap.source import LdapSource
+from syncd.model import SourceRead
 from tests.fakes.ad import FakeAD
 from tests.fakes.slapd import Slapd, Tree, running_slapd
 
@@ -31,3 +36,23 @@ def tree(slapd: Slapd) -> Tree:
 def ad() -> FakeAD:
     """An empty fake Active Directory domain controller."""
     return FakeAD()
+
+
+def openldap_settings(slapd: Slapd, tree: Tree, **overrides: object) -> LdapSettings:
+    """Settings for ``tree`` on the session's slapd, bound as the read-only service account."""
+    raw: dict[str, object] = {
+        "preset": "openldap",
+        "url": slapd.url,
+        "allow_plaintext": True,
+        "bind_dn": slapd.reader_dn,
+        "bind_password": slapd.reader_password,
+        "user_base": tree.people,
+        "group_base": tree.groups,
+    }
+    raw.update(overrides)
+    return LdapSettings.model_validate(raw)
+
+
+def read(source: LdapSource, ctx: ReadContext | None = None) -> SourceRead:
+    """One read, on a fresh event loop."""
+    return asyncio.run(source.read(ctx or ReadContext()))

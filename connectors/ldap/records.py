@@ -1,0 +1,194 @@
+"""Users and groups out of LDAP entries, and member DNs resolved to them. Pure: no I/O.
+
+A group's ``member`` values are DNs (RFC 4519 §2.17); they are resolved against the users and
+groups read in the same run, never with one search per member. A DN that is neither is
+counted: ``outside`` when it is not under any base (someone in another OU, a deleted user's
+dangling reference), ``unmatched`` when it is under a user base but not one of the users the
+filter selects (a computer, a contact, a service account filtered out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from connectors.ldap.conn import Entry
+from connectors.ldap.settings import LdapSettings
+from connectors.ldap.values import dn_key, first_text, guid_text, under, values_of
+from syncd.model import Skipped
+
+
+__all__ = ["GroupRecord", "Resolution", "UserRecord", "group_record", "resolve_members", "user_record"]
+
+ACCOUNTDISABLE = 0x2  # userAccountControl bit (MS-ADTS §2.2.16)
+ENTERPRISE_FIELDS = ("employee_number", "cost_center", "organization", "division", "department")
+
+
+@dataclass(slots=True)
+class UserRecord:
+    """A user as read: its stable id, DN, the fields syncd sends, and its change marker."""
+
+    id: str
+    dn: str
+    user_name: str | None
+    email: str | None
+    given_name: str | None
+    family_name: str | None
+    display_name: str | None
+    active: bool
+    enterprise: dict[str, str] = field(default_factory=dict)
+    manager_dn: str | None = None
+    uid: str | None = None
+
+
+@dataclass(slots=True)
+class GroupRecord:
+    """A group as read: id, DN, name, and its members still as DNs (and posix memberUid values)."""
+
+    id: str
+    dn: str
+    name: str
+    description: str | None
+    member_dns: list[str] = field(default_factory=list)
+    member_uids: list[str] = field(default_factory=list)
+
+
+def entry_id(entry: Entry, settings: LdapSettings) -> str | None:
+    """The stable id: AD's objectGUID as a GUID string, else the id attribute's text (entryUUID)."""
+    name = settings.attribute("id")
+    if not name:
+        return None
+    if name.casefold() == "objectguid":
+        raw = values_of(entry, name)
+        return guid_text(raw[0]) if raw and len(raw[0]) == 16 else None
+    return first_text(entry, name)
+
+
+def user_attributes(settings: LdapSettings) -> list[str]:
+    """The attributes a user search asks for."""
+    fields = ["id", "user_name", "email", "given_name", "family_name", "display_name", "manager", "uid"]
+    names = [settings.attribute(f) for f in (*fields, *ENTERPRISE_FIELDS)]
+    extra = ["userAccountControl"] if settings.preset == "ad" else ["pwdAccountLockedTime"]
+    return _unique([n for n in names if n] + extra + [settings.defaults.change_attribute])
+
+
+def group_attributes(settings: LdapSettings) -> list[str]:
+    """The attributes a group search asks for."""
+    names = [settings.attribute("id"), settings.attribute("group_name"), settings.attribute("group_description")]
+    names += list(settings.member_attributes)
+    if settings.posix_groups:
+        names.append("memberUid")
+    return _unique([n for n in names if n] + [settings.defaults.change_attribute])
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        if name.casefold() not in seen:
+            seen.add(name.casefold())
+            out.append(name)
+    return out
+
+
+def user_record(entry: Entry, settings: LdapSettings, disabled: frozenset[str]) -> UserRecord | Skipped:
+    """A user entry as a record, or why it is skipped. ``disabled``: DN keys matched by disabled_filter."""
+    user_id = entry_id(entry, settings)
+    if not user_id:
+        return Skipped("user", entry.dn, f"the entry has no {settings.attribute('id')} (its stable id)")
+    if settings.preset == "ad":
+        uac = first_text(entry, "userAccountControl")
+        active = not (uac is not None and uac.lstrip("-").isdigit() and int(uac) & ACCOUNTDISABLE)
+    else:
+        # ppolicy: pwdAccountLockedTime set means locked (draft-behera-ldap-password-policy §5.3.3).
+        active = not values_of(entry, "pwdAccountLockedTime")
+    if dn_key(entry.dn) in disabled:
+        active = False
+    enterprise = {f: text for f in ENTERPRISE_FIELDS if (text := first_text(entry, settings.attribute(f)))}
+    return UserRecord(
+        id=user_id,
+        dn=entry.dn,
+        user_name=first_text(entry, settings.attribute("user_name")),
+        email=first_text(entry, settings.attribute("email")),
+        given_name=first_text(entry, settings.attribute("given_name")),
+        family_name=first_text(entry, settings.attribute("family_name")),
+        display_name=first_text(entry, settings.attribute("display_name")),
+        active=active,
+        enterprise=enterprise,
+        manager_dn=first_text(entry, settings.attribute("manager")),
+        uid=first_text(entry, settings.attribute("uid")),
+    )
+
+
+def group_record(entry: Entry, settings: LdapSettings, members: Sequence[bytes]) -> GroupRecord | Skipped:
+    """A group entry as a record (``members``: every member DN, ranges already fetched)."""
+    group_id = entry_id(entry, settings)
+    if not group_id:
+        return Skipped("group", entry.dn, f"the entry has no {settings.attribute('id')} (its stable id)")
+    name = first_text(entry, settings.attribute("group_name"))
+    if not name:
+        return Skipped("group", group_id, f"the group {entry.dn} has no {settings.attribute('group_name')}")
+    dns = []
+    for raw in members:
+        text = raw.decode("utf-8", errors="replace").strip()
+        # groupOfUniqueNames values may carry an optional "#'0101'B" UID part (RFC 4517 §3.3.21).
+        if "#'" in text and text.endswith("'B"):
+            text = text[: text.rindex("#'")]
+        if text:  # an empty DN stands in for "no members" (groupOfNames MUSTs one)
+            dns.append(text)
+    uids = [v.decode("utf-8", errors="replace").strip() for v in values_of(entry, "memberUid")]
+    return GroupRecord(
+        id=group_id,
+        dn=entry.dn,
+        name=name,
+        description=first_text(entry, settings.attribute("group_description")),
+        member_dns=dns,
+        member_uids=[u for u in uids if u],
+    )
+
+
+@dataclass(slots=True)
+class Resolution:
+    """A group's members resolved: user ids, nested group ids, and the DNs that were neither."""
+
+    users: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    outside: int = 0
+    unmatched: int = 0
+
+
+def resolve_members(
+    group: GroupRecord,
+    users_by_dn: Mapping[str, str],
+    groups_by_dn: Mapping[str, str],
+    users_by_uid: Mapping[str, str],
+    settings: LdapSettings,
+) -> Resolution:
+    """Member DNs → user ids and nested group ids (``*_by_dn`` are keyed by :func:`dn_key`)."""
+    out = Resolution()
+    seen: set[str] = set()
+    for dn in group.member_dns:
+        key = dn_key(dn)
+        if key in users_by_dn:
+            target, bucket = users_by_dn[key], out.users
+        elif key in groups_by_dn and settings.nesting == "expand":
+            target, bucket = groups_by_dn[key], out.groups
+        elif key in groups_by_dn:
+            continue  # nesting = "none": a nested group adds no one
+        elif under(dn, settings.user_base) or under(dn, settings.group_base):
+            out.unmatched += 1
+            continue
+        else:
+            out.outside += 1
+            continue
+        if target not in seen and target != group.id:
+            seen.add(target)
+            bucket.append(target)
+    for uid in group.member_uids:
+        found = users_by_uid.get(uid.casefold())
+        if found is None:
+            out.outside += 1
+        elif found not in seen:
+            seen.add(found)
+            out.users.append(found)
+    return out

@@ -1,0 +1,139 @@
+"""One read's connection: failover across URLs, paged searches, range retrieval, all off the event loop.
+
+Every call into the seam blocks, so each runs in a worker thread (``asyncio.to_thread``); the
+searches of one read run one after another on one connection, as paged-results cookies are
+bound to their connection (RFC 2696 §3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from connectors.ldap.advice import explain
+from connectors.ldap.conn import Connect, Endpoint, Entry, LdapConnection, LdapFailure, SearchScope
+from connectors.ldap.settings import LdapSettings
+from connectors.ldap.values import ranged
+from syncd.errors import SourceError
+
+
+__all__ = ["Session"]
+
+log = structlog.get_logger(__name__)
+RANGE_STEPS = 10_000  # range slices of one attribute before giving up (15 million values at AD's 1,500)
+
+
+@dataclass(slots=True)
+class Counts:
+    """What a read's searches cost and skipped."""
+
+    requests: int = 0
+    pages: int = 0
+    referrals: int = 0
+
+
+class Session:
+    """A bound connection to the first server of ``source.ldap.url`` that answers."""
+
+    def __init__(self, settings: LdapSettings, connect: Connect) -> None:
+        self.settings = settings
+        self._connect = connect
+        self._conn: LdapConnection | None = None
+        self.url = settings.url[0]
+        self.counts = Counts()
+
+    def _endpoint(self, url: str) -> Endpoint:
+        s = self.settings
+        return Endpoint(
+            url=url,
+            start_tls=s.start_tls,
+            ca_file=s.ca_file,
+            tls_verify=s.tls_verify,
+            bind_dn=s.bind_dn,
+            password=s.bind_password,
+            timeout=s.timeout.total_seconds(),
+            follow_referrals=s.follow_referrals,
+        )
+
+    async def open(self) -> None:
+        """Connect and bind, trying each URL in turn while servers are unreachable.
+
+        A refused bind or a TLS failure ends it at once: another server of the same directory
+        would refuse the same way (and each wrong password counts towards AD's lockout).
+        """
+        if not self.settings.tls_verify:
+            log.warning(
+                "ldap.tls_verify_off",
+                message="source.ldap.tls_verify = false: the server certificate is NOT checked; anyone on the "
+                "network path can read the bind password and change what is synced",
+            )
+        last: SourceError | None = None
+        for url in self.settings.url:
+            self.url = url
+            self.counts.requests += 1
+            try:
+                self._conn = await asyncio.to_thread(self._connect, self._endpoint(url))
+            except LdapFailure as failure:
+                last = explain(failure, url, "connecting")
+                if failure.kind in {"unreachable", "timeout"}:
+                    log.warning("ldap.server_unreachable", url=url, reason=failure.detail)
+                    continue
+                raise last from None
+            log.info("ldap.connected", url=url)
+            return
+        assert last is not None
+        raise last
+
+    async def close(self) -> None:
+        """Unbind (never raises)."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.to_thread(conn.close)
+
+    async def search(
+        self, base: str, filter_: str, attributes: Sequence[str], *, scope: SearchScope = "subtree", what: str
+    ) -> list[Entry]:
+        """Every entry of a search, a page of ``page_size`` at a time (RFC 2696); referrals counted, not chased."""
+        assert self._conn is not None, "open() first"
+        entries: list[Entry] = []
+        cookie = b""
+        seen: set[bytes] = set()
+        page_size = self.settings.page_size if scope != "base" else 0
+        while True:
+            self.counts.requests += 1
+            try:
+                page = await asyncio.to_thread(
+                    self._conn.search, base, filter_, attributes, scope=scope, page_size=page_size, cookie=cookie
+                )
+            except LdapFailure as failure:
+                raise explain(failure, self.url, f"reading {what}") from None
+            self.counts.pages += 1
+            entries.extend(page.entries)
+            if page.referrals:
+                self.counts.referrals += len(page.referrals)
+                log.info("ldap.referrals_not_followed", base=base, referrals=list(page.referrals))
+            log.debug("ldap.page", what=what, base=base, entries=len(page.entries), more=bool(page.cookie))
+            if not page.cookie:
+                return entries
+            if page.cookie in seen:
+                raise SourceError(f"LDAP server {self.url} repeated a paged-results cookie reading {what}")
+            seen.add(page.cookie)
+            cookie = page.cookie
+
+    async def all_values(self, entry: Entry, name: str, what: str) -> list[bytes]:
+        """Every value of ``name``, fetching the rest when AD sent a range (MS-ADTS §3.1.1.3.1.3.3)."""
+        values, low = ranged(entry.attributes, name)
+        for _ in range(RANGE_STEPS):
+            if low is None:
+                return values
+            (more,) = await self.search(
+                entry.dn, "(objectClass=*)", [f"{name};range={low}-*"], scope="base", what=what
+            ) or [Entry(entry.dn, {})]
+            chunk, low = ranged(more.attributes, name)
+            if not chunk and low is None:
+                return values
+            values.extend(chunk)
+        raise SourceError(f"LDAP server {self.url}: {name} of {entry.dn} did not end after {RANGE_STEPS} ranges")
