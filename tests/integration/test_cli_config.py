@@ -53,10 +53,10 @@ class TestConfigErrors:
 
     def test_unknown_source_type_lists_the_known_ones(self, workspace: Workspace) -> None:
         """An unknown source.type exits 2 and lists the types there are."""
-        workspace.config.write_text(workspace.config.read_text().replace('type = "file"', 'type = "ldap"'))
+        workspace.config.write_text(workspace.config.read_text().replace('type = "file"', 'type = "nis"'))
         code, output = invoke("sync", "--config", str(workspace.config))
         assert 2 == code
-        assert "'ldap' is not a known source" in output
+        assert "'nis' is not a known source" in output
         assert "file" in output
 
     def test_bad_max_deletes(self, workspace: Workspace) -> None:
