@@ -9,9 +9,7 @@ and the ``ad``/``openldap`` presets), ``source`` (a read, full or incremental).
 
 from __future__ import annotations
 
-from typing import Any
-
-from connectors.base import SourceType, register
+from connectors.base import Deps, SourceType, register
 from connectors.ldap.settings import LdapSettings
 from connectors.ldap.source import LdapSource
 
@@ -19,9 +17,9 @@ from connectors.ldap.source import LdapSource
 __all__ = ["LdapSettings", "LdapSource"]
 
 
-def _build(settings: LdapSettings, transport: Any) -> LdapSource:
-    # LDAP makes no HTTP calls: the transport is unused; tests replace the connection factory.
-    return LdapSource(settings)
+def _build(settings: LdapSettings, deps: Deps) -> LdapSource:
+    # LDAP makes no HTTP calls: deps.ldap is the connection factory (None: ldap3 to the real server).
+    return LdapSource(settings, deps.ldap, clock=deps.clock)
 
 
 register(SourceType("ldap", LdapSettings, _build, "LDAP directory or Active Directory (ldaps:// or StartTLS)"))

@@ -1,19 +1,33 @@
-"""A full read of the directory: users, the disabled among them, groups and their members.
+"""The searches of a read, and what they leave in the kit's kept directory.
 
-Searches, in order: the users under each ``user_base`` (one paged search per base), those
-matching ``disabled_filter`` (only when set), the groups under each ``group_base``; then, only
-for groups whose ``member`` came back as a range (AD, over 1,500 values), the rest of it; with
-``nesting = "in_chain"`` one search per group for its users, flattened by the DC.
+A full read searches, in order: the users under each ``user_base`` (one paged search per base),
+those matching ``disabled_filter`` (only when set), the groups under each ``group_base``; then,
+only for groups whose ``member`` came back as a range (AD, over 1,500 values), the rest of it;
+with ``nesting = "in_chain"`` one search per group for its users, flattened by the DC.
+
+An incremental read runs the same user and group searches with the change filter ANDed in
+(``(uSNChanged>=N)`` or ``(modifyTimestamp>=T)``), so it reads only what changed; changed
+groups have their members resolved again, and the members an earlier read could not resolve
+(``pending``: a user who was outside the bases then) are tried again against the users now kept.
+
+Kept records (``KeptDirectory``, :mod:`connectors.kit.kept`):
+
+* user: ``[dn, userName, email, givenName, familyName, displayName, active, enterprise|None,
+  manager DN, uid]``
+* group: ``[dn, name, description, nested group ids, pending members, member user ids]``
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from typing import Any
 
 import structlog
 
+from connectors.kit.kept import KeptDirectory
 from connectors.ldap.records import (
     GroupRecord,
+    Index,
     Resolution,
     UserRecord,
     group_attributes,
@@ -25,23 +39,25 @@ from connectors.ldap.records import (
 from connectors.ldap.session import Session
 from connectors.ldap.settings import LdapSettings
 from connectors.ldap.values import dn_key, escape_filter_value
-from syncd.model import Skipped
+from syncd.model import Skipped, SourceGroup, SourceUser
 
 
-__all__ = ["Directory", "read_groups", "read_users", "resolve"]
+__all__ = [
+    "GROUP_WIDTH",
+    "USER_WIDTH",
+    "group_from_kept",
+    "keep_groups",
+    "keep_users",
+    "read_groups",
+    "read_users",
+    "retry_pending",
+    "user_from_kept",
+]
 
 log = structlog.get_logger(__name__)
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN (MS-ADTS §3.1.1.3.4.4)
-
-
-@dataclass(slots=True)
-class Directory:
-    """Users and groups by id, with groups' members resolved (user ids, nested group ids)."""
-
-    users: dict[str, UserRecord] = field(default_factory=dict)
-    groups: dict[str, GroupRecord] = field(default_factory=dict)
-    members: dict[str, Resolution] = field(default_factory=dict)
-    skipped: list[Skipped] = field(default_factory=list)
+USER_WIDTH = 10
+GROUP_WIDTH = 6
 
 
 async def read_users(session: Session, settings: LdapSettings, extra_filter: str = "") -> list[UserRecord | Skipped]:
@@ -87,7 +103,7 @@ async def read_groups(session: Session, settings: LdapSettings, extra_filter: st
     return out
 
 
-async def in_chain_members(session: Session, settings: LdapSettings, group: GroupRecord) -> list[str]:
+async def _in_chain_members(session: Session, settings: LdapSettings, group: GroupRecord) -> list[str]:
     """DNs of the users in ``group`` directly or through nested groups, as the DC computes them."""
     rule = f"(memberOf:{IN_CHAIN}:={escape_filter_value(group.dn)})"
     dns: list[str] = []
@@ -99,41 +115,117 @@ async def in_chain_members(session: Session, settings: LdapSettings, group: Grou
     return dns
 
 
-async def resolve(session: Session, settings: LdapSettings, directory: Directory, group_ids: list[str]) -> None:
-    """Resolve the members of ``group_ids`` into ``directory.members``; log what was left out."""
-    users_by_dn = {dn_key(u.dn): u.id for u in directory.users.values()}
-    groups_by_dn = {dn_key(g.dn): g.id for g in directory.groups.values()}
-    users_by_uid = {u.uid.casefold(): u.id for u in directory.users.values() if u.uid}
-    outside = unmatched = 0
-    for group_id in group_ids:
-        group = directory.groups[group_id]
+def _pack_user(user: UserRecord) -> list[Any]:
+    return [
+        user.dn,
+        user.user_name,
+        user.email,
+        user.given_name,
+        user.family_name,
+        user.display_name,
+        user.active,
+        user.enterprise or None,
+        user.manager_dn,
+        user.uid,
+    ]
+
+
+def keep_users(kept: KeptDirectory, records: Iterable[UserRecord | Skipped], skipped: list[Skipped]) -> int:
+    """Put users into ``kept`` (a renamed or moved user keeps its id); returns how many."""
+    count = 0
+    for record in records:
+        if isinstance(record, Skipped):
+            skipped.append(record)
+            continue
+        old = kept.users.get(record.id)
+        if old is not None and dn_key(old[0]) != dn_key(record.dn):
+            log.info("ldap.user_moved", id=record.id, old_dn=old[0], dn=record.dn)  # same id: an update
+        kept.users[record.id] = _pack_user(record)
+        count += 1
+    return count
+
+
+def _index(kept: KeptDirectory) -> Index:
+    return Index(
+        users_by_dn={dn_key(p[0]): uid for uid, p in kept.users.items()},
+        groups_by_dn={dn_key(p[0]): gid for gid, p in kept.groups.items()},
+        users_by_uid={str(p[9]).casefold(): uid for uid, p in kept.users.items() if p[9]},
+    )
+
+
+async def keep_groups(
+    session: Session,
+    settings: LdapSettings,
+    kept: KeptDirectory,
+    records: Iterable[GroupRecord | Skipped],
+    skipped: list[Skipped],
+) -> int:
+    """Put groups into ``kept`` with their members resolved against the users kept; returns how many."""
+    groups = []
+    for record in records:
+        if isinstance(record, Skipped):
+            skipped.append(record)
+        else:
+            groups.append(record)
+            kept.groups[record.id] = [record.dn, record.name, record.description, [], [], []]
+    index = _index(kept)  # with the new groups, so that nested ones resolve
+    totals = Resolution()
+    for group in groups:
         if settings.nesting == "in_chain":
-            group.member_dns = await in_chain_members(session, settings, group)
-        resolution = resolve_members(group, users_by_dn, groups_by_dn, users_by_uid, settings)
-        directory.members[group_id] = resolution
-        outside += resolution.outside
-        unmatched += resolution.unmatched
-    if outside or unmatched:
+            group.member_dns = await _in_chain_members(session, settings, group)
+        found = resolve_members(group.id, group.members, index, settings)
+        kept.groups[group.id] = [group.dn, group.name, group.description, found.groups, found.pending, found.users]
+        totals.outside += found.outside
+        totals.unmatched += found.unmatched
+    _log_ignored(totals)
+    return len(groups)
+
+
+def retry_pending(settings: LdapSettings, kept: KeptDirectory, skip: set[str]) -> int:
+    """Resolve the pending members of kept groups (not in ``skip``) against the users kept now."""
+    index = _index(kept)
+    found_now = 0
+    for group_id, packed in kept.groups.items():
+        if group_id in skip or not packed[4]:
+            continue
+        found = Resolution(users=list(packed[5]), groups=list(packed[3]))
+        before = len(found.users) + len(found.groups)
+        resolve_members(group_id, packed[4], index, settings, found)
+        found_now += len(found.users) + len(found.groups) - before
+        kept.groups[group_id] = [*packed[:3], found.groups, found.pending, found.users]
+    return found_now
+
+
+def _log_ignored(totals: Resolution) -> None:
+    if totals.outside or totals.unmatched:
         log.info(
             "ldap.members_ignored",
-            outside_bases=outside,
-            not_users=unmatched,
+            outside_bases=totals.outside,
+            not_users=totals.unmatched,
             hint="members outside source.ldap.user_base/group_base, or not matching user_filter, are not synced",
         )
 
 
-def keep(directory: Directory, records: list[UserRecord | Skipped] | list[GroupRecord | Skipped]) -> None:
-    """Put read records into ``directory`` (a repeated id is skipped with a reason)."""
-    for record in records:
-        if isinstance(record, Skipped):
-            directory.skipped.append(record)
-        elif isinstance(record, UserRecord):
-            if record.id in directory.users and dn_key(directory.users[record.id].dn) != dn_key(record.dn):
-                directory.skipped.append(Skipped("user", record.id, f"{record.dn} repeats the id of another entry"))
-                continue
-            directory.users[record.id] = record
-        else:
-            if record.id in directory.groups and dn_key(directory.groups[record.id].dn) != dn_key(record.dn):
-                directory.skipped.append(Skipped("group", record.id, f"{record.dn} repeats the id of another entry"))
-                continue
-            directory.groups[record.id] = record
+def user_from_kept(user_id: str, packed: list[Any], names_by_dn: dict[str, str]) -> SourceUser:
+    """A kept user as the engine takes it; the manager's DN becomes the manager's userName."""
+    _, user_name, email, given, family, display, active, enterprise, manager_dn, _ = packed
+    fields = dict(enterprise or {})
+    manager = names_by_dn.get(dn_key(manager_dn)) if manager_dn else None
+    if manager:
+        fields["manager"] = manager
+    return SourceUser(
+        id=user_id,
+        user_name=user_name,
+        email=email,
+        given_name=given,
+        family_name=family,
+        display_name=display,
+        active=bool(active),
+        enterprise=fields,
+    )
+
+
+def group_from_kept(group_id: str, packed: list[Any]) -> SourceGroup:
+    """A kept group as the engine takes it: direct user members and nested group ids."""
+    _, name, description, nested, _, members = packed
+    return SourceGroup(id=group_id, name=name, description=description, members=tuple(members), groups=tuple(nested))

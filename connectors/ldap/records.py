@@ -18,7 +18,7 @@ from connectors.ldap.values import dn_key, first_text, guid_text, under, values_
 from syncd.model import Skipped
 
 
-__all__ = ["GroupRecord", "Resolution", "UserRecord", "group_record", "resolve_members", "user_record"]
+__all__ = ["GroupRecord", "Index", "Resolution", "UserRecord", "group_record", "resolve_members", "user_record"]
 
 ACCOUNTDISABLE = 0x2  # userAccountControl bit (MS-ADTS §2.2.16)
 ENTERPRISE_FIELDS = ("employee_number", "cost_center", "organization", "division", "department")
@@ -51,6 +51,11 @@ class GroupRecord:
     description: str | None
     member_dns: list[str] = field(default_factory=list)
     member_uids: list[str] = field(default_factory=list)
+
+    @property
+    def members(self) -> list[str]:
+        """Member DNs, then posix members as ``memberUid:<uid>``."""
+        return [*self.member_dns, *(UID_PREFIX + uid for uid in self.member_uids)]
 
 
 def entry_id(entry: Entry, settings: LdapSettings) -> str | None:
@@ -147,48 +152,60 @@ def group_record(entry: Entry, settings: LdapSettings, members: Sequence[bytes])
     )
 
 
+UID_PREFIX = "memberUid:"  # a pending posixGroup member, kept beside pending DNs (a DN always has "=")
+
+
 @dataclass(slots=True)
 class Resolution:
-    """A group's members resolved: user ids, nested group ids, and the DNs that were neither."""
+    """A group's members resolved: user ids, nested group ids, and the members that were neither
+    (``pending``: their DNs, or ``memberUid:<uid>``; tried again on later reads)."""
 
     users: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
     outside: int = 0
     unmatched: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Index:
+    """Users and groups by DN key (:func:`dn_key`), and users by folded uid."""
+
+    users_by_dn: Mapping[str, str]
+    groups_by_dn: Mapping[str, str]
+    users_by_uid: Mapping[str, str]
+
+
 def resolve_members(
-    group: GroupRecord,
-    users_by_dn: Mapping[str, str],
-    groups_by_dn: Mapping[str, str],
-    users_by_uid: Mapping[str, str],
-    settings: LdapSettings,
+    group_id: str, members: Iterable[str], index: Index, settings: LdapSettings, out: Resolution | None = None
 ) -> Resolution:
-    """Member DNs → user ids and nested group ids (``*_by_dn`` are keyed by :func:`dn_key`)."""
-    out = Resolution()
-    seen: set[str] = set()
-    for dn in group.member_dns:
-        key = dn_key(dn)
-        if key in users_by_dn:
-            target, bucket = users_by_dn[key], out.users
-        elif key in groups_by_dn and settings.nesting == "expand":
-            target, bucket = groups_by_dn[key], out.groups
-        elif key in groups_by_dn:
-            continue  # nesting = "none": a nested group adds no one
-        elif under(dn, settings.user_base) or under(dn, settings.group_base):
-            out.unmatched += 1
-            continue
+    """Members (DNs, or ``memberUid:<uid>``) → user ids and nested group ids, added to ``out``."""
+    out = out or Resolution()
+    seen = {*out.users, *out.groups}
+    for member in members:
+        if member.startswith(UID_PREFIX):
+            found = index.users_by_uid.get(member[len(UID_PREFIX) :].casefold())
+            if found is None:
+                out.outside += 1
+                out.pending.append(member)
+                continue
+            target, bucket = found, out.users
         else:
-            out.outside += 1
-            continue
-        if target not in seen and target != group.id:
+            key = dn_key(member)
+            if key in index.users_by_dn:
+                target, bucket = index.users_by_dn[key], out.users
+            elif key in index.groups_by_dn and settings.nesting == "expand":
+                target, bucket = index.groups_by_dn[key], out.groups
+            elif key in index.groups_by_dn:
+                continue  # nesting = "none": a nested group adds no one
+            else:
+                if under(member, settings.user_base) or under(member, settings.group_base):
+                    out.unmatched += 1
+                else:
+                    out.outside += 1
+                out.pending.append(member)
+                continue
+        if target not in seen and target != group_id:
             seen.add(target)
             bucket.append(target)
-    for uid in group.member_uids:
-        found = users_by_uid.get(uid.casefold())
-        if found is None:
-            out.outside += 1
-        elif found not in seen:
-            seen.add(found)
-            out.users.append(found)
     return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import structlog
 
@@ -18,32 +17,41 @@ from connectors.ldap.conn import Connect, Endpoint, Entry, LdapConnection, LdapF
 from connectors.ldap.settings import LdapSettings
 from connectors.ldap.values import ranged
 from syncd.errors import SourceError
+from syncd.model import RequestStats
 
 
 __all__ = ["Session"]
 
 log = structlog.get_logger(__name__)
 RANGE_STEPS = 10_000  # range slices of one attribute before giving up (15 million values at AD's 1,500)
-
-
-@dataclass(slots=True)
-class Counts:
-    """What a read's searches cost and skipped."""
-
-    requests: int = 0
-    pages: int = 0
-    referrals: int = 0
+NO_ANSWER = 81  # LDAP_SERVER_DOWN in the C API (RFC 1823 §9): counted when no result came
 
 
 class Session:
-    """A bound connection to the first server of ``source.ldap.url`` that answers."""
+    """A bound connection to the first server of ``source.ldap.url`` that answers.
 
-    def __init__(self, settings: LdapSettings, connect: Connect) -> None:
+    Every bind and search request is counted in ``stats`` by its LDAP result code.
+    """
+
+    def __init__(self, settings: LdapSettings, connect: Connect, stats: RequestStats | None = None) -> None:
         self.settings = settings
         self._connect = connect
         self._conn: LdapConnection | None = None
         self.url = settings.url[0]
-        self.counts = Counts()
+        self.stats = stats if stats is not None else RequestStats()
+        self._before = self.stats.total
+        self.referrals = 0
+
+    @property
+    def requests(self) -> int:
+        """Binds and search requests this session sent."""
+        return self.stats.total - self._before
+
+    def _count(self, operation: str, failure: LdapFailure | None = None) -> None:
+        if failure is None:
+            self.stats.count(operation, 0)
+        else:
+            self.stats.count(operation, failure.code if failure.kind == "result" and failure.code else NO_ANSWER)
 
     def _endpoint(self, url: str) -> Endpoint:
         s = self.settings
@@ -73,15 +81,16 @@ class Session:
         last: SourceError | None = None
         for url in self.settings.url:
             self.url = url
-            self.counts.requests += 1
             try:
                 self._conn = await asyncio.to_thread(self._connect, self._endpoint(url))
             except LdapFailure as failure:
+                self._count("BIND", failure)
                 last = explain(failure, url, "connecting")
                 if failure.kind in {"unreachable", "timeout"}:
                     log.warning("ldap.server_unreachable", url=url, reason=failure.detail)
                     continue
                 raise last from None
+            self._count("BIND")
             log.info("ldap.connected", url=url)
             return
         assert last is not None
@@ -103,17 +112,17 @@ class Session:
         seen: set[bytes] = set()
         page_size = self.settings.page_size if scope != "base" else 0
         while True:
-            self.counts.requests += 1
             try:
                 page = await asyncio.to_thread(
                     self._conn.search, base, filter_, attributes, scope=scope, page_size=page_size, cookie=cookie
                 )
             except LdapFailure as failure:
+                self._count("SEARCH", failure)
                 raise explain(failure, self.url, f"reading {what}") from None
-            self.counts.pages += 1
+            self._count("SEARCH")
             entries.extend(page.entries)
             if page.referrals:
-                self.counts.referrals += len(page.referrals)
+                self.referrals += len(page.referrals)
                 log.info("ldap.referrals_not_followed", base=base, referrals=list(page.referrals))
             log.debug("ldap.page", what=what, base=base, entries=len(page.entries), more=bool(page.cookie))
             if not page.cookie:

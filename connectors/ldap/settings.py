@@ -176,6 +176,8 @@ class LdapSettings(BaseModel):
     page_size: int = Field(500, ge=1, le=10000, description="Entries per page (RFC 2696); AD caps at 1000.")
     timeout: Duration = Field(timedelta(seconds=30), description="Per connection and per request.")
     follow_referrals: bool = Field(False, description="Chase referrals to other servers.")
+    incremental: bool = Field(True, description="Between full reads, read only entries changed since the last.")
+    full_read_every: Duration = Field(timedelta(hours=24), description="A full read (which sees deletions) this often.")
 
     @field_validator("url", "user_base", "group_base", mode="before")
     @classmethod
@@ -222,7 +224,7 @@ class LdapSettings(BaseModel):
             raise ValueError(f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
         return path
 
-    @field_validator("timeout")
+    @field_validator("timeout", "full_read_every")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

@@ -1,105 +1,181 @@
-"""The LDAP source: one read, full or incremental, turned into a ``SourceRead``."""
+"""The LDAP source: one read, full or incremental, on the connector kit's kept directory.
+
+Incremental reads (``incremental = true``, the default) ask only for entries changed since the
+last read, and merge them into the directory kept in ``SourceRead.state``:
+
+* **Active Directory**: ``uSNChanged`` above the ``highestCommittedUSN`` the domain controller's
+  rootDSE showed when the last read began ("Polling for changes using the USNChanged attribute",
+  Microsoft Learn, Win32 AD DS docs). USNs belong to one DC: when the DC (``dsServiceName``) or
+  its database (``invocationId``, new after a restore) is not the one the USN came from, the
+  read is full.
+* **OpenLDAP** (and any other server): ``modifyTimestamp`` (RFC 4512 §3.4.4) at or after the time
+  the last read began, less ``OVERLAP``, on our clock: the server's clock may be that much behind.
+
+Neither shows deletions, nor an entry that stopped matching the filters; a full read every
+``full_read_every`` (and on ``--full-resync``, or when the settings change) removes those.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
 from connectors.base import ReadContext
+from connectors.kit.kept import KeptDirectory, resume, scope_digest
+from connectors.kit.read import FullReadNeeded, assemble
 from connectors.ldap.conn import Connect, open_ldap3
-from connectors.ldap.read import Directory, keep, read_groups, read_users, resolve
+from connectors.ldap.read import (
+    GROUP_WIDTH,
+    USER_WIDTH,
+    group_from_kept,
+    keep_groups,
+    keep_users,
+    read_groups,
+    read_users,
+    retry_pending,
+    user_from_kept,
+)
 from connectors.ldap.session import Session
 from connectors.ldap.settings import LdapSettings
-from connectors.ldap.values import dn_key
-from syncd.model import SourceGroup, SourceRead, SourceUser
+from connectors.ldap.values import dn_key, first_text, guid_text, to_generalized_time, values_of
+from syncd.model import RequestStats, Skipped, SourceRead
 
 
-__all__ = ["LdapSource"]
+__all__ = ["OVERLAP", "LdapSource"]
 
 log = structlog.get_logger(__name__)
+OVERLAP = timedelta(minutes=5)
 default_connect: Connect = open_ldap3  # the real server; a source built without a factory uses it
+_SHAPE = {"preset", "user_base", "group_base", "user_filter", "group_filter", "disabled_filter"}
+_SHAPE |= {"attributes", "nesting", "posix_groups"}
 
 
 class LdapSource:
-    """Reads users, groups and memberships from an LDAP directory or Active Directory."""
+    """Reads users, groups and memberships from an LDAP directory or Active Directory.
+
+    ``stats`` counts LDAP operations (binds and search requests, a page each) by LDAP result
+    code: 0 success, 49 invalidCredentials... (RFC 4511 Appendix A), 81 when no answer came
+    (the C API's LDAP_SERVER_DOWN).
+    """
 
     def __init__(
-        self,
-        settings: LdapSettings,
-        connect: Connect | None = None,
-        *,
-        clock: Callable[[], float] = time.time,
+        self, settings: LdapSettings, connect: Connect | None = None, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.settings = settings
         self._connect = connect
         self._clock = clock
+        self.stats = RequestStats()
 
     async def aclose(self) -> None:
         """Nothing is kept open between reads."""
 
+    def _digest(self, ctx: ReadContext) -> str:
+        # Everything that decides which entries are read and how they are taken (not where from:
+        # the URLs are replicas of one directory; AD's per-DC USNs are checked on their own).
+        return scope_digest(ctx.scope, **self.settings.model_dump(mode="json", include=_SHAPE))
+
     async def read(self, ctx: ReadContext) -> SourceRead:
         """Read the directory; any failure raises SourceError before anything is returned."""
-        session = Session(self.settings, self._connect or default_connect)
+        s = self.settings
+        digest = self._digest(ctx)
+        started = self._clock()
+        kept, why = resume(ctx, digest, started, s.full_read_every, user_width=USER_WIDTH, group_width=GROUP_WIDTH)
+        if not s.incremental:
+            kept, why = None, "incremental = false"
+        session = Session(s, self._connect or default_connect, self.stats)
+        skipped: list[Skipped] = []
         await session.open()
         try:
-            directory = await self._full_read(session)
+            marks = await self._marks(session, started)
+            directory: KeptDirectory | None = None
+            if kept is not None:
+                try:
+                    directory = await self._incremental(session, kept, marks, skipped)
+                except FullReadNeeded as exc:
+                    why, skipped = str(exc), []
+            if directory is None:
+                log.info("ldap.read", mode="full", why=why)
+                directory = await self._full(session, digest, started, marks, skipped)
         finally:
             await session.close()
-        read = assemble(directory)
-        read.requests = session.counts.requests
+        names_by_dn = {dn_key(p[0]): p[1] for p in directory.users.values() if p[1]}
+        read = assemble(
+            directory,
+            user=lambda uid, packed: user_from_kept(uid, packed, names_by_dn),
+            group=group_from_kept,
+            skipped=skipped,
+            requests=session.requests,
+        )
         log.info(
             "ldap.read_done",
-            mode="full",
             users=len(read.users),
             groups=len(read.groups),
             skipped=len(read.skipped),
-            searches=session.counts.requests,
-            referrals_not_followed=session.counts.referrals,
+            requests=read.requests,
+            referrals_not_followed=session.referrals,
         )
         return read
 
-    async def _full_read(self, session: Session) -> Directory:
-        directory = Directory()
-        keep(directory, await read_users(session, self.settings))
-        keep(directory, await read_groups(session, self.settings))
-        await resolve(session, self.settings, directory, list(directory.groups))
+    async def _marks(self, session: Session, started: float) -> dict[str, Any]:
+        """Where this read starts, for the next one: the DC's USN (AD) or the time (others)."""
+        if self.settings.preset != "ad":
+            since = datetime.fromtimestamp(started, UTC) - OVERLAP
+            return {"since": to_generalized_time(since)}
+        found = await session.search(
+            "", "(objectClass=*)", ["highestCommittedUSN", "dsServiceName"], scope="base", what="the rootDSE"
+        )
+        usn = first_text(found[0], "highestCommittedUSN") if found else None
+        service = first_text(found[0], "dsServiceName") if found else None
+        if not usn or not usn.isdigit() or not service:
+            return {}  # not a DC after all: the next read is full
+        invocation = ""
+        dc = await session.search(service, "(objectClass=*)", ["invocationId"], scope="base", what="the DC")
+        raw = values_of(dc[0], "invocationId") if dc else ()
+        if raw and len(raw[0]) == 16:
+            invocation = guid_text(raw[0])
+        return {"usn": int(usn), "dc": service, "invocation": invocation}
+
+    def _change_filter(self, kept: KeptDirectory, marks: dict[str, Any]) -> str:
+        previous = kept.marks
+        if self.settings.preset == "ad":
+            if "usn" not in previous or "usn" not in marks:
+                raise FullReadNeeded("the last read kept no USN from the domain controller")
+            if (previous.get("dc"), previous.get("invocation")) != (marks["dc"], marks["invocation"]):
+                raise FullReadNeeded(
+                    "connected to another domain controller (or one restored from backup) than the last read; "
+                    "USNs belong to one DC"
+                )
+            return f"(uSNChanged>={int(previous['usn']) + 1})"
+        if "since" not in previous:
+            raise FullReadNeeded("the last read kept no change time")
+        return f"(modifyTimestamp>={previous['since']})"
+
+    async def _full(
+        self, session: Session, digest: str, started: float, marks: dict[str, Any], skipped: list[Skipped]
+    ) -> KeptDirectory:
+        directory = KeptDirectory(scope=digest, last_full_read=started, marks=marks)
+        keep_users(directory, await read_users(session, self.settings), skipped)
+        await keep_groups(session, self.settings, directory, await read_groups(session, self.settings), skipped)
         return directory
 
-
-def assemble(directory: Directory) -> SourceRead:
-    """The directory as the engine takes it: users (manager DNs resolved to user names) and groups."""
-    names_by_dn = {dn_key(u.dn): u.user_name for u in directory.users.values() if u.user_name}
-    read = SourceRead(skipped=list(directory.skipped))
-    for user_id in sorted(directory.users):
-        user = directory.users[user_id]
-        enterprise = dict(user.enterprise)
-        manager = names_by_dn.get(dn_key(user.manager_dn)) if user.manager_dn else None
-        if manager:
-            enterprise["manager"] = manager
-        read.users.append(
-            SourceUser(
-                id=user.id,
-                user_name=user.user_name,
-                email=user.email,
-                given_name=user.given_name,
-                family_name=user.family_name,
-                display_name=user.display_name,
-                active=user.active,
-                enterprise=enterprise,
-            )
-        )
-    for group_id in sorted(directory.groups):
-        group = directory.groups[group_id]
-        members = directory.members.get(group_id)
-        read.groups.append(
-            SourceGroup(
-                id=group.id,
-                name=group.name,
-                description=group.description,
-                members=tuple(members.users) if members else (),
-                groups=tuple(members.groups) if members else (),
-            )
-        )
-    return read
+    async def _incremental(
+        self, session: Session, kept: KeptDirectory, marks: dict[str, Any], skipped: list[Skipped]
+    ) -> KeptDirectory:
+        changes = self._change_filter(kept, marks)
+        log.info("ldap.read", mode="incremental", changed=changes)
+        users = keep_users(kept, await read_users(session, self.settings, changes), skipped)
+        if self.settings.nesting == "in_chain":
+            # A change to a nested group does not touch the groups above it: read every group.
+            records = await read_groups(session, self.settings)
+        else:
+            records = await read_groups(session, self.settings, changes)
+        reread = {r.id for r in records if not isinstance(r, Skipped)}
+        groups = await keep_groups(session, self.settings, kept, records, skipped)
+        resolved = retry_pending(self.settings, kept, reread)
+        kept.marks = marks
+        log.info("ldap.incremental", changed_users=users, reread_groups=groups, members_found_later=resolved)
+        return kept

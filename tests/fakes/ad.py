@@ -27,6 +27,8 @@ slapd covers LDAP itself; this covers what only AD does. Each rule below has a t
    named by ``dsServiceName`` carries ``invocationId``. USNs are per domain controller.
 7. **Referrals**: a subtree search at the domain's root also returns continuation references to
    the ForestDnsZones, DomainDnsZones and Configuration partitions.
+8. **Linked attributes** (MS-ADTS §3.1.1.1.6): ``member`` names objects by link, so renaming a
+   user changes the DN its groups show without a write to the groups (their ``uSNChanged`` stays).
 """
 
 from __future__ import annotations
@@ -201,6 +203,22 @@ class FakeAD:
         obj = self.objects[norm(group)]
         obj.attrs["member"] = [m for m in obj.get("member") if norm(str(m)) not in gone]
         self.touch(group)
+
+    def rename(self, dn: str, new_cn: str) -> str:
+        """Rename ``dn`` (a modrdn): group ``member`` values follow, as AD's linked attributes do,
+        without changing the groups (their uSNChanged stays)."""
+        obj = self.objects.pop(norm(dn))
+        new_dn = f"CN={new_cn}," + obj.dn.split(",", 1)[1]
+        obj.dn = new_dn
+        obj.attrs["cn"] = [new_cn]
+        self.objects[norm(new_dn)] = obj
+        for other in self.objects.values():
+            members = other.get("member")
+            for i, member in enumerate(members):
+                if norm(str(member)) == norm(dn):
+                    members[i] = new_dn
+        self.touch(new_dn)
+        return new_dn
 
     def set(self, dn: str, name: str, *values: str | bytes) -> None:
         """Replace an attribute of ``dn``."""

@@ -157,3 +157,15 @@ def test_root_searches_carry_partition_referrals(ad: FakeAD) -> None:
     conn = bound(ad)
     assert 3 == len(conn.search(ad.domain, "(objectClass=user)", [], page_size=10).referrals)
     assert () == conn.search(f"OU=Staff,{ad.domain}", "(objectClass=user)", [], page_size=10).referrals
+
+
+def test_renames_follow_into_member_without_touching_the_group(ad: FakeAD) -> None:
+    """Rule 8: a renamed user shows under its new DN in the group's member, and the group's USN stays."""
+    conn = bound(ad)
+    alice = ad.add_user("alice", "Alice", "A")
+    group = ad.add_group("g", [alice])
+    before = conn.search(group, "(objectClass=*)", ["member", "uSNChanged"], scope="base").entries[0]
+    renamed = ad.rename(alice, "Alice Renamed")
+    after = conn.search(group, "(objectClass=*)", ["member", "uSNChanged"], scope="base").entries[0]
+    assert [renamed.encode()] == list(after.attributes["member"])
+    assert before.attributes["uSNChanged"] == after.attributes["uSNChanged"]

@@ -177,3 +177,17 @@ def test_size_limit_names_page_size(slapd: Slapd, tree: Tree) -> None:
     settings = openldap_settings(slapd, tree, bind_dn=slapd.capped_dn, page_size=20)
     with pytest.raises(SourceError, match=r"sizeLimitExceeded.*source\.ldap\.page_size"):
         read(LdapSource(settings))
+
+
+def test_tls_verify_off_warns_on_every_read(slapd: Slapd, tree: Tree) -> None:
+    """tls_verify = false reads, but logs a warning that the certificate is not checked."""
+    from structlog.testing import capture_logs
+
+    settings = openldap_settings(
+        slapd, tree, url=slapd.ldaps_url, allow_plaintext=False, tls_verify=False, ca_file=str(slapd.ca.other_ca_file)
+    )
+    with capture_logs() as logs:
+        read(LdapSource(settings))
+    assert [("warning", True)] == [
+        (e["log_level"], "NOT checked" in e["message"]) for e in logs if e["event"] == "ldap.tls_verify_off"
+    ]
