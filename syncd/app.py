@@ -15,13 +15,13 @@ from sqlalchemy.engine import make_url
 from connectors import base as connectors
 from connectors.base import Deps
 from syncd.cache import Cache
-from syncd.config import Settings
+from syncd.config import CacheOnly, Settings
 from syncd.engine import Engine
 from syncd.errors import CacheError
 from syncd.target.scim import ScimTarget
 
 
-def open_cache(settings: Settings, *, read_only: bool = False) -> Cache:
+def open_cache(settings: Settings | CacheOnly, *, read_only: bool = False) -> Cache:
     """Open the cache and bring its schema up to date (``sync`` upgrades on start).
 
     ``read_only`` (plans, dry runs) never creates the cache nor migrates it: a cache that does

@@ -25,6 +25,8 @@ class CheckResult:
     users_read: int
     groups_read: int
     requests: int
+    target: str = ""
+    """What the one authenticated read of Identity Center found (empty when it was not made)."""
 
 
 async def check_source(settings: Settings, *, deps: Deps | None = None) -> CheckResult:

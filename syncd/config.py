@@ -1,8 +1,14 @@
 """Configuration: a TOML file read through pydantic-settings, with environment overrides.
 
-Found by ``--config``, else ``$SYNCD_CONFIG``, else ``./syncd.toml``. Any key can be overridden
-as ``SYNCD_<SECTION>__<KEY>`` (``SYNCD_TARGET__REQUESTS_PER_SECOND=10``). Secrets may be written
-``env:NAME`` or ``file:PATH`` (:mod:`syncd.secrets`).
+Found by ``--config``, else ``$SYNCD_CONFIG``, else ``./syncd.toml``, else
+``$XDG_CONFIG_HOME/syncd/syncd.toml`` (``~/.config``), else ``/etc/syncd/syncd.toml``. Any key can
+be overridden as ``SYNCD_<SECTION>__<KEY>`` (``SYNCD_TARGET__REQUESTS_PER_SECOND=10``). Secrets
+may be written ``env:NAME`` or ``file:PATH`` (:mod:`syncd.secrets`).
+
+Relative paths (``cache.url = "sqlite:///syncd.db"``, ``source.file.path``) are relative to the
+config file's directory, never to the current one: ``cd ~ && syncd plan -c /srv/syncd/syncd.toml``
+uses ``/srv/syncd/syncd.db``. Without ``cache.url`` the cache is ``syncd.db`` in
+``$STATE_DIRECTORY`` (set by systemd's ``StateDirectory=``), else beside the config file.
 
 A bad configuration raises :class:`~syncd.errors.ConfigError` whose message names each wrong key
 and what would fix it; the CLI exits 2 with it.
@@ -11,10 +17,14 @@ and what would fix it; the CLI exits 2 with it.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
+import re
+import tomllib
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -34,6 +44,10 @@ from syncd.secrets import Secret
 
 
 DEFAULT_PATH = Path("syncd.toml")
+SYSTEM_PATH = Path("/etc/syncd/syncd.toml")
+CACHE_FILE = "syncd.db"
+
+log = logging.getLogger("syncd.config")
 
 
 class _Section(BaseModel):
@@ -77,7 +91,8 @@ class TargetConfig(_Section):
     @field_validator("scim_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError(
                 "must be the SCIM endpoint URL from the Identity Center console, "
                 "like https://scim.us-east-1.amazonaws.com/<tenant>/scim/v2"
@@ -86,9 +101,35 @@ class TargetConfig(_Section):
 
 
 class CacheConfig(_Section):
-    """``[cache]``: where syncd remembers what it pushed."""
+    """``[cache]``: where syncd remembers what it pushed (see the module docstring for the default)."""
 
-    url: str = "sqlite:///syncd.db"
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        from syncd.cache.engine import normalise_url
+        from syncd.errors import CacheError
+
+        try:
+            parsed = normalise_url(value)
+        except CacheError as exc:
+            raise ValueError(
+                f"{exc}; write it like sqlite:///syncd.db or postgresql+psycopg://syncd@db.example.com/syncd"
+            ) from None
+        if parsed.get_backend_name() == "postgresql":
+            require_extra("psycopg", "postgres", "a PostgreSQL cache")
+        return value
+
+
+def require_extra(module: str, extra: str, what: str) -> None:
+    """ValueError naming the extra to install when ``module`` is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"{what} needs {module}, which is not installed; install it with pip install 'syncd[{extra}]'")
 
 
 class SafetyConfig(_Section):
@@ -238,34 +279,105 @@ class Settings(BaseSettings):
             ) from None
 
 
+def candidates() -> list[tuple[Path, str]]:
+    """Where a config is looked for when neither ``--config`` nor ``$SYNCD_CONFIG`` names one."""
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "syncd" / "syncd.toml"
+    return [(DEFAULT_PATH, "the current directory"), (xdg, "$XDG_CONFIG_HOME"), (SYSTEM_PATH, "/etc/syncd")]
+
+
 def find_config(explicit: Path | None) -> Path:
-    """The config file to read: ``--config``, else ``$SYNCD_CONFIG``, else ``./syncd.toml``."""
+    """The config file to read (absolute): ``--config``, ``$SYNCD_CONFIG``, then :func:`candidates`."""
     if explicit is not None:
         path, how = explicit, "--config"
     elif os.environ.get("SYNCD_CONFIG"):
         path, how = Path(os.environ["SYNCD_CONFIG"]), "SYNCD_CONFIG"
     else:
-        path, how = DEFAULT_PATH, "the default"
+        for path, _ in candidates():
+            if path.is_file():
+                return path.resolve()
+        looked = ", ".join(str(p) for p, _ in candidates())
+        raise ConfigError(
+            f"no configuration file (looked for {looked}). Write one with `syncd init`, pass --config PATH, "
+            "or set SYNCD_CONFIG. To try syncd without one, run `syncd demo`."
+        )
     if not path.is_file():
         raise ConfigError(
-            f"no configuration file at {path} ({how}). Create it (examples in deploy/examples/), "
-            "pass --config PATH, or set SYNCD_CONFIG. To try syncd without one, run `syncd demo`."
+            f"no configuration file at {path} ({how}). Write one with `syncd init --out {path}`, "
+            "or fix the path. To try syncd without one, run `syncd demo`."
         )
-    return path
+    return path.resolve()
+
+
+def _resolve_paths(settings: Settings | CacheOnly, base: Path) -> None:
+    """Make relative paths relative to ``base`` (the config file's folder), and fill in the default cache."""
+    if not settings.cache.url:
+        folder = Path(os.environ["STATE_DIRECTORY"].split(":")[0]) if os.environ.get("STATE_DIRECTORY") else base
+        settings.cache.url = f"sqlite:///{folder / CACHE_FILE}"
+    elif settings.cache.url.startswith("sqlite:///") and not settings.cache.url.startswith("sqlite:////"):
+        rest = settings.cache.url.removeprefix("sqlite:///")
+        if rest and not rest.startswith(":memory:") and not Path(rest).is_absolute():
+            settings.cache.url = f"sqlite:///{base / rest}"
+    if isinstance(settings, Settings):
+        table = (settings.source.model_extra or {}).get(settings.source.type)
+        if isinstance(table, dict):
+            for key, value in table.items():
+                if _PATH_KEY.search(key) and isinstance(value, str) and value and not Path(value).is_absolute():
+                    table[key] = str(base / Path(value).expanduser()) if not value.startswith("~") else value
+
+
+_PATH_KEY = re.compile(r"(^path$|_path$|_file$)")
+"""Connector settings that name a file: resolved against the config file's folder when relative."""
+
+_SECRET_KEY = re.compile(r"(token|secret|password|private_key)$")
+_PREFIX = re.compile(r"^([A-Za-z]{2,8}):(?!//)")
+
+
+def secret_warnings(data: Any, where: tuple[str, ...] = ()) -> list[str]:
+    """Warnings for secrets written in the file: an unknown prefix (``evn:``) or a literal value."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found.extend(secret_warnings(value, (*where, str(key))))
+        return found
+    if not where or not isinstance(data, str) or not _SECRET_KEY.search(where[-1]) or not data:
+        return found
+    key = ".".join(where)
+    prefix = _PREFIX.match(data)
+    if prefix and prefix.group(1) not in ("env", "file"):
+        close = difflib.get_close_matches(prefix.group(1), ["env", "file"], n=1, cutoff=0.3)
+        hint = f"; did you mean {close[0]}:?" if close else "; use env:NAME or file:PATH"
+        found.append(f"{key}: {prefix.group(1)}: is not a secret reference, so the text is used as the secret{hint}")
+    elif not data.startswith(("env:", "file:")):
+        found.append(f"{key} is written in the config file itself; keep it out of the file with env:NAME or file:PATH")
+    return found
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
 
 def load(path: Path | None = None, **overrides: Any) -> Settings:
     """Read and validate the configuration; ConfigError naming every bad key otherwise."""
     toml_path = find_config(path)
+    raw = _read_toml(toml_path)
     Settings._toml_path = toml_path
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(f"{toml_path}: " + format_errors(exc, model=Settings)) from None
+        raise ConfigError(format_errors(exc, model=Settings, file=toml_path)) from None
     except (OSError, ValueError) as exc:  # a TOML syntax error arrives as a ValueError
         raise ConfigError(f"{toml_path} cannot be read as TOML: {exc}") from None
     finally:
         Settings._toml_path = None
+    for warning in secret_warnings(raw):
+        log.warning("config.secret: %s", warning, extra={"config": str(toml_path)})
+    _resolve_paths(settings, toml_path.parent)
     try:
         connectors.get(settings.source.type)
     except KeyError:
@@ -279,6 +391,47 @@ def load(path: Path | None = None, **overrides: Any) -> Settings:
             permission_set.read_inline_policy(toml_path.parent)
         except ValueError as exc:
             raise ConfigError(f"{toml_path}: invalid configuration:\n  permission_sets.{index}.{exc}") from None
+    return settings
+
+
+class CacheOnly(BaseSettings):
+    """The ``[cache]`` table alone, for commands that need nothing else (``status``, ``db upgrade``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SYNCD_", env_nested_delimiter="__", extra="ignore", case_sensitive=False
+    )
+    _toml_path: ClassVar[Path | None] = None
+
+    cache: CacheConfig = CacheConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, the environment, then the TOML file, as for :class:`Settings`."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
+        return tuple(sources)
+
+
+def load_cache_only(path: Path | None = None) -> CacheOnly:
+    """The cache settings alone: no SCIM token, no IdP key is read or needed."""
+    toml_path = find_config(path)
+    _read_toml(toml_path)
+    CacheOnly._toml_path = toml_path
+    try:
+        settings = CacheOnly()
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, model=CacheOnly, file=toml_path)) from None
+    finally:
+        CacheOnly._toml_path = None
+    _resolve_paths(settings, toml_path.parent)
     return settings
 
 
@@ -299,19 +452,52 @@ def _known_keys(model: type[BaseModel] | None, loc: tuple[str | int, ...]) -> li
     return list(getattr(current, "model_fields", {}) or {})
 
 
-def format_errors(exc: ValidationError, *, prefix: tuple[str, ...] = (), model: type[BaseModel] | None = None) -> str:
-    """One line per bad key: ``key: what is wrong; how to fix it`` (never the value of a secret)."""
+def _env_name(loc: tuple[str | int, ...]) -> str:
+    return "SYNCD_" + "__".join(str(p).upper() for p in loc)
+
+
+def _from_env(loc: tuple[str | int, ...]) -> str | None:
+    """The SYNCD_* variable that set the value at ``loc`` (or a table above it), if one did."""
+    names = {k.upper(): k for k in os.environ}
+    for end in range(len(loc), 0, -1):
+        name = _env_name(loc[:end])
+        if name in names:
+            return names[name]
+    return None
+
+
+def format_errors(
+    exc: ValidationError,
+    *,
+    prefix: tuple[str, ...] = (),
+    model: type[BaseModel] | None = None,
+    file: Path | None = None,
+) -> str:
+    """One line per bad key: ``key: what is wrong; how to fix it`` (never the value of a secret).
+
+    A value set by a ``SYNCD_*`` variable is named by that variable, not by the file; a missing
+    top-level table says which table to add.
+    """
     lines = []
     for error in exc.errors(include_url=False, include_input=False):
         loc = tuple(error["loc"])
-        key = ".".join(str(p) for p in (*prefix, *loc))
+        full = (*prefix, *loc)
+        key = ".".join(str(p) for p in full)
         message = str(error["msg"]).removeprefix("Value error, ")
         hint = _FIX.get(error["type"], "")
         if error["type"] == "extra_forbidden":
             close = difflib.get_close_matches(str(loc[-1]), _known_keys(model, loc), n=1)
             hint = f"did you mean {close[0]!r}?" if close else hint
-        env = "SYNCD_" + "__".join(str(p).upper() for p in (*prefix, *loc))
+        env = _env_name(full)
+        if error["type"] == "missing" and len(full) == 1:
+            lines.append(
+                f"[{key}]: the table is missing; add a [{key}] table (see `syncd config example`) or set {env}__<KEY>"
+            )
+            continue
         if error["type"] == "missing":
-            hint = f"add it to the [{'.'.join(str(p) for p in (*prefix, *loc[:-1]))}] table or set {env}"
-        lines.append(f"{key}: {message}" + (f"; {hint}" if hint else ""))
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+            hint = f"add it to the [{'.'.join(str(p) for p in full[:-1])}] table or set {env}"
+        variable = _from_env(full) if error["type"] != "missing" else None
+        where = f"{variable} (from the environment)" if variable else key
+        lines.append(f"{where}: {message}" + (f"; {hint}" if hint else ""))
+    head = f"{file}: invalid configuration" if file is not None else "invalid configuration"
+    return head + ":\n  " + "\n  ".join(lines)

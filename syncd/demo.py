@@ -19,12 +19,14 @@ from typing import Any
 
 from rich.console import Console
 from rich.rule import Rule
+from rich.text import Text
 
 from syncd.app import build_engine, open_cache
 from syncd.config import Settings
 from syncd.emulator import running_emulator
 from syncd.engine import RunOptions, RunResult
-from syncd.report import plan_table, summary
+from syncd.plan_view import render
+from syncd.report import summary
 
 
 LEAVER = "00u0042"
@@ -96,9 +98,10 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
 
             console.print(Rule("1. What the first sync will do (syncd plan)"))
             first_plan = run(RunOptions(dry_run=True))
-            console.print(plan_table(first_plan.plan, limit=15))
+            for line in render(first_plan.plan, limit=15):
+                console.print(line)
             for skip in first_plan.skipped:
-                console.print(f"[yellow]skipped {skip.kind} {skip.id}:[/] {skip.reason}")
+                console.print(Text(f"skipped {skip.kind} {skip.id}: ", style="yellow") + Text(skip.reason))
 
             console.print(Rule("2. The first sync (syncd sync)"))
             first = run(RunOptions())
@@ -117,7 +120,8 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
             export.write_text(json.dumps(data, indent=1), encoding="utf-8")
             console.print(f"leaver: {leaver}\njoiner: {joiner}\nrenamed to: {new_name}\n")
             second = run(RunOptions())
-            console.print(plan_table(second.plan))
+            for line in render(second.plan):
+                console.print(line)
             console.print(summary(second))
             kept = next((u for u in emu.state.users if u["id"] == renamed_id), None)
             same_id = kept is not None and kept["userName"] == new_name

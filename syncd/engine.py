@@ -134,8 +134,9 @@ class Progress(Protocol):
         ...
 
 
-Approve = Callable[[Plan], str | None]
-"""Asked after the guard, before any write: None to go on, or why the run must not (it is refused)."""
+Approve = Callable[[Plan, Snapshot], str | None]
+"""Asked after the guard with the plan and the source snapshot it came from, before any write:
+None to go on, or why the run must not (it is then refused)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +174,13 @@ class RunResult:
     run_id: int | None = None
     would_change: dict[str, int] | None = None
     """The plan's counts when it was not applied (a dry run, a refused run); ``counts`` is what landed."""
+    failure_code: int = 1
+    """The exit code of the error that failed the run (see :mod:`syncd.errors`)."""
 
     @property
     def exit_code(self) -> int:
-        """0 converged (or dry run), 1 failed, 3 refused by the guard."""
-        return {"ok": 0, "refused": 3}.get(self.status, 1)
+        """0 converged (or dry run), 3 refused, else the failure's code (4 authentication, 5 unavailable, 1)."""
+        return {"ok": 0, "refused": 3}.get(self.status, self.failure_code)
 
     def to_json(self) -> dict[str, Any]:
         """The one object ``sync --json`` prints."""
@@ -500,7 +503,7 @@ class Engine:
             result.plan = plan
             result.would_change = plan.counts()
             verdict = check(plan, self.limit, member_limit=self.member_limit, allow_deletions=options.allow_deletions)
-            refused = verdict.refused or (options.approve(plan) if options.approve is not None else None)
+            refused = verdict.refused or (options.approve(plan, snapshot) if options.approve is not None else None)
             if verdict.refused:
                 result.status = "refused"
                 result.errors.append(verdict.refused)
@@ -542,6 +545,7 @@ class Engine:
             raise
         except SyncdError as exc:
             result.status = "failed"
+            result.failure_code = exc.exit_code
             result.errors.append(str(exc))
             bound.error("run.failed", error=str(exc), error_type=type(exc).__name__)
             return result

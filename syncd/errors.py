@@ -4,17 +4,22 @@ Exception tree::
 
     SyncdError                      base of all; ``exit_code`` 1 unless said otherwise
     ├── ConfigError                 a bad or missing setting; names the key and the fix (exit 2)
-    ├── SourceError                 the identity source could not be read completely
-    │   └── SourceAuthError         the source refused our credentials (401/403)
+    ├── SourceError                 the identity source could not be read completely (exit 5)
+    │   └── SourceAuthError         the source refused our credentials (401/403) (exit 4)
     ├── TargetError                 Identity Center answered in a way we cannot act on
-    │   ├── TargetAuthError         401/403 from the SCIM endpoint: token wrong or expired
-    │   ├── TargetUnavailable       retries on 429, 5xx or network errors ran out
+    │   ├── TargetAuthError         401/403 from the SCIM endpoint: token wrong or expired (exit 4)
+    │   ├── TargetUnavailable       retries on 429, 5xx or network errors ran out (exit 5)
     │   ├── TargetNotFound          404: the object is gone (deleted by hand)
     │   └── TargetConflict          409: the userName, email, externalId or name is taken
     ├── AssignmentError             an sso-admin rule or operation failed
     ├── CacheError                  the cache database cannot be used
     │   └── CacheBusy               another syncd holds the cache's lock
     └── SafetyRefusal               the run would delete or deactivate too much (exit 3)
+
+Exit codes, so that cron and monitoring can tell failures apart: 0 ok, 1 anything else,
+2 configuration or usage, 3 refused (the guard, a stale saved plan, a "no" at the prompt),
+4 authentication (the SCIM token or the IdP's credentials), 5 Identity Center or the source
+unavailable.
 
 A message never carries a secret: tokens live in ``SecretStr`` and only their reference
 (``env:NAME``, ``file:PATH``) is ever named.
@@ -38,9 +43,13 @@ class ConfigError(SyncdError):
 class SourceError(SyncdError):
     """The source could not be read completely; nothing is written to the target."""
 
+    exit_code = 5
+
 
 class SourceAuthError(SourceError):
     """The source rejected the credentials or lacks a permission (scope)."""
+
+    exit_code = 4
 
 
 class TargetError(SyncdError):
@@ -54,9 +63,13 @@ class TargetError(SyncdError):
 class TargetAuthError(TargetError):
     """The SCIM bearer token was refused (401) or lacks access (403)."""
 
+    exit_code = 4
+
 
 class TargetUnavailable(TargetError):
     """Identity Center kept answering 429 or 5xx, or could not be reached, past every retry."""
+
+    exit_code = 5
 
 
 class AssignmentError(SyncdError):

@@ -1,21 +1,67 @@
 """Logging: structlog to stderr, JSON when stderr is not a terminal, colours when it is.
 
-Standard-library loggers (botocore, httpx2, apscheduler, alembic) go through the same renderer,
-quietened to WARNING so a run's own events stay readable.
+On a terminal the default level is WARNING, so that a run's INFO lines (one per change) stay out
+of the way of the plan and the progress bar; JSON logs (for the audit) keep INFO. The daemon logs
+INFO everywhere. Standard-library loggers (botocore, httpx2, apscheduler, alembic) go through the
+same renderer, quietened to WARNING so a run's own events stay readable.
+
+Under systemd (``$JOURNAL_STREAM`` names stderr's device and inode, systemd.exec(5)), every line
+starts with its syslog priority, ``<3>`` for errors, ``<4>`` warnings, ``<6>`` info, ``<7>`` debug
+(sd-daemon(3)), so that ``journalctl -p err -u syncd`` finds the failures.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
 
 import structlog
 
 
-def configure(level: str = "INFO", *, json: bool | None = None) -> None:
-    """Set up structlog and the stdlib root logger once per process."""
-    use_json = not sys.stderr.isatty() if json is None else json
+_state: dict[str, Any] = {"explicit": False, "json": None}
+
+PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
+"""syslog priorities by logging level (sd-daemon(3): SD_CRIT … SD_DEBUG)."""
+
+
+def to_journal(stream: IO[str], environ: Mapping[str, str] | None = None) -> bool:
+    """True when ``stream`` is the journal's stream (``$JOURNAL_STREAM`` is ``device:inode`` of it)."""
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        stat = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (stat.st_dev, stat.st_ino) == (int(device), int(inode))
+
+
+class _JournalPriority(logging.Formatter):
+    """Prefix each formatted line with ``<priority>`` for journald."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        """``<3>`` + the line, for an ERROR record."""
+        priority = PRIORITY.get(record.levelno, 3 if record.levelno > logging.ERROR else 6)
+        return f"<{priority}>" + self.inner.format(record).replace("\n", f"\n<{priority}>")
+
+
+def configure(level: str | None = None, *, json: bool | None = None, stream: IO[str] | None = None) -> None:
+    """Set up structlog and the stdlib root logger (again, if called again).
+
+    ``level`` None means INFO for JSON logs and WARNING on a terminal; ``stream`` is stderr by default.
+    """
+    stream = stream or sys.stderr
+    use_json = not stream.isatty() if json is None else json
+    _state.update(explicit=level is not None, json=json, stream=stream)
+    resolved = (level or ("INFO" if use_json else "WARNING")).upper()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -28,19 +74,26 @@ def configure(level: str = "INFO", *, json: bool | None = None) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                renderer,
-            ],
-            foreign_pre_chain=shared,
-        )
+    formatter: logging.Formatter = structlog.stdlib.ProcessorFormatter(
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        foreign_pre_chain=shared,
     )
+    if to_journal(stream):
+        formatter = _JournalPriority(formatter)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(resolved)
     for noisy in ("botocore", "boto3", "urllib3", "httpx2", "httpcore2", "apscheduler", "alembic", "stamina"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def daemon_defaults() -> None:
+    """``syncd run``: INFO unless ``--log-level`` said otherwise (a daemon's log is its record)."""
+    if not _state["explicit"]:
+        configure("INFO", json=_state["json"], stream=_state.get("stream"))

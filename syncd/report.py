@@ -1,84 +1,52 @@
-"""What a person reads after a run: the plan as a table and a one-screen summary (rich)."""
+"""What a person reads after a run: a one-screen summary, ``status``'s runs and ``check``'s reading (rich).
+
+The plan itself is drawn by :mod:`syncd.plan_view`. Text from outside (names, reasons, errors) goes
+in as :class:`~rich.text.Text`, never as markup, so ``[source]`` in a message stays on screen.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
-
-from syncd.check import CheckResult
-from syncd.engine import RunResult
-from syncd.plan import Action, Change, Plan
-from syncd.state import RunRecord
+from rich.text import Text
 
 
-_STYLE = {
-    Action.CREATE_USER: "green",
-    Action.CREATE_GROUP: "green",
-    Action.ADD_MEMBERS: "green",
-    Action.UPDATE_USER: "yellow",
-    Action.UPDATE_GROUP: "yellow",
-    Action.ADOPT_USER: "cyan",
-    Action.ADOPT_GROUP: "cyan",
-    Action.DEACTIVATE_USER: "magenta",
-    Action.REMOVE_MEMBERS: "red",
-    Action.DELETE_USER: "bold red",
-    Action.DELETE_GROUP: "bold red",
-    Action.FORGET_USER: "dim",
-    Action.FORGET_GROUP: "dim",
-}
-
-
-def _detail(change: Change) -> str:
-    if change.action in (Action.ADD_MEMBERS, Action.REMOVE_MEMBERS):
-        return f"{len(change.members)} member(s)"
-    if change.action is Action.CREATE_GROUP and change.members:
-        return f"with {len(change.members)} member(s) inline"
-    return change.reason
-
-
-def plan_table(plan: Plan, *, limit: int = 200) -> Table:
-    """The plan, one row per change (member batches as one row each)."""
-    table = Table(title=f"Plan: {len(plan.writes)} write(s) to Identity Center", show_lines=False)
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("action")
-    table.add_column("object")
-    table.add_column("detail")
-    for index, change in enumerate(plan.changes[:limit], start=1):
-        style = _STYLE.get(change.action, "")
-        table.add_row(str(index), f"[{style}]{change.action}[/]", change.label(), _detail(change))
-    if len(plan.changes) > limit:
-        table.add_row("…", f"{len(plan.changes) - limit} more", "", "")
-    return table
+if TYPE_CHECKING:
+    from syncd.check import CheckResult
+    from syncd.engine import RunResult
+    from syncd.state import RunRecord
 
 
 def summary(result: RunResult) -> Table:
-    """Counts, requests and outcome of a run."""
-    verb = "would change" if result.would_change is not None else "changed"
-    counts = result.would_change if result.would_change is not None else result.counts
-    table = Table(
-        title=f"Run {result.run_id or ''}: {result.status} ({result.mode}{', dry run' if result.dry_run else ''})"
-    )
-    table.add_column(verb)
+    """Counts, requests and outcome of a run (what it would change, for a plan or a refused run)."""
+    applied = result.would_change is None
+    counts = result.counts if applied else (result.would_change or {})
+    if result.dry_run:
+        title = f"Plan ({result.mode}): {result.status}"
+    else:
+        title = f"Run {result.run_id or ''}: {result.status} ({result.mode})"
+    table = Table(title=title)
+    table.add_column("changed" if applied else "would change")
     table.add_column("count", justify="right")
     for key, value in counts.items():
         if value:
             table.add_row(key.replace("_", " "), str(value))
-    table.add_row("[dim]requests to the source[/]", str(result.requests.get("source", 0)))
-    table.add_row("[dim]requests to Identity Center[/]", str(result.requests.get("target", 0)))
-    table.add_row("[dim]records skipped[/]", str(len(result.skipped)))
-    table.add_row("[dim]seconds[/]", f"{result.duration_s:.1f}")
+    table.add_row(Text("requests to the source", style="dim"), str(result.requests.get("source", 0)))
+    table.add_row(Text("requests to Identity Center", style="dim"), str(result.requests.get("target", 0)))
+    table.add_row(Text("records skipped", style="dim"), str(len(result.skipped)))
+    table.add_row(Text("seconds", style="dim"), f"{result.duration_s:.1f}")
     return table
 
 
-def print_result(console: Console, result: RunResult, *, show_plan: bool) -> None:
-    """The plan (when asked), the summary, and every error and skipped record."""
-    if show_plan:
-        console.print(plan_table(result.plan))
+def print_result(console: Console, result: RunResult) -> None:
+    """The summary, then every skipped record and every error (never read as markup)."""
     console.print(summary(result))
-    for skip in result.skipped[:50]:
-        console.print(f"[yellow]skipped {skip.kind} {skip.id}:[/] {skip.reason}")
+    for skip in result.skipped:
+        console.print(Text(f"skipped {skip.kind} {skip.id}: ", style="yellow") + Text(skip.reason))
     for error in result.errors:
-        console.print(f"[bold red]error:[/] {error}")
+        console.print(Text("error: ", style="bold red") + Text(error))
 
 
 def runs_table(runs: list[RunRecord]) -> Table:
@@ -96,7 +64,7 @@ def runs_table(runs: list[RunRecord]) -> Table:
             run.status,
             changes,
             requests,
-            (run.error or "")[:120],
+            Text((run.error or "")[:120]),
         )
     return table
 
@@ -119,7 +87,7 @@ def check_tables(result: CheckResult, *, limit: int = 50) -> list[Table]:
     groups.add_column("members", justify="right")
     ranked = sorted(snapshot.groups.values(), key=lambda g: (-len(g.members), g.display_name))
     for group in ranked[:limit]:
-        groups.add_row(group.display_name, str(len(group.members)))
+        groups.add_row(Text(group.display_name), str(len(group.members)))
     if len(ranked) > limit:
         groups.add_row(f"… {len(ranked) - limit} more", "")
 
@@ -128,5 +96,5 @@ def check_tables(result: CheckResult, *, limit: int = 50) -> list[Table]:
     skipped.add_column("id")
     skipped.add_column("reason")
     for skip in snapshot.skipped[:limit]:
-        skipped.add_row(skip.kind, skip.id, skip.reason)
+        skipped.add_row(skip.kind, Text(skip.id), Text(skip.reason))
     return [counts, groups, skipped] if snapshot.skipped else [counts, groups]

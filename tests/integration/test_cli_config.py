@@ -86,19 +86,19 @@ class TestConfigErrors:
         assert (0, 1) == (code, len(workspace.emu.state.users))
 
     def test_environment_overrides_a_key(self, workspace: Workspace) -> None:
-        """SYNCD_SAFETY__MAX_DEETES-style variables override the file (a bad one is reported as such)."""
+        """SYNCD_SAFETY__MAX_DELETES-style variables override the file; a bad one is named by the variable."""
         code, output = invoke("sync", "--config", str(workspace.config), env={"SYNCD_SAFETY__MAX_DELETES": "many"})
-        assert (2, True) == (code, "safety.max_deletes" in output)
+        assert (2, True) == (code, "SYNCD_SAFETY__MAX_DELETES (from the environment)" in output)
 
 
 class TestSecrets:
     def test_wrong_token_fails_without_showing_it(self, workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A refused SCIM token fails the run (exit 1) with a message that says so and never the token."""
+        """A refused SCIM token fails the run (exit 4, authentication), saying so and never showing the token."""
         secret = "wrong-token-that-must-not-leak"
         monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", secret)
         workspace.write(make_directory(2, {"eng": [0, 1]}))
         result = runner.invoke(app, ["sync", "--config", str(workspace.config), "--json"])
-        assert 1 == result.exit_code
+        assert 4 == result.exit_code
         out = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
         assert "refused the SCIM token" in out["errors"][0]
         assert secret not in result.output
@@ -131,12 +131,13 @@ class TestCommands:
         assert data["last_success"] is not None
 
     def test_plan_shows_a_table_and_writes_nothing(self, workspace: Workspace) -> None:
-        """`syncd plan` prints the changes and sends no write."""
+        """`syncd plan` prints the changes as a diff with a summary line and sends no write."""
         workspace.write(make_directory(2, {"eng": [0, 1]}))
         code, output = invoke("plan", "--config", str(workspace.config))
         assert (0, 0) == (code, workspace.emu.stats.writes)
-        assert "create_user" in output
-        assert "user1@example.com" in output
+        assert "+ user user1@example.com" in output
+        assert "+ group eng with 2 members" in output
+        assert "3 to create, 0 to change, 0 to delete, 0 to adopt; 2 member changes" in output
 
     def test_db_upgrade_is_idempotent(self, workspace: Workspace) -> None:
         """`syncd db upgrade` creates the schema, and a second call changes nothing."""

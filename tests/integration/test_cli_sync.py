@@ -113,13 +113,13 @@ class TestSafety:
         assert (0, 5, 5) == (code, out["changes"]["users_deleted"], len(workspace.emu.state.users))
 
     def test_unreadable_source_writes_nothing(self, workspace: Workspace) -> None:
-        """A source that cannot be read fails the run (exit 1) before any write."""
+        """A source that cannot be read fails the run (exit 5, source unavailable) before any write."""
         workspace.write(make_directory(3, {"eng": [0, 1, 2]}))
         sync(workspace)
         workspace.export.write_text("{not json", encoding="utf-8")
         workspace.emu.stats.reset()
         code, out = sync(workspace)
-        assert (1, "failed", 0) == (code, out["status"], workspace.emu.stats.total)
+        assert (5, "failed", 0) == (code, out["status"], workspace.emu.stats.total)
         assert "not valid JSON" in out["errors"][0]
         assert 3 == len(workspace.emu.state.users)
 

@@ -95,7 +95,7 @@ def test_progress_hears_every_planned_write(workspace: Workspace) -> None:
 def test_approve_hook_can_refuse_before_any_write(workspace: Workspace) -> None:
     """A run whose approve hook answers with a reason is refused, writes nothing, and says why."""
     workspace.write(make_directory(2, {"eng": [0, 1]}))
-    result = _run(workspace, RunOptions(approve=lambda plan: "the operator said no"))
+    result = _run(workspace, RunOptions(approve=lambda plan, snapshot: "the operator said no"))
     assert ("refused", ["the operator said no"], 0) == (result.status, result.errors, workspace.emu.stats.writes)
     assert 0 == sum(result.counts.values())
     assert result.would_change is not None

@@ -126,12 +126,12 @@ def test_suspended_user_ends_inactive(okta: FakeOkta, emulator: RunningEmulator,
 def test_bad_okta_token_fails_with_a_clear_message(
     okta: FakeOkta, emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A wrong Okta token exits 1 with a message that says the token was refused, writing nothing."""
+    """A wrong Okta token exits 4 (authentication) with a message saying the token was refused; nothing written."""
     monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", TOKEN)
     monkeypatch.setenv("SYNCD_TEST_OKTA_TOKEN", "00T-wrong-token")
     okta.add_group("aws-admins")
     code, out = sync(write_config(tmp_path, okta, emulator))
-    assert (1, "failed") == (code, out["status"])
+    assert (4, "failed") == (code, out["status"])
     assert "token" in out["errors"][0].lower()
     assert "00T-wrong-token" not in json.dumps(out)
     assert 0 == emulator.stats.writes
