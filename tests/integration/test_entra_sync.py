@@ -176,17 +176,17 @@ def _small(fake: FakeEntra) -> None:
     fake.add_members(group, fake.add_user("ann.lee"), fake.add_user("bob.ray"))
 
 
-def test_a_bad_secret_exits_1_naming_the_fix(
+def test_a_bad_secret_exits_4_naming_the_fix(
     entra: FakeEntra, emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A wrong client secret fails the run with exit 1, AADSTS7000215 and what to fix; the secret is not shown."""
+    """A wrong client secret fails the run with exit 4 (authentication), AADSTS7000215 and what to fix; the secret is not shown."""
     monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", TOKEN)
     monkeypatch.setenv("SYNCD_TEST_ENTRA_SECRET", "wrong~secret-value")
     _small(entra)
 
     code, out = sync(write_config(tmp_path, entra, emulator))
 
-    assert (1, "failed") == (code, out["status"])
+    assert (4, "failed") == (code, out["status"])
     assert "AADSTS7000215" in out["errors"][0]
     assert "source.entra.client_secret" in out["errors"][0]
     assert "wrong~secret-value" not in json.dumps(out)

@@ -140,7 +140,7 @@ def test_bad_okta_token_fails_with_a_clear_message(
 def test_a_failed_okta_read_still_reports_the_requests_it_made(
     okta: FakeOkta, emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A read that fails after retries counts every request it sent, in --json and in the runs table."""
+    """A read failing after retries exits 5 and counts every request it sent, in --json and in the runs table."""
     monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", TOKEN)
     monkeypatch.setenv("SYNCD_TEST_OKTA_TOKEN", OKTA_TOKEN)
     okta.inject(503, on=1, path="/api/v1/groups", times=100)
@@ -148,7 +148,7 @@ def test_a_failed_okta_read_still_reports_the_requests_it_made(
 
     code, out = sync(config)
 
-    assert (1, "failed") == (code, out["status"])
+    assert (5, "failed") == (code, out["status"])
     assert out["requests"]["source"] == len(okta.requests) > 1  # the user listing and every retry
     status = runner.invoke(app, ["--log-level", "WARNING", "status", "--config", str(config), "--json"])
     assert len(okta.requests) == json.loads(status.stdout)["runs"][0]["requests"]["source"]
