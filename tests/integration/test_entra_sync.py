@@ -179,7 +179,7 @@ def _small(fake: FakeEntra) -> None:
 def test_a_bad_secret_exits_4_naming_the_fix(
     entra: FakeEntra, emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A wrong client secret fails the run with exit 4 (authentication), AADSTS7000215 and what to fix; the secret is not shown."""
+    """A wrong client secret exits 4 (authentication) with AADSTS7000215 and what to fix; the secret is not shown."""
     monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", TOKEN)
     monkeypatch.setenv("SYNCD_TEST_ENTRA_SECRET", "wrong~secret-value")
     _small(entra)
