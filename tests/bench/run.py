@@ -189,6 +189,13 @@ def write_config(bench: Bench, emu_url: str, source_url: str | None) -> Path:
             f'[source]\ntype = "entra"\n\n[source.entra]\ntenant_id = "{TENANT_ID}"\nclient_id = "{CLIENT_ID}"\n'
             f'client_secret = "env:SYNCD_BENCH_ENTRA_SECRET"\nlogin_url = "{source_url}"\ngraph_url = "{source_url}"\n'
         )
+    elif bench.source == "google":
+        from tests.bench.google import ADMIN, KEY_FILE
+
+        source = (
+            f'[source]\ntype = "google"\n\n[source.google]\ncredentials = "file:{bench.workdir / KEY_FILE}"\n'
+            f'admin_email = "{ADMIN}"\napi_url = "{source_url}"\n'
+        )
     else:
         source = (
             f'[source]\ntype = "okta"\n\n[source.okta]\nurl = "{source_url}"\ntoken = "env:SYNCD_BENCH_OKTA_TOKEN"\n'
@@ -248,7 +255,7 @@ def run(bench: Bench, scenarios: tuple[str, ...]) -> None:
     _progress(f"1% change: {summary}")
     with ExitStack() as stack:
         emu = stack.enter_context(emulator(bench.rate, bench.latency))
-        served: Any = None  # the served source (Okta or Entra), None for the file
+        served: Any = None  # the served source (Okta, Entra or Google), None for the file
         if bench.source == "okta":
             from tests.bench.okta import serving
 
@@ -257,11 +264,14 @@ def run(bench: Bench, scenarios: tuple[str, ...]) -> None:
             from tests.bench.entra import serving as serving_entra
 
             served = stack.enter_context(serving_entra(base))
+        elif bench.source == "google":
+            from tests.bench.google import serving as serving_google
+
+            served = stack.enter_context(serving_google(base, bench.workdir))
         else:
             write_directory(bench, base)
-        config = write_config(
-            bench, emu.url, (served.url if bench.source == "okta" else served.graph_url) if served else None
-        )
+        urls = {"okta": "url", "entra": "graph_url", "google": "api_url"}
+        config = write_config(bench, emu.url, getattr(served, urls[bench.source]) if served else None)
         held = None  # what Identity Center holds (None: empty)
         current = base
         for scenario in SCENARIOS:
@@ -383,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m tests.bench``."""
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="quick")
-    parser.add_argument("--source", choices=("file", "okta", "entra"), default="file")
+    parser.add_argument("--source", choices=("file", "okta", "entra", "google"), default="file")
     parser.add_argument(
         "--scenarios",
         default=",".join(SCENARIOS),

@@ -41,7 +41,7 @@ import itertools
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
@@ -530,11 +530,13 @@ class FakeGoogle:
         route: str,
         kind: str,
         key: str,
-        records: list[dict[str, Any]],
+        records: Sequence[Any],
+        serialize: Callable[[Any], dict[str, Any]],
         params: Mapping[str, str],
         schema: Schema,
         lifetime: float | None = None,
     ) -> httpx2.Response:
+        """One page of ``records``; only the page's records are serialised."""
         size = self._page_size(route, params)
         if isinstance(size, httpx2.Response):
             return size
@@ -554,7 +556,7 @@ class FakeGoogle:
             if token is None or token.listing != listing or expired:
                 return error(400, "Invalid Page Token", "invalid", state="INVALID_ARGUMENT")  # [assumed] the wording
             offset = token.offset
-        page = records[offset : offset + size]
+        page = [serialize(record) for record in records[offset : offset + size]]
         body: dict[str, Any] = {"kind": kind}
         if page:
             body[key] = page
@@ -581,8 +583,16 @@ class FakeGoogle:
             "familyName": lambda u: u.family_name.casefold(),
         }.get(order, lambda u: u.email.casefold())
         ordered = sorted(pool.values(), key=sort_key, reverse=params.get("sortOrder") == "DESCENDING")
-        records = [u.to_json(self.customer_id) for u in ordered]
-        return self._page("users", "admin#directory#users", "users", records, params, USERS_LIST, USERS_TOKEN_LIFETIME)
+        return self._page(
+            "users",
+            "admin#directory#users",
+            "users",
+            ordered,
+            lambda u: u.to_json(self.customer_id),
+            params,
+            USERS_LIST,
+            USERS_TOKEN_LIFETIME,
+        )
 
     def _list_groups(self, params: Mapping[str, str]) -> httpx2.Response:
         user_key = params.get("userKey")
@@ -598,8 +608,8 @@ class FakeGoogle:
             if refused is not None:
                 return refused
             groups = list(self.groups.values())
-        records = [g.to_json() for g in sorted(groups, key=lambda g: g.email.casefold())]
-        return self._page("groups", "admin#directory#groups", "groups", records, params, GROUPS_LIST)
+        ordered = sorted(groups, key=lambda g: g.email.casefold())
+        return self._page("groups", "admin#directory#groups", "groups", ordered, FakeGroup.to_json, params, GROUPS_LIST)
 
     def group_by_key(self, key: str) -> FakeGroup | None:
         """The group whose id, email or alias is ``key``."""
@@ -611,15 +621,16 @@ class FakeGoogle:
                 return group
         return None
 
-    def member_rows(self, group: FakeGroup, *, derived: bool) -> list[dict[str, Any]]:
-        """The rows ``members.list`` answers, in order: direct members, and with ``derived`` the
-        members of nested groups after each GROUP row (GROUP rows kept, duplicates not removed)."""
-        rows: list[dict[str, Any]] = []
+    def member_rows(self, group: FakeGroup, *, derived: bool) -> list[tuple[Member, str]]:
+        """The rows ``members.list`` answers (a member and its role), in order: direct members,
+        and with ``derived`` the members of nested groups after each GROUP row (GROUP rows kept,
+        duplicates not removed)."""
+        rows: list[tuple[Member, str]] = []
         visited = {group.id}
 
         def walk(current: FakeGroup, top: bool) -> None:
             for member in current.members:
-                rows.append(self._member_json(member, member.role if top else "MEMBER"))
+                rows.append((member, member.role if top else "MEMBER"))
                 nested = self.groups.get(member.id) if member.type == "GROUP" else None
                 if derived and nested is not None and nested.id not in visited:
                     visited.add(nested.id)
@@ -628,7 +639,8 @@ class FakeGoogle:
         walk(group, top=True)
         return rows
 
-    def _member_json(self, member: Member, role: str) -> dict[str, Any]:
+    def _member_json(self, row: tuple[Member, str]) -> dict[str, Any]:
+        member, role = row
         data: dict[str, Any] = {"kind": "admin#directory#member", "id": member.id, "role": role, "type": member.type}
         if member.email is not None:
             data["email"] = member.email
@@ -656,5 +668,7 @@ class FakeGoogle:
             roles = {r.strip().upper() for r in params["roles"].split(",")}
             if not roles <= {"OWNER", "MANAGER", "MEMBER"}:
                 return error(400, "Invalid Input: roles", "invalid")
-            rows = [r for r in rows if r["role"] in roles]
-        return self._page("members", "admin#directory#members", "members", rows, params, MEMBERS_LIST)
+            rows = [r for r in rows if r[1] in roles]
+        return self._page(
+            "members", "admin#directory#members", "members", rows, self._member_json, params, MEMBERS_LIST
+        )
