@@ -242,6 +242,12 @@ class Settings(BaseSettings):
     applications: list[ApplicationRule] = []
 
     @model_validator(mode="after")
+    def _aws_extra(self) -> Settings:
+        if self.assignments or self.permission_sets or self.applications:
+            require_extra("boto3", "aws", "[[assignments]], [[permission_sets]] and [[applications]]")
+        return self
+
+    @model_validator(mode="after")
     def _unique_permission_sets(self) -> Settings:
         seen: dict[str, int] = {}
         for index, ps in enumerate(self.permission_sets):

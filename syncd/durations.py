@@ -45,10 +45,17 @@ def parse_duration(value: str) -> timedelta:
 
 
 def _before(value: Any) -> Any:
-    # "15m" and friends; ISO 8601 ("PT15M"), numbers of seconds and timedeltas go on to pydantic.
+    # "15m" and friends; ISO 8601 ("PT15M") and timedeltas go on to pydantic. A bare number in a
+    # setting is refused: is `interval = 15` seconds or minutes? The unit says which.
+    bare = isinstance(value, int | float) and not isinstance(value, bool)
+    if bare or (isinstance(value, str) and _BARE_NUMBER.fullmatch(value.strip())):
+        raise ValueError(f'{value!r} has no unit; write it with one, like "15m", "30s" or "24h"')
     if isinstance(value, str) and not value.strip().upper().startswith("P"):
         return parse_duration(value)
     return value
+
+
+_BARE_NUMBER = re.compile(r"[+-]?\d+(\.\d*)?")
 
 
 Duration = Annotated[timedelta, BeforeValidator(_before)]

@@ -7,16 +7,21 @@ name                                       type    meaning
 ``syncd_runs_skipped_total{mode}``         counter runs due while another was going (not queued)
 ``syncd_run_duration_seconds{mode}``       histo   how long runs took
 ``syncd_run_in_progress``                  gauge   1 while a run is going
-``syncd_changes_total{kind}``              counter changes applied (users_created, members_added…)
+``syncd_changes_total{kind}``              counter changes applied (users_created, users_adopted,
+                                                   members_added…; every kind from 0)
 ``syncd_requests_total{system,status}``    counter HTTP requests to the source and to the target,
                                                    by status (``unknown`` where a connector does
                                                    not report it)
 ``syncd_throttled_requests_total{system}`` counter requests answered 429
 ``syncd_objects_managed{kind}``            gauge   users and groups syncd manages (the cache)
 ``syncd_last_success_timestamp_seconds``   gauge   when the newest successful run ended
+``syncd_scim_token_expiry_timestamp_seconds`` gauge when the SCIM token expires (Unix time, if set)
 ``syncd_scim_token_expiry_days``           gauge   days until the SCIM token expires (if set)
 ``syncd_leader``                           gauge   1 on the replica that syncs, 0 on a standby
 ``syncd_info{version}``                    gauge   always 1
+``process_*``, ``python_*``                        the client library's default collectors: memory
+                                                   (``process_resident_memory_bytes``), CPU, open
+                                                   files, garbage collections, the Python version
 ========================================== ======= ============================================
 """
 
@@ -26,7 +31,16 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -35,6 +49,7 @@ from syncd.cache.engine import describe_error
 from syncd.cache.tables import groups, users
 from syncd.engine import RunResult
 from syncd.errors import CacheError
+from syncd.plan import COUNT_KEYS
 
 
 __all__ = ["RUN_STATUSES", "Metrics", "days_until"]
@@ -64,6 +79,11 @@ class Metrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: they double the page
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # The collectors the global registry has by default (process_*, python_*), on ours, so
+        # that memory and CPU can be watched (syncd aims at 250 MB for 100k users).
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.runs = Counter("syncd_runs", "Runs by how they ended.", ["status"], registry=r)
         self.skipped = Counter(
             "syncd_runs_skipped", "Runs that were due while another was going, skipped.", ["mode"], registry=r
@@ -94,12 +114,19 @@ class Metrics:
             self.skipped.labels(mode)
         for system in ("source", "target"):
             self.throttled.labels(system)
+        for kind in COUNT_KEYS:
+            self.changes.labels(kind)
         self.token_expires = token_expires
         if token_expires is not None:
             expiry = Gauge(
                 "syncd_scim_token_expiry_days", "Days until the SCIM token expires (negative: expired).", registry=r
             )
             expiry.set_function(lambda: days_until(token_expires))
+            Gauge(
+                "syncd_scim_token_expiry_timestamp_seconds",
+                "When the SCIM token expires (Unix time), like probe_ssl_earliest_cert_expiry.",
+                registry=r,
+            ).set(datetime.combine(token_expires, time(), tzinfo=UTC).timestamp())
 
     def observe(
         self,

@@ -24,6 +24,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import email_validator
 from pydantic import validate_email
 from pydantic_core import PydanticCustomError
 
@@ -103,6 +104,16 @@ def _check_text(name: str, value: str) -> str:
     if len(value) > TEXT_MAX:
         raise InvalidRecord(f"{name} is {len(value)} characters long; Identity Center allows {TEXT_MAX}")
     return value
+
+
+# Syntax only: pydantic's email check (and scim2-models' EmailStr) never look the domain up, but
+# email-validator also refuses RFC 6761 special-use names, and small companies' directories are
+# full of corp.local and *.test addresses that Identity Center stores as text. The library's
+# documented switch is this list (JoshData/python-email-validator, README "Options":
+# SPECIAL_USE_DOMAIN_NAMES); ".internal" is not on it.
+for _allowed in ("local", "test"):
+    if _allowed in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+        email_validator.SPECIAL_USE_DOMAIN_NAMES.remove(_allowed)
 
 
 def normalise_email(email: str | None) -> str | None:

@@ -16,11 +16,18 @@ from tests.conftest import Workspace
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("15m", 900), ("24h", 86400), ("7d", 604800), ("1h30m", 5400), ("PT2M", 120), (45, 45)],
+    [("30s", 30), ("15m", 900), ("24h", 86400), ("7d", 604800), ("1h30m", 5400), ("PT2M", 120)],
 )
-def test_durations_are_written_with_a_unit(text: str | int, seconds: int) -> None:
-    """Durations are read from "30s", "15m", "24h", "7d", sums, ISO 8601 or plain seconds."""
+def test_durations_are_written_with_a_unit(text: str, seconds: int) -> None:
+    """Durations are read from "30s", "15m", "24h", "7d", sums or ISO 8601."""
     assert timedelta(seconds=seconds) == ScheduleConfig(interval=text).interval
+
+
+@pytest.mark.parametrize("bare", [15, 1.5, "15"])
+def test_a_bare_number_is_refused(bare: str | float) -> None:
+    """A duration without its unit (is 15 seconds or minutes?) is refused, with the form to write."""
+    with pytest.raises(ValueError, match=r'has no unit; write it with one, like "15m"'):
+        ScheduleConfig(interval=bare)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(900, "15m"), (5400, "1h30m"), (86400, "1d"), (1.5, "1.5s")])

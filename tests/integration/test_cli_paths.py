@@ -177,3 +177,27 @@ def test_config_example_prints_a_source_example() -> None:
     code, output = invoke("config", "example", "--source", "okta")
     assert (0, True) == (code, 'type = "okta"' in output)
     assert 2 == invoke("config", "example", "--source", "nope")[0]
+
+
+def test_special_use_domains_sync(workspace: Workspace) -> None:
+    """Users at corp.local and .test addresses (common in small companies' AD) are synced, not skipped."""
+    data = make_directory(2, {"eng": [0, 1]})
+    data["users"][0]["email"] = data["users"][0]["user_name"] = "alice@corp.local"
+    data["users"][1]["email"] = "bob@lab.test"
+    workspace.write(data)
+    code, output = invoke("sync", "--config", str(workspace.config), "--json")
+    result = json.loads(output.splitlines()[-1])
+    assert (0, 0, 2) == (code, result["skipped"], result["changes"]["users_created"])
+    assert {"alice@corp.local", "bob@lab.test"} == {u["emails"][0]["value"] for u in workspace.emu.state.users}
+
+
+def test_a_missing_extra_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PostgreSQL cache without psycopg installed says which extra to install (exit 2)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "psycopg" else real(name, *a))
+    monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", TOKEN)
+    cfg = _relative_config(tmp_path, "http://127.0.0.1:9/scim/v2", '[cache]\nurl = "postgresql://syncd@db/syncd"')
+    code, output = invoke("status", "--config", str(cfg))
+    assert (2, True) == (code, "pip install 'syncd[postgres]'" in output)
