@@ -522,7 +522,9 @@ class Engine:
             if options.progress is not None:
                 options.progress.planned(plan)
             mirror = _Mirror(self.cache, state, snapshot.groups)
-            applier = _Applier(self.target, mirror, snapshot, bound, self._stop, self.assigner, options.progress)
+            applier = _Applier(
+                self.target, mirror, snapshot, bound, self._stop, self.assigner, options.progress, access_only=only
+            )
             try:
                 await applier.apply(plan, live)
             finally:
@@ -611,8 +613,11 @@ class _Applier:
         stop: asyncio.Event,
         assigner: Assigner | None = None,
         progress: Progress | None = None,
+        *,
+        access_only: bool = False,
     ) -> None:
         self.assigner = assigner
+        self.access_only = access_only
         self.progress = progress
         self.kept_groups: set[str] = set()
         self.target = target
@@ -644,7 +649,8 @@ class _Applier:
             self._refresh_memberships(live)
         await self._run_all(by_phase.get(Phase.USERS, []), self._user)
         await self._run_all(by_phase.get(Phase.GROUPS, []), self._group)
-        await self._member_phases(deleting_users, deleting_groups)
+        if not self.access_only:  # members are re-planned from the cache: not in an access-only run
+            await self._member_phases(deleting_users, deleting_groups)
         await self._assignments(by_phase.get(Phase.ASSIGNMENTS, []))
         group_deletes = [c for c in by_phase.get(Phase.DELETE_GROUPS, []) if c.source_id not in self.kept_groups]
         await self._run_all(group_deletes, self._delete_group)

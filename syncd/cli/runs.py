@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import sys
 from collections.abc import Callable
@@ -21,8 +22,22 @@ if TYPE_CHECKING:
     from syncd.plan import Plan
 
 
+class OnlyWhat(enum.StrEnum):
+    """What ``--only`` may restrict a run to."""
+
+    ASSIGNMENTS = "assignments"
+
+
 FullResync = Annotated[
     bool, typer.Option("--full-resync", help="Read Identity Center too: adopt matching objects and repair drift.")
+]
+Only = Annotated[
+    OnlyWhat | None,
+    typer.Option(
+        "--only",
+        help="assignments: plan and apply access only (permission sets, account and application assignments)"
+        " for the groups Identity Center already holds; no identity is written.",
+    ),
 ]
 Limit = Annotated[
     int | None,
@@ -38,6 +53,7 @@ def _run(
     allow_deletions: bool,
     approve: Approve | None = None,
     progress: bool = False,
+    only: OnlyWhat | None = None,
 ) -> RunResult:
     from syncd.app import build_engine, open_cache
     from syncd.engine import RunOptions
@@ -45,6 +61,12 @@ def _run(
     from syncd.leader import acquire_leadership
     from syncd.progress import TerminalProgress
 
+    if only is OnlyWhat.ASSIGNMENTS and not (settings.assignments or settings.permission_sets or settings.applications):
+        from syncd.errors import ConfigError
+
+        raise ConfigError(
+            "--only assignments: the config has no [[assignments]], [[permission_sets]] or [[applications]] to apply"
+        )
     cache = open_cache(settings, read_only=dry_run)
     leadership = None
     try:
@@ -60,7 +82,11 @@ def _run(
         async def go() -> RunResult:
             async with build_engine(settings, cache) as engine:
                 options = RunOptions(
-                    full_resync=full_resync, dry_run=dry_run, allow_deletions=allow_deletions, approve=approve
+                    full_resync=full_resync,
+                    dry_run=dry_run,
+                    allow_deletions=allow_deletions,
+                    approve=approve,
+                    only_assignments=only is OnlyWhat.ASSIGNMENTS,
                 )
                 if not progress:
                     return await engine.run(options)
@@ -115,6 +141,7 @@ def plan(
         ),
     ] = False,
     limit: Limit = None,
+    only: Only = None,
 ) -> None:
     """Show what a sync would change, as a diff, without changing anything (nothing is recorded)."""
     from syncd import config as config_module
@@ -127,7 +154,7 @@ def plan(
 
     try:
         settings = config_module.load(config)
-        result = _run(settings, full_resync=full_resync, dry_run=True, allow_deletions=False, approve=keep)
+        result = _run(settings, full_resync=full_resync, dry_run=True, allow_deletions=False, approve=keep, only=only)
     except SyncdError as exc:
         raise fail(exc) from None
     if as_json:
@@ -201,6 +228,7 @@ def sync(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting (on a terminal).")] = False,
     as_json: JsonOption = False,
     limit: Limit = None,
+    only: Only = None,
 ) -> None:
     """Push the differences between the source and Identity Center.
 
@@ -227,6 +255,7 @@ def sync(
             allow_deletions=allow_deletions,
             approve=_chain(approve, _show_and_confirm(limit, ask=not yes) if interactive else None),
             progress=not as_json and err().is_terminal,
+            only=only,
         )
     except SyncdError as exc:
         if as_json:

@@ -335,3 +335,39 @@ def test_an_account_that_joins_an_ou_is_covered_by_the_next_run(workspace: Works
     assert (0, "ok") == (code, out["status"]), out["errors"]
     assert 1 == out["changes"]["assignments_created"]
     assert ("new", group_id(workspace, "engineers")) in assigned(org, permission_sets(org)["S3FullAccess"])
+
+
+def test_only_assignments_writes_access_and_no_identity(workspace: Workspace, org: Org) -> None:
+    """`sync --only assignments` covers a new account and writes nothing to SCIM; a new group waits for a full run."""
+    application(org, "Salesforce")
+    workspace.write(directory())
+    write_policy(workspace, POLICY)
+    configure(workspace, org)
+    assert 0 == cli(workspace, "sync")[0]
+    orgs = org.session.client("organizations", region_name=REGION)
+    created = orgs.create_account(Email="late@example.com", AccountName="late")["CreateAccountStatus"]
+    orgs.move_account(AccountId=created["AccountId"], SourceParentId=org.root, DestinationParentId=org.ou_eng)
+    org.accounts["late"] = created["AccountId"]
+    data = directory()
+    data["groups"].append({"id": "g-sales2", "name": "sales-apac", "members": ["u0000"], "groups": []})
+    workspace.write(data)
+    scim_writes = workspace.emu.stats.writes
+
+    code, out = cli(workspace, "sync", "--only", "assignments")
+    assert (0, "ok", "assignments") == (code, out["status"], out["mode"]), out["errors"]
+    assert 1 == out["changes"]["assignments_created"]
+    assert 0 == out["changes"]["application_assignments_created"]
+    assert scim_writes == workspace.emu.stats.writes
+    assert workspace.emu.state.find_group("sales-apac") is None
+
+    code, out = cli(workspace, "sync")
+    assert (0, 1, 1) == (code, out["changes"]["groups_created"], out["changes"]["application_assignments_created"])
+
+
+def test_only_assignments_without_access_rules_is_a_config_error(workspace: Workspace) -> None:
+    """--only assignments on a config that defines no access exits 2 and says what is missing."""
+    workspace.write(directory())
+    workspace.configure()
+    code, out = cli(workspace, "sync", "--only", "assignments")
+    assert 2 == code
+    assert "[[assignments]], [[permission_sets]] or [[applications]]" in out["errors"][0]
