@@ -16,12 +16,38 @@ from typing import Any
 
 from rich.text import Text
 
+from syncd.assignments.permission_sets import differences
+from syncd.model import PermissionSetChange
 from syncd.plan import ADOPTED, MAX_MEMBER_CHANGES, Action, Change, Plan
 
 
-_CREATES = frozenset({Action.CREATE_USER, Action.CREATE_GROUP, Action.CREATE_ASSIGNMENT})
-_UPDATES = frozenset({Action.UPDATE_USER, Action.UPDATE_GROUP, Action.DEACTIVATE_USER})
-_DELETES = frozenset({Action.DELETE_USER, Action.DELETE_GROUP, Action.DELETE_ASSIGNMENT})
+_CREATES = frozenset(
+    {
+        Action.CREATE_USER,
+        Action.CREATE_GROUP,
+        Action.CREATE_ASSIGNMENT,
+        Action.CREATE_PERMISSION_SET,
+        Action.CREATE_APPLICATION_ASSIGNMENT,
+    }
+)
+_UPDATES = frozenset(
+    {
+        Action.UPDATE_USER,
+        Action.UPDATE_GROUP,
+        Action.DEACTIVATE_USER,
+        Action.UPDATE_PERMISSION_SET,
+        Action.PROVISION_PERMISSION_SET,
+    }
+)
+_DELETES = frozenset(
+    {
+        Action.DELETE_USER,
+        Action.DELETE_GROUP,
+        Action.DELETE_ASSIGNMENT,
+        Action.DELETE_PERMISSION_SET,
+        Action.DELETE_APPLICATION_ASSIGNMENT,
+    }
+)
 _MEMBERS = frozenset({Action.ADD_MEMBERS, Action.REMOVE_MEMBERS})
 TAKES_AWAY = frozenset(_DELETES | {Action.DEACTIVATE_USER, Action.REMOVE_MEMBERS})
 """Changes that take access away: ``sync`` on a terminal asks before it applies them."""
@@ -36,6 +62,12 @@ _KIND = {
     Action.DELETE_GROUP: "group",
     Action.CREATE_ASSIGNMENT: "assignment",
     Action.DELETE_ASSIGNMENT: "assignment",
+    Action.CREATE_PERMISSION_SET: "permission set",
+    Action.UPDATE_PERMISSION_SET: "permission set",
+    Action.PROVISION_PERMISSION_SET: "permission set",
+    Action.DELETE_PERMISSION_SET: "permission set",
+    Action.CREATE_APPLICATION_ASSIGNMENT: "application assignment",
+    Action.DELETE_APPLICATION_ASSIGNMENT: "application assignment",
 }
 
 
@@ -137,6 +169,11 @@ def summarise(plan: Plan) -> Summary:
 def _change_lines(change: Change) -> Iterator[Line]:
     kind = _KIND[change.action]
     label = change.label()
+    if label.startswith(f"{kind} "):  # a permission set's label names its kind already
+        label = label[len(kind) + 1 :]
+    if isinstance(change.resource, PermissionSetChange) and change.action in _UPDATES:
+        yield from _permission_set_lines(change, change.resource, label)
+        return
     if change.action in _CREATES:
         notes = []
         if change.user is not None and not change.user.active:
@@ -156,6 +193,17 @@ def _change_lines(change: Change) -> Iterator[Line]:
     yield Line("~", "yellow", f"{kind} {label}{note}" + (f" ({reason})" if reason else ""))
     for key, before, after in diff:
         yield Line("", "", f"{key}: {_show(before)} → {_show(after)}")
+
+
+def _permission_set_lines(change: Change, resource: PermissionSetChange, name: str) -> Iterator[Line]:
+    if change.action is Action.PROVISION_PERMISSION_SET:
+        where = f"to {', '.join(resource.accounts)}" if resource.accounts else "to every account it is on"
+        yield Line("~", "yellow", f"permission set {name} re-provisioned {where} ({change.reason})")
+        return
+    yield Line("~", "yellow", f"permission set {name}")
+    if resource.current is not None and resource.spec is not None:
+        for difference in differences(resource.current, resource.spec):
+            yield Line("", "", difference)
 
 
 def _member_lines(plan: Plan) -> Iterator[Line]:

@@ -193,3 +193,23 @@ def test_the_access_as_code_example_loads_with_its_policy_file(monkeypatch: pyte
     policy = json.loads(settings.permission_sets[1].spec().inline_policy or "")
     assert "ReadTheDataBucket" == policy["Statement"][0]["Sid"]
     assert ["Salesforce"] == [a.application for a in settings.applications]
+
+
+def test_the_plan_shows_permission_set_changes_as_a_diff() -> None:
+    """`syncd plan` lists a created permission set with +, an update's differences line by line, a re-provision."""
+    from syncd.plan import Plan
+    from syncd.plan_view import diff_lines
+
+    wanted = config(session_duration="8h")
+    held = PermissionSetSpec("S3FullAccess", tags=wanted.spec().tags)
+    updated = plan_permission_sets(
+        [wanted], {"S3FullAccess": ARN}, {"S3FullAccess": held}, {"S3FullAccess": Owned("S3FullAccess", ARN)}, {}
+    )
+    created = plan_permission_sets([config(name="DataRead")], {}, {}, {}, {})
+    lines = [(line.sign, line.text) for line in diff_lines(Plan(changes=created.changes + updated.changes))]
+    assert [
+        ("+", "permission set DataRead"),
+        ("~", "permission set S3FullAccess"),
+        ("", "session_duration: PT1H → PT8H"),
+        ("~", "permission set S3FullAccess re-provisioned to every account it is on (updated)"),
+    ] == lines
