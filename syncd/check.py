@@ -6,12 +6,15 @@ the filters select, how many users that brings in, and which records would be sk
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+
+import httpx2
 
 from connectors import base as connectors
 from connectors.base import Deps, ReadContext
 from syncd.config import Settings
-from syncd.errors import SourceError
+from syncd.errors import ConfigError, SourceError, TargetAuthError, TargetError, TargetUnavailable
 from syncd.model import Snapshot
 from syncd.normalise import build_snapshot
 
@@ -29,8 +32,57 @@ class CheckResult:
     """What the one authenticated read of Identity Center found (empty when it was not made)."""
 
 
-async def check_source(settings: Settings, *, deps: Deps | None = None) -> CheckResult:
-    """A full read of the configured source (no state, no cache, no target)."""
+PROBE_USER = "syncd-probe@example.invalid"
+"""The userName the probe looks up: a filtered read of one page that finds nobody."""
+
+
+async def prove_target(settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> str:
+    """One authenticated read of Identity Center, so that a wrong token or URL fails before a plan looks green.
+
+    Until the SCIM client has a probe of its own, the read is a filtered user lookup
+    (``GET /Users?filter=userName eq ...``), the cheapest authenticated request it makes. It is
+    tried twice with short timeouts: an unreachable host fails in seconds, not minutes.
+
+    Raises:
+        ConfigError: the token is refused (401/403) or the URL is not a SCIM endpoint (exit 2).
+        TargetUnavailable: the host cannot be reached or keeps failing (exit 5).
+    """
+    from syncd.target.scim import ScimTarget
+
+    host = urlsplit(settings.target.scim_url).hostname or settings.target.scim_url
+    target = ScimTarget(
+        settings.target.scim_url,
+        settings.target.scim_token,
+        requests_per_second=settings.target.requests_per_second,
+        transport=transport,
+        timeout=5.0,
+        retry_timeout=10.0,
+        attempts=2,
+    )
+    try:
+        await target.find_user(user_name=PROBE_USER)
+    except TargetAuthError as exc:
+        raise ConfigError(f"target.scim_token: {exc}") from None
+    except TargetUnavailable as exc:
+        raise TargetUnavailable(f"Identity Center at {host} did not answer: {exc}") from None
+    except TargetError as exc:
+        raise ConfigError(
+            f"target.scim_url: {settings.target.scim_url} does not answer like Identity Center's SCIM endpoint ({exc});"
+            " copy the SCIM endpoint from the console (Settings, Identity source, Automatic provisioning)"
+        ) from None
+    finally:
+        await target.aclose()
+    return f"{host} answered an authenticated read; the SCIM token is accepted"
+
+
+async def check_source(
+    settings: Settings,
+    *,
+    deps: Deps | None = None,
+    prove: bool = True,
+    target_transport: httpx2.AsyncBaseTransport | None = None,
+) -> CheckResult:
+    """A full read of the configured source (no state, no cache), then one read of Identity Center (``prove``)."""
     source_type = connectors.get(settings.source.type)
     source = source_type.factory(settings.connector_settings(), deps or Deps())
     scope = settings.filters.scope()
@@ -40,10 +92,13 @@ async def check_source(settings: Settings, *, deps: Deps | None = None) -> Check
         await source.aclose()
     if not read.complete:
         raise SourceError(f"the {settings.source.type} source returned an incomplete read")
-    return CheckResult(
+    result = CheckResult(
         source_type=settings.source.type,
         snapshot=build_snapshot(read, scope),
         users_read=len(read.users),
         groups_read=len(read.groups),
         requests=read.requests,
     )
+    if not prove:
+        return result
+    return replace(result, target=await prove_target(settings, transport=target_transport))

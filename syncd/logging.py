@@ -91,6 +91,38 @@ def configure(level: str | None = None, *, json: bool | None = None, stream: IO[
     root.setLevel(resolved)
     for noisy in ("botocore", "boto3", "urllib3", "httpx2", "httpcore2", "apscheduler", "alembic", "stamina"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    _own_retry_hooks()
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost reason, in a few words (a DNS failure, a refused connection, a status)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _retry_line(details: Any) -> None:
+    """One syncd-worded line per retry, instead of stamina's own event."""
+    structlog.get_logger("syncd.retry").warning(
+        "retrying",
+        attempt=details.retry_num + 1,
+        in_s=round(details.wait_for, 1),
+        cause=_cause(details.caused_by),
+    )
+
+
+def _own_retry_hooks() -> None:
+    """stamina's hooks, with its structlog/logging line replaced by :func:`_retry_line` (its
+    Prometheus counter, when there is one, stays)."""
+    from stamina import instrumentation
+
+    kept = [
+        h
+        for h in instrumentation.get_on_retry_hooks()
+        if getattr(h, "__qualname__", "").split(".")[0] not in ("init_structlog", "init_logging")
+        and h is not _retry_line
+    ]
+    instrumentation.set_on_retry_hooks([*kept, _retry_line])
 
 
 def daemon_defaults() -> None:

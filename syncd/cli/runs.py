@@ -154,6 +154,10 @@ def plan(
 
     try:
         settings = config_module.load(config)
+        from syncd.check import prove_target
+
+        # A wrong token or URL fails here (exit 2), not as a green plan that only a sync would refute.
+        asyncio.run(prove_target(settings))
         result = _run(settings, full_resync=full_resync, dry_run=True, allow_deletions=False, approve=keep, only=only)
     except SyncdError as exc:
         raise fail(exc) from None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from syncd.cli import app
@@ -174,3 +176,47 @@ def test_unknown_log_level_is_a_one_line_usage_error() -> None:
     """--log-level FOO is a usage error (exit 2) that names the option, not a traceback."""
     code, output = invoke("--log-level", "FOO", "status")
     assert (2, True, False) == (code, "--log-level" in output, "Traceback" in output)
+
+
+def test_plan_with_a_wrong_token_exits_2(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """plan proves the token with one read: a refused token exits 2 naming target.scim_token and the 401."""
+    workspace.write(make_directory(2, {"eng": [0, 1]}))
+    sync(workspace)  # a cache with state: the plan itself would not read Identity Center
+    monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", "wrong-token-of-a-test")
+    code, output = plan(workspace)
+    assert 2 == code
+    assert "target.scim_token:" in output
+    assert "(401)" in output
+    assert "wrong-token-of-a-test" not in output
+
+
+def test_check_proves_the_token_too(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """check reads the source and then makes one authenticated read of Identity Center."""
+    workspace.write(make_directory(2, {"eng": [0, 1]}))
+    code, output = invoke("check", "--config", str(workspace.config))
+    assert (0, True) == (code, "the SCIM token is accepted" in output)
+    monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", "wrong-token-of-a-test")
+    assert 2 == invoke("check", "--config", str(workspace.config))[0]
+
+
+def test_unreachable_identity_center_names_the_host(workspace: Workspace) -> None:
+    """A SCIM URL nobody listens on fails the plan with exit 5, naming the host."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    workspace.write(make_directory(1, {"eng": [0]}))
+    workspace.config.write_text(
+        workspace.config.read_text().replace(workspace.emu.url, f"http://127.0.0.1:{port}/scim/v2/"), encoding="utf-8"
+    )
+    code, output = plan(workspace)
+    assert (5, True) == (code, "Identity Center at 127.0.0.1 did not answer" in output)
+
+
+def test_check_fails_when_most_records_are_skipped(workspace: Workspace) -> None:
+    """check exits 1 when more than half the records read would be skipped."""
+    data = make_directory(4, {"eng": [0, 1, 2, 3]})
+    for user in data["users"][:3]:
+        user["email"] = user["user_name"] = "not an address"
+    workspace.write(data)
+    code, output = invoke("check", "--config", str(workspace.config))
+    assert (1, True) == (code, "would be skipped" in output)
