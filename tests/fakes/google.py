@@ -1,4 +1,4 @@
-"""A stateful fake of Google's Admin SDK Directory API, its token endpoint and IAM ``signJwt``.
+"""A stateful fake of Google's Admin SDK Directory API, its token endpoint, IAM ``signJwt`` and STS.
 
 Served through ``httpx2.MockTransport`` (:attr:`FakeGoogle.transport`) or over real HTTP with
 :func:`tests.fakes.serve.serve` (:meth:`FakeGoogle.handler`). It follows the Directory API
@@ -68,6 +68,7 @@ from tests.fakes.google_wire import (
 API_URL = "https://admin.googleapis.com"
 TOKEN_URI = "https://oauth2.googleapis.com/token"
 IAM_URL = "https://iamcredentials.googleapis.com"
+STS_URL = "https://sts.googleapis.com"
 DIRECTORY = "/admin/directory/v1"
 USER_SCOPE = f"{SCOPE_PREFIX}admin.directory.user.readonly"
 GROUP_SCOPE = f"{SCOPE_PREFIX}admin.directory.group.readonly"
@@ -127,7 +128,7 @@ class _Token:
 class FakeGoogle:
     """The fake Workspace domain. Fill it with the helpers and hand :attr:`transport` to the connector.
 
-    :param api_url, token_uri, iam_url: where the three services are served (default: Google's).
+    :param api_url, token_uri, iam_url, sts_url: where the services are served (default: Google's).
     :param quota_per_minute: Directory queries per minute per impersonated user.
     :param max_concurrent: Directory requests in flight before 429 ``rateLimitExceeded`` (None: no limit).
     :param live: the clock follows the machine's (for a client on real time, such as the CLI
@@ -144,6 +145,7 @@ class FakeGoogle:
         api_url: str = API_URL,
         token_uri: str = TOKEN_URI,
         iam_url: str = IAM_URL,
+        sts_url: str = STS_URL,
         now: float = 1_750_000_000.0,
         quota_per_minute: int = 2400,
         max_concurrent: int | None = None,
@@ -153,6 +155,7 @@ class FakeGoogle:
         self.customer_id = customer_id
         self.api_url = api_url.rstrip("/")
         self.iam_url = iam_url.rstrip("/")
+        self.sts_url = sts_url.rstrip("/")
         self.live = live
         self.now = time.time() if live else now
         self.quota_per_minute = quota_per_minute
@@ -394,6 +397,8 @@ class FakeGoogle:
         url = str(request.url.copy_with(query=None))
         if url == self.token_uri:
             return self.auth.token_endpoint(request)
+        if url == f"{self.sts_url}/v1/token":
+            return self.auth.sts_exchange(request)
         prefix = f"{self.iam_url}/v1/projects/-/serviceAccounts/"
         if url.startswith(prefix) and url.endswith(":signJwt") and request.method == "POST":
             return self.auth.sign_jwt(request, url[len(prefix) : -len(":signJwt")])

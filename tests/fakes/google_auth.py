@@ -13,6 +13,14 @@ Token endpoint (``POST {token_uri}``, "Using OAuth 2.0 for Server to Server Appl
 * ``grant_type=refresh_token``: the refresh of an ``authorized_user`` credential (what
   ``gcloud auth application-default login`` writes), used by the keyless tests' ADC.
 
+STS (``POST {sts_url}/v1/token``, "Security Token Service API: token", RFC 8693): workload
+identity federation trades an external identity's OIDC token (the ``subject_token``, read by ADC
+from the file its ``external_account`` configuration names) for a federated access token. The
+``audience`` must be a registered workload identity pool provider; the subject token must be
+signed by that provider's issuer, name it as ``iss``, carry the provider's allowed audience
+(``https:`` + the provider's resource name) and not be expired. The federated principal is
+``principal://iam.googleapis.com/{pool}/subject/{sub}``.
+
 IAM Credentials (``POST {iam_url}/v1/projects/-/serviceAccounts/{email}:signJwt``, its REST
 reference): the caller's token must have the ``cloud-platform`` (or ``iam``) scope and its
 principal the Service Account Token Creator role on that service account, otherwise 403
@@ -42,6 +50,9 @@ from tests.fakes.google_wire import oauth_error, rpc_error
 
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693 §2.1
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+SUBJECT_TOKEN_TYPES = frozenset({"urn:ietf:params:oauth:token-type:jwt", "urn:ietf:params:oauth:token-type:id_token"})
 SCOPE_PREFIX = "https://www.googleapis.com/auth/"
 CLOUD_PLATFORM = f"{SCOPE_PREFIX}cloud-platform"
 IAM_SCOPES = frozenset({CLOUD_PLATFORM, f"{SCOPE_PREFIX}iam"})
@@ -100,6 +111,24 @@ class AuthorizedUser:
 
 
 @dataclass
+class WorkloadProvider:
+    """A workload identity pool provider: its resource name and the issuer whose tokens it trusts."""
+
+    name: str  # projects/N/locations/global/workloadIdentityPools/POOL/providers/PROVIDER
+    issuer: str
+    key: Any  # the issuer's public key
+
+    @property
+    def audience(self) -> str:
+        """What ADC sends as the STS ``audience``."""
+        return f"//iam.googleapis.com/{self.name}"
+
+    def principal(self, subject: str) -> str:
+        """The federated principal of an external subject."""
+        return f"principal://iam.googleapis.com/{self.name.split('/providers/')[0]}/subject/{subject}"
+
+
+@dataclass
 class AccessToken:
     """An access token the fake issued: whose it is, whom it acts as, for what, until when."""
 
@@ -124,6 +153,7 @@ class FakeAuthority:
         self.accounts: dict[str, ServiceAccount] = {}
         self.delegations: dict[str, frozenset[str]] = {}
         self.authorized_users: dict[str, AuthorizedUser] = {}
+        self.providers: dict[str, WorkloadProvider] = {}
         self.tokens: dict[str, AccessToken] = {}
         self.assertions: list[dict[str, Any]] = []
         self.signed: list[dict[str, Any]] = []
@@ -194,6 +224,64 @@ class FakeAuthority:
             "refresh_token": user.refresh_token,
             "token_uri": self.token_uri,
         }
+
+    def add_workload_provider(self, issuer: str, public_key: Any, *, project: str = "123456789012") -> WorkloadProvider:
+        """Register a workload identity pool provider trusting ``issuer``'s tokens."""
+        name = f"projects/{project}/locations/global/workloadIdentityPools/syncd/providers/p{len(self.providers)}"
+        provider = WorkloadProvider(name, issuer, public_key)
+        self.providers[provider.audience] = provider
+        return provider
+
+    def external_account(self, provider: WorkloadProvider, token_file: str, sts_url: str) -> dict[str, Any]:
+        """The ``external_account`` configuration ``gcloud iam workload-identity-pools
+        create-cred-config`` writes, reading the subject token from ``token_file``."""
+        return {
+            "type": "external_account",
+            "audience": provider.audience,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "token_url": f"{sts_url}/v1/token",
+            "credential_source": {"file": token_file},
+        }
+
+    def sts_exchange(self, request: httpx2.Request) -> httpx2.Response:
+        """``POST {sts_url}/v1/token``: an external OIDC token for a federated access token."""
+        if request.method != "POST":
+            return oauth_error(405, "invalid_request", "Only POST is supported.")
+        form = {key: values[0] for key, values in parse_qs(request.content.decode()).items()}
+        if form.get("grant_type") != TOKEN_EXCHANGE:
+            return oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {form.get('grant_type')}")
+        if (
+            form.get("requested_token_type") != ACCESS_TOKEN_TYPE
+            or form.get("subject_token_type") not in SUBJECT_TOKEN_TYPES
+        ):
+            return oauth_error(400, "invalid_request", "Invalid requested_token_type or subject_token_type.")
+        provider = self.providers.get(form.get("audience", ""))
+        if provider is None:
+            return oauth_error(
+                400, "invalid_target", 'The target service indicated by the "audience" parameters is invalid.'
+            )
+        try:
+            claims = jwt.decode(
+                form.get("subject_token", ""),
+                provider.key,
+                algorithms=["RS256"],
+                audience=f"https:{provider.audience}",
+                issuer=provider.issuer,
+                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "require": ["sub", "exp"]},
+            )
+        except jwt.PyJWTError as exc:
+            return oauth_error(400, "invalid_grant", f"The subject token is invalid: {exc}")
+        if float(claims["exp"]) <= self.now:
+            return oauth_error(400, "invalid_grant", "The subject token has expired.")
+        scopes = frozenset(form.get("scope", "").split()) or frozenset({CLOUD_PLATFORM})
+        token = self.issue(provider.principal(str(claims["sub"])), scopes)
+        body = {
+            "access_token": token,
+            "issued_token_type": ACCESS_TOKEN_TYPE,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_LIFETIME,
+        }
+        return httpx2.Response(200, json=body)
 
     def issue(self, principal: str, scopes: Iterable[str], subject: str | None = None) -> str:
         """Issue an access token directly (for tests of the fake)."""

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -163,3 +164,21 @@ def summary(result: SourceRead) -> tuple[dict[str, tuple[str | None, bool]], dic
     users = {u.id: (u.user_name, u.active) for u in result.users}
     groups = {str(g.name): frozenset(g.members) for g in result.groups}
     return users, groups
+
+
+ISSUER = "https://oidc.example.com/cluster"
+WORKLOAD = "system:serviceaccount:syncd:syncd"
+
+
+def workload_adc(fake: FakeGoogle, keys: Keys, directory: Path) -> tuple[Path, str]:
+    """ADC for workload identity federation: an external_account configuration whose subject token
+    file holds an OIDC token of ``ISSUER`` (signed with the stranger key) for ``WORKLOAD``.
+    Returns the configuration's path and the federated principal."""
+    provider = fake.auth.add_workload_provider(ISSUER, keys.stranger.public_key())
+    now = int(fake.now)
+    claims = {"iss": ISSUER, "sub": WORKLOAD, "aud": f"https:{provider.audience}", "iat": now, "exp": now + 3600}
+    token_file = directory / "oidc-token"
+    token_file.write_text(jwt.encode(claims, keys.stranger, algorithm="RS256"), encoding="utf-8")
+    config = directory / "wif.json"
+    config.write_text(json.dumps(fake.auth.external_account(provider, str(token_file), fake.sts_url)), encoding="utf-8")
+    return config, provider.principal(WORKLOAD)

@@ -205,3 +205,49 @@ async def test_sign_jwt_refuses_an_exp_more_than_12_hours_ahead(fake: FakeGoogle
     response = await _sign(fake, account, caller, {**_claims(fake, account), "exp": int(fake.now) + 12 * 3600 + 1})
 
     assert (response.status_code, response.json()["error"]["status"]) == (400, "INVALID_ARGUMENT")
+
+
+# --- STS (workload identity federation) ------------------------------------------------------------
+
+
+def _exchange(provider_audience: str, subject_token: str) -> dict[str, str]:
+    return {
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "audience": provider_audience,
+        "scope": CLOUD_PLATFORM,
+        "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        "subject_token": subject_token,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+    }
+
+
+async def _sts(fake: FakeGoogle, form: dict[str, str]) -> httpx2.Response:
+    async with httpx2.AsyncClient(transport=fake.transport) as client:
+        return await client.post(f"{fake.sts_url}/v1/token", data=form)
+
+
+@pytest.mark.parametrize("flaw", [None, "audience", "signer", "expired", "token_aud"])
+async def test_sts_trades_only_a_valid_workload_token(fake: FakeGoogle, keys: Keys, flaw: str | None) -> None:
+    """STS gives a federated token for an OIDC token of the provider's issuer, for its audience, unexpired;
+    an unknown provider is invalid_target, a token signed by another key, expired or for another audience
+    is invalid_grant."""
+    issuer = "https://oidc.example.com"
+    provider = fake.auth.add_workload_provider(issuer, keys.stranger.public_key())
+    now = int(fake.now)
+    claims = {"iss": issuer, "sub": "workload", "aud": f"https:{provider.audience}", "iat": now, "exp": now + 600}
+    if flaw == "expired":
+        claims["exp"] = now - 1
+    if flaw == "token_aud":
+        claims["aud"] = "https://elsewhere.example"
+    signer = keys.account if flaw == "signer" else keys.stranger
+    audience = provider.audience + ("x" if flaw == "audience" else "")
+
+    response = await _sts(fake, _exchange(audience, jwt.encode(claims, signer, algorithm="RS256")))
+
+    if flaw is None:
+        assert response.status_code == 200
+        token = fake.auth.tokens[response.json()["access_token"]]
+        assert token.principal == provider.principal("workload")
+    else:
+        assert response.status_code == 400
+        assert response.json()["error"] == ("invalid_target" if flaw == "audience" else "invalid_grant")

@@ -10,7 +10,7 @@ import pytest
 from syncd.errors import SourceAuthError
 from tests.fakes.google import FakeGoogle
 from tests.fakes.google_auth import ServiceAccount
-from tests.google.conftest import ADMIN, MakeSource
+from tests.google.conftest import ADMIN, Keys, MakeSource, workload_adc
 from tests.reads import read
 
 
@@ -49,6 +49,27 @@ async def test_keyless_reads_the_domain_with_a_jwt_signed_by_iam(
         f"/v1/projects/-/serviceAccounts/{account.email}:signJwt",
         "/token",  # the delegation JWT traded for the Directory token
     ]
+
+
+async def test_workload_identity_federation_signs_through_iam(
+    fake: FakeGoogle,
+    account: ServiceAccount,
+    keys: Keys,
+    make_source: MakeSource,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ADC from an external_account configuration (a workload's OIDC token traded at STS) signs the
+    delegation JWT as the service account, so no key exists anywhere."""
+    config, principal = workload_adc(fake, keys, tmp_path)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(config))
+    account.token_creators.add(principal)
+
+    result = await read(make_source(service_account=account.email))
+
+    assert ADMIN in {u.user_name for u in result.users}
+    posts = [c.path for c in fake.calls() if c.method == "POST"]
+    assert posts == ["/v1/token", f"/v1/projects/-/serviceAccounts/{account.email}:signJwt", "/token"]
 
 
 @pytest.mark.usefixtures("adc")

@@ -11,9 +11,10 @@ import pytest
 from syncd.emulator import RunningEmulator
 from tests.conftest import TOKEN
 from tests.fakes.google import FakeGoogle
-from tests.fakes.google_auth import ServiceAccount
+from tests.fakes.google_auth import ServiceAccount, new_key
 from tests.fakes.google_domain import expected_groups, populate
 from tests.fakes.serve import serve
+from tests.google.conftest import Keys, workload_adc
 from tests.integration.cli import idc_view, sync
 
 
@@ -24,7 +25,9 @@ ADMIN = "admin@example.com"
 def google() -> Iterator[FakeGoogle]:
     """A fake domain served over HTTP: Directory API, token endpoint and IAM on one local address."""
     with serve() as served:
-        fake = FakeGoogle(api_url=served.url, token_uri=f"{served.url}/token", iam_url=served.url, live=True)
+        fake = FakeGoogle(
+            api_url=served.url, token_uri=f"{served.url}/token", iam_url=served.url, sts_url=served.url, live=True
+        )
         fake.add_user(ADMIN, admin=True)
         served.handler = fake.handler
         yield fake
@@ -108,21 +111,58 @@ def test_a_domain_converges_flattened_then_no_change_writes_nothing_and_one_chan
 
 
 @pytest.mark.usefixtures("env")
-def test_a_delegation_error_exits_1_naming_the_fix(
+def test_a_delegation_error_exits_4_naming_the_fix(
     google: FakeGoogle, account: ServiceAccount, emulator: RunningEmulator, tmp_path: Path
 ) -> None:
-    """Delegation not authorised in the Admin console: exit 1, the message names the client id and scopes,
-    and nothing is written."""
+    """Delegation not authorised in the Admin console: exit 4 (authentication), the message names the client
+    id and scopes, and nothing is written."""
     google.auth.delegations.clear()
     group = google.add_group("aws@example.com")
     google.add_member(group, next(iter(google.users)))
 
     code, out = sync(write_config(tmp_path, google, account, emulator))
 
-    assert (1, "failed") == (code, out["status"])
+    assert (4, "failed") == (code, out["status"])
     message = out["errors"][0]
     assert f"client ID {account.client_id}" in message
     assert "Domain-wide delegation" in message
     assert "admin.directory.group.member.readonly" in message
     assert "PRIVATE KEY" not in json.dumps(out)
     assert 0 == emulator.stats.writes
+
+
+@pytest.mark.usefixtures("env")
+def test_keyless_sync_signs_through_iam_and_converges(
+    google: FakeGoogle,
+    account: ServiceAccount,
+    emulator: RunningEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With service_account and no key file, ADC from workload identity federation (an OIDC token traded
+    at STS) signs through signJwt and the sync converges, nesting flattened."""
+    issuer_key = new_key()
+    config_file, principal = workload_adc(google, Keys(issuer_key, issuer_key, issuer_key), tmp_path)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(config_file))
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "syncd-test")  # else ADC asks Resource Manager for it
+    account.token_creators.add(principal)
+    outer, inner = google.add_group("aws-outer@example.com"), google.add_group("aws-inner@example.com")
+    alice, bob = google.add_user("alice@example.com"), google.add_user("bob@example.com")
+    google.add_member(inner, bob)
+    google.add_member(outer, alice, inner)
+    config = tmp_path / "syncd.toml"
+    config.write_text(
+        write_config(tmp_path, google, account, emulator)
+        .read_text(encoding="utf-8")
+        .replace(
+            f'credentials = "file:{tmp_path / "key.json"}"',
+            f'service_account = "{account.email}"\ntoken_uri = "{google.token_uri}"\niam_url = "{google.iam_url}"',
+        ),
+        encoding="utf-8",
+    )
+
+    code, out = sync(config)
+
+    assert (0, "ok") == (code, out["status"]), out.get("errors")
+    assert idc_view(emulator)[1] == {"aws-outer": frozenset({alice, bob}), "aws-inner": frozenset({bob})}
+    assert [p["iss"] for p in google.auth.signed] == [account.email]
