@@ -1,8 +1,9 @@
-"""deploy/: the systemd unit, the Dockerfile, the compose file and the example configs hold together.
+"""deploy/: the systemd unit, the Dockerfile, its lock files, the compose files and the example configs hold together.
 
-Docker cannot run here, so the image is not built by these tests; what can be checked without an
-engine is: the files it copies exist, its health check command works against a live endpoint,
-and the compose file wires what the README promises.
+What can be checked without a container engine is here: the files the image copies exist and
+get through the ignore file, its dependencies are pinned by hash and agree with pyproject.toml,
+its health check command works against a live endpoint, and the compose files wire what the
+README promises. Building and running the image is tests/daemon/test_container.py.
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from prometheus_client import CollectorRegistry
 
 from syncd import config as config_module
@@ -42,6 +47,20 @@ def directives(path: Path) -> dict[str, list[str]]:
             key, _, value = line.partition("=")
             found.setdefault(key.strip(), []).append(value.strip())
     return found
+
+
+def lock(path: Path) -> dict[str, tuple[Requirement, list[str]]]:
+    """A hash-pinned requirements file: each requirement by normalised name, with its hashes."""
+    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
+    pins: dict[str, tuple[Requirement, list[str]]] = {}
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        spec, *hashes = (part.strip() for part in line.split("--hash="))
+        requirement = Requirement(spec)
+        pins[canonicalize_name(requirement.name)] = (requirement, hashes)
+    return pins
 
 
 def dockerfile() -> list[str]:
@@ -87,11 +106,11 @@ def test_the_unit_is_a_hardened_notify_service() -> None:
 
 
 def test_the_dockerfile_runs_syncd_as_a_non_root_user_with_a_volume_and_a_healthcheck() -> None:
-    """Slim base, numeric non-root USER, the cache on a VOLUME as working directory, HEALTHCHECK on /healthz."""
+    """One base for both stages (python slim by default), numeric non-root USER, the cache on a VOLUME, HEALTHCHECK."""
     steps = dockerfile()
+    assert steps[0] == "ARG BASE=python:3.11-slim-bookworm"
     bases = [s.split()[1] for s in steps if s.startswith("FROM ")]
-    assert bases
-    assert all(re.fullmatch(r"python:\$\{PYTHON_VERSION\}-slim-\w+( AS \w+)?", b) for b in bases), bases
+    assert ["${BASE}", "deps", "${BASE}"] == bases, "every stage on the one BASE: the venv points at its Python"
     user = [s.split()[1] for s in steps if s.startswith("USER ")][-1]
     assert user == "${UID}:${UID}"
     assert "ARG UID=10001" in steps
@@ -106,11 +125,66 @@ def test_the_dockerfile_copies_what_exists_and_the_ignore_file_lets_it_through()
     """Each COPY source is in the checkout and not excluded by deploy/Dockerfile.dockerignore."""
     sources = [s.split()[1:-1] for s in dockerfile() if s.startswith("COPY ") and "--from" not in s]
     flat = [src for group in sources for src in group]
-    assert {"pyproject.toml", "README.md", "syncd", "connectors", "migrations"} == set(flat)
+    assert {
+        "pyproject.toml",
+        "README.md",
+        "syncd",
+        "connectors",
+        "migrations",
+        "deploy/requirements.lock",
+        "deploy/build-requirements.lock",
+    } == set(flat)
     assert all((ROOT / src).exists() for src in flat)
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
     allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
     assert set(flat) <= allowed
+
+
+def test_the_dockerfile_needs_no_frontend_pull() -> None:
+    """No `# syntax=` directive: `docker build` or `podman build` pulls nothing but the base."""
+    text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    assert not re.search(r"^#\s*syntax\s*=", text, re.MULTILINE | re.IGNORECASE)
+    assert not any(s.startswith("RUN --mount") for s in dockerfile()), "RUN --mount needs BuildKit"
+
+
+def test_the_image_installs_only_what_the_lock_files_pin_by_hash() -> None:
+    """Every pip install in the image is --require-hashes from a lock file, or --no-index (syncd's own wheel)."""
+    installs = [part for s in dockerfile() if s.startswith("RUN ") for part in s.split("&&") if "pip install " in part]
+    assert len(installs) == 3, installs
+    locked = [i for i in installs if "--require-hashes" in i]
+    assert {"deploy/requirements.lock", "deploy/build-requirements.lock"} == {
+        i.split(" -r ")[1].split()[0] for i in locked
+    }
+    assert all("--no-deps" in i and "--only-binary :all:" in i for i in locked)
+    (own,) = set(installs) - set(locked)
+    assert "--no-index" in own
+    assert '"syncd[all]"' in own
+    wheels = [part for s in dockerfile() if s.startswith("RUN ") for part in s.split("&&") if "pip wheel " in part]
+    assert all("--no-deps" in w and "--no-build-isolation" in w for w in wheels), wheels
+
+
+def test_the_lock_files_pin_every_dependency_of_pyproject_with_hashes() -> None:
+    """Each dependency and extra of pyproject.toml, and the build backend, is pinned within its range, with hashes."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    runtime, build = lock(DEPLOY / "requirements.lock"), lock(DEPLOY / "build-requirements.lock")
+    wanted = [Requirement(r) for r in project["project"]["dependencies"]]
+    for extra in project["project"].get("optional-dependencies", {}).values():
+        wanted += [Requirement(r) for r in extra]
+    checks = [(r, runtime) for r in wanted if canonicalize_name(r.name) != "syncd"]
+    checks += [(Requirement(r), build) for r in project["build-system"]["requires"]]
+    for requirement, pins in checks:
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement} is not in the lock: run deploy/container/lock"
+        (pin,) = pins[name][0].specifier
+        assert pin.operator == "==", pins[name][0]
+        assert requirement.specifier.contains(pin.version, prereleases=True), (
+            f"{pins[name][0]} is outside {requirement}: run deploy/container/lock"
+        )
+    for pinned, hashes in [*runtime.values(), *build.values()]:
+        assert hashes, f"{pinned} has no hash"
+        assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), pinned
+        assert len(pinned.specifier) == 1, pinned
+    assert "syncd" not in runtime
 
 
 @pytest.fixture
@@ -139,19 +213,61 @@ def test_the_image_healthcheck_command_follows_the_listen_address(endpoint: int)
     assert 0 != check(free_port())
 
 
+def compose(name: str) -> dict[str, Any]:
+    """A compose file of deploy/, parsed."""
+    loaded: dict[str, Any] = yaml.safe_load((DEPLOY / name).read_text(encoding="utf-8"))
+    return loaded
+
+
 def test_compose_wires_syncd_to_postgresql() -> None:
     """compose.yaml: PostgreSQL with a health check, syncd built from deploy/Dockerfile on it, secrets as files."""
-    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
-    postgres, syncd = compose["services"]["postgres"], compose["services"]["syncd"]
+    base = compose("compose.yaml")
+    postgres, syncd = base["services"]["postgres"], base["services"]["syncd"]
     assert "healthcheck" in postgres
     assert {"postgres": {"condition": "service_healthy"}} == syncd["depends_on"]
     assert (DEPLOY / syncd["build"]["context"] / syncd["build"]["dockerfile"]).resolve() == DEPLOY / "Dockerfile"
     assert syncd["environment"]["SYNCD_CACHE__URL"].startswith("postgresql+psycopg://")
     assert syncd["environment"]["SYNCD_HTTP__LISTEN"] == "0.0.0.0:9464"
+    assert syncd["environment"]["SYNCD_TARGET__SCIM_TOKEN"] == "file:/run/secrets/scim_token"
     assert parse_duration(syncd["stop_grace_period"]) > ScheduleConfig().shutdown_timeout
-    assert {"scim_token", "okta_private_key"} == set(syncd["secrets"]) == set(compose["secrets"])
+    assert {"scim_token", "pgpass"} == set(syncd["secrets"])
+    assert {"scim_token", "pgpass", "postgres_password"} == set(base["secrets"])
     assert syncd["volumes"][0]["target"] == "/etc/syncd/syncd.toml"
     assert syncd["volumes"][0]["read_only"] is True
+
+
+def test_compose_passes_the_database_password_as_files_only() -> None:
+    """No PGPASSWORD or POSTGRES_PASSWORD variable: PostgreSQL reads a secret file, syncd a libpq PGPASSFILE."""
+    base = compose("compose.yaml")
+    assert "PGPASSWORD" not in (DEPLOY / "compose.yaml").read_text(encoding="utf-8")
+    postgres, syncd = base["services"]["postgres"], base["services"]["syncd"]
+    assert "POSTGRES_PASSWORD" not in postgres["environment"]
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert postgres["secrets"] == ["postgres_password"]
+    assert syncd["environment"]["PGPASSFILE"] == "/run/secrets/pgpass"
+    assert "@" in syncd["environment"]["SYNCD_CACHE__URL"]
+    assert ":" not in syncd["environment"]["SYNCD_CACHE__URL"].split("//", 1)[1].split("@", 1)[0]
+
+
+def test_the_okta_key_is_a_secret_only_in_the_okta_override() -> None:
+    """compose.okta.yaml adds okta_private_key to syncd, where examples/okta.toml looks for it; the base has none."""
+    assert "okta_private_key" not in json.dumps(compose("compose.yaml"))
+    okta = compose("compose.okta.yaml")
+    assert ["okta_private_key"] == okta["services"]["syncd"]["secrets"]
+    assert {"okta_private_key": {"file": "./secrets/okta_private_key"}} == okta["secrets"]
+    example = tomllib.loads((DEPLOY / "examples" / "okta.toml").read_text(encoding="utf-8"))
+    assert example["source"]["okta"]["private_key"] == "file:/run/secrets/okta_private_key"
+
+
+def test_the_file_override_mounts_the_export_folder_where_the_source_reads_it() -> None:
+    """compose.file.yaml mounts ./export read-only and points source.file.path at the export inside it."""
+    syncd = compose("compose.file.yaml")["services"]["syncd"]
+    (mount,) = syncd["volumes"]
+    assert {"type": "bind", "source": "./export", "read_only": True} == {
+        k: mount[k] for k in ("type", "source", "read_only")
+    }
+    path = PurePosixPath(syncd["environment"]["SYNCD_SOURCE__FILE__PATH"])
+    assert path.parent == PurePosixPath(mount["target"])
 
 
 def _example(name: str, tmp_path: Path) -> Path:
