@@ -15,9 +15,10 @@ Checked, in order, each printed as it passes:
      10001:10001 in /var/lib/syncd, which is a VOLUME;
   2. /var/lib/syncd in the image is owned by 10001:10001, mode 0700; Python is the base's;
   3. `syncd run` (the image's ENTRYPOINT and CMD) syncs a mounted file export into the image's
-     own `syncd emulator`, with the config mounted at /etc/syncd/syncd.toml and the token a
-     file:/run/secrets/ secret; the users and group arrive; the SQLite cache is created on the
-     volume as 10001;
+     own `syncd emulator`, with deploy/examples/file.toml mounted at /etc/syncd/syncd.toml, the
+     export beside it, the target from SYNCD_* variables and the token a file:/run/secrets/
+     secret; the users and group arrive; the default SQLite cache is created on the volume as
+     10001;
   4. the image's HEALTHCHECK command exits 0 against it; `syncd status` reads the cache;
   5. SIGTERM stops it: exit code 0, `daemon.stopped` logged; the HEALTHCHECK then fails.
 
@@ -69,21 +70,9 @@ EXPORT: dict[str, list[dict[str, Any]]] = {
     ],
     "groups": [{"id": "g1", "name": "aws-admins", "members": ["u1", "u2", "u3"]}],
 }
-CONFIG = """\
-# Mounted at /etc/syncd/syncd.toml by the stand-in, as `docker run -v` would.
-[source]
-type = "file"
-
-[source.file]
-path = "/etc/syncd/directory.json"
-
-[target]
-scim_url = "{scim_url}"
-scim_token = "file:/run/secrets/scim_token"
-
-[schedule]
-interval = "1h"
-"""
+# The config users start from, mounted at /etc/syncd/syncd.toml with the export beside it (its
+# relative path = "directory.json"); the target comes from SYNCD_* variables, as compose.yaml sets it.
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "file.toml"
 
 
 class CheckFailed(Exception):
@@ -313,7 +302,7 @@ def main(image: str) -> None:
                 line = emulator.wait_for(lambda s: "emulator at http://" in s, START_TIMEOUT, "it listened")
                 scim_url = line[line.index("http://") :].strip()
                 toml = workdir / "syncd.toml"
-                toml.write_text(CONFIG.format(scim_url=scim_url), encoding="utf-8")
+                toml.write_bytes(EXAMPLE.read_bytes())
                 toml.chmod(0o644)
                 root.mount(toml, "/etc/syncd/syncd.toml", "bind", "ro")
                 daemon_run(root, config, scim_url)
@@ -323,7 +312,12 @@ def main(image: str) -> None:
 
 def daemon_run(root: Rootfs, config: dict[str, Any], scim_url: str) -> None:
     port = free_port()
-    env = image_env(config, SYNCD_HTTP__LISTEN=f"127.0.0.1:{port}")
+    env = image_env(
+        config,
+        SYNCD_HTTP__LISTEN=f"127.0.0.1:{port}",
+        SYNCD_TARGET__SCIM_URL=scim_url,
+        SYNCD_TARGET__SCIM_TOKEN="file:/run/secrets/scim_token",  # noqa: S106 - a reference, not a token
+    )
     argv = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
     daemon = Process(root.command(argv, env), " ".join(argv))
     try:
@@ -338,6 +332,8 @@ def daemon_run(root: Rootfs, config: dict[str, Any], scim_url: str) -> None:
             raise CheckFailed(f"the emulator holds {users} users and {groups} groups after the run")
         ok(f"`{' '.join(argv)}` synced the mounted export: {users} users, {groups} group in the emulator")
         cache = root.path / VOLUME.lstrip("/") / "syncd.db"
+        if not cache.is_file():
+            raise CheckFailed(f"no cache at {VOLUME}/syncd.db: the default cache is not on the volume")
         info = cache.stat()
         if (info.st_uid, info.st_gid) != (UID, UID):
             raise CheckFailed(f"{cache.name} on the volume is owned by {info.st_uid}:{info.st_gid}")

@@ -131,10 +131,14 @@ def test_the_dockerfile_copies_what_exists_and_the_ignore_file_lets_it_through()
         "syncd",
         "connectors",
         "migrations",
+        "deploy/examples",
         "deploy/requirements.lock",
         "deploy/build-requirements.lock",
     } == set(flat)
     assert all((ROOT / src).exists() for src in flat)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packaged = project["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert {*packaged["packages"], *packaged.get("force-include", {})} <= set(flat), "the wheel needs them"
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
     allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
     assert set(flat) <= allowed
