@@ -13,9 +13,11 @@ record that is not an object or has no id is skipped with its reason.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -82,6 +84,9 @@ class _Parser:
         if not isinstance(item, dict) or not item.get("id"):
             records.skipped.append(Skipped("user", f"#{index}", "not an object with an id"))
             return
+        if unknown := _unknown_keys(item, USER_KEYS):
+            records.skipped.append(Skipped("user", str(item["id"]), unknown))
+            return
         enterprise = item.get("enterprise") if isinstance(item.get("enterprise"), dict) else {}
         active = item.get("active", True)
         user_id = str(item["id"])
@@ -112,6 +117,9 @@ class _Parser:
         if not isinstance(item, dict) or not item.get("id"):
             records.skipped.append(Skipped("group", f"#{index}", "not an object with an id"))
             return
+        if unknown := _unknown_keys(item, GROUP_KEYS):
+            records.skipped.append(Skipped("group", str(item["id"]), unknown))
+            return
         records.items.append(
             SourceGroup(
                 id=str(item["id"]),
@@ -127,8 +135,51 @@ class _Parser:
         return tuple(ids.get(member, member) for member in _ids(value))
 
 
+USER_KEYS = ("id", "user_name", "email", "given_name", "family_name", "display_name", "active", "enterprise")
+GROUP_KEYS = ("id", "name", "description", "members", "groups")
+
+
+def _unknown_keys(item: dict[str, Any], known: tuple[str, ...]) -> str:
+    """Why a record with keys the format does not have is skipped ("" when it has none): a
+    misspelt ``emial`` would otherwise be synced as a user without an email."""
+    unknown = sorted(str(k) for k in item if k not in known)
+    if not unknown:
+        return ""
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=1)
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; the export's keys are {', '.join(known)}"
+
+
+def _drop_dangling(users: _Records, groups: _Records) -> list[Skipped]:
+    """Take out member ids that name no user (and nested ids that name no group) of the export,
+    each listed as skipped with its reason."""
+    user_ids = {u.id for u in users.items}
+    group_ids = {g.id for g in groups.items}
+    skipped: list[Skipped] = []
+    for index, group in enumerate(groups.items):
+        members = tuple(m for m in group.members if m in user_ids)
+        nested = tuple(g for g in group.groups if g in group_ids)
+        if len(members) == len(group.members) and len(nested) == len(group.groups):
+            continue
+        for member in group.members:
+            if member not in user_ids:
+                skipped.append(
+                    Skipped("member", f"{group.id}/{member}", f"member {member!r} is not a user of the export")
+                )
+        for child in group.groups:
+            if child not in group_ids:
+                skipped.append(
+                    Skipped("member", f"{group.id}/{child}", f"nested group {child!r} is not a group of the export")
+                )
+        groups.items[index] = replace(group, members=members, groups=nested)
+    return skipped
+
+
 def _read(users: _Records, groups: _Records) -> SourceRead:
-    return SourceRead(users=users.items, groups=groups.items, skipped=users.skipped + groups.skipped)
+    dangling = _drop_dangling(users, groups)
+    return SourceRead(users=users.items, groups=groups.items, skipped=users.skipped + groups.skipped + dangling)
 
 
 def parse_export(data: Any) -> SourceRead:

@@ -115,3 +115,26 @@ def test_a_file_that_is_not_utf8_is_refused_by_name(tmp_path: Path) -> None:
 
     with pytest.raises(SourceError, match=r"export\.json is not UTF-8 text \(invalid .* at byte 41\)"):
         asyncio.run(source.read(ReadContext(scope=Scope(), full=True, state={})))
+
+
+def test_dangling_member_ids_are_listed_as_skipped() -> None:
+    """A group member id (or nested group id) that names nothing in the export is dropped and listed with why."""
+    read = parse_export(
+        {
+            "users": [{"id": "u1", "user_name": "a@example.com"}],
+            "groups": [{"id": "g1", "name": "eng", "members": ["u1", "u-gone"], "groups": ["g-gone"]}],
+        }
+    )
+    assert ("u1",) == read.groups[0].members
+    assert () == read.groups[0].groups
+    assert [
+        ("member", "g1/u-gone", "member 'u-gone' is not a user of the export"),
+        ("member", "g1/g-gone", "nested group 'g-gone' is not a group of the export"),
+    ] == [(s.kind, s.id, s.reason) for s in read.skipped]
+
+
+def test_unknown_record_keys_skip_the_record_with_a_suggestion() -> None:
+    """A record with a key the format does not have (a typo like "emial") is skipped, naming the key."""
+    read = parse_export({"users": [{"id": "u1", "user_name": "a@example.com", "emial": "a@example.com"}], "groups": []})
+    assert [] == read.users
+    assert "unknown key 'emial' (did you mean 'email'?)" in read.skipped[0].reason
