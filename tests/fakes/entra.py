@@ -1,7 +1,7 @@
 """A stateful fake of Microsoft Graph v1.0 (directory reads) and of the Entra token endpoint,
 served through ``httpx2.MockTransport``.
 
-Each rule has a test in ``tests/entra/test_fake.py``. Graph pages are cited beside each rule:
+Each rule has a test in ``tests/entra/test_fake*.py``. Graph pages are cited beside each rule:
 
 * lists come in the ``value`` envelope with ``@odata.context`` and an **absolute**
   ``@odata.nextLink`` carrying ``$skiptoken``; ``$top`` is 1–999 (default 100), anything else is
