@@ -213,3 +213,26 @@ def test_a_federated_credential_needs_no_secret(
 
     assert (0, "ok") == (code, out["status"]), out
     assert wanted(entra) == idc_view(emulator)
+
+
+@pytest.mark.usefixtures("env")
+def test_a_failed_run_does_not_move_the_delta_links_on(
+    entra: FakeEntra, emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that cannot write keeps the old delta links: the next good run still sees the change it missed."""
+    _small(entra)
+    config = write_config(tmp_path, entra, emulator)
+    assert 0 == sync(config)[0]
+    bob = next(u.id for u in entra.users() if u.props["userPrincipalName"].startswith("bob."))
+    entra.disable_user(bob)
+    monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", "not-the-scim-token")
+
+    code, out = sync(config)
+    assert (1, "failed") == (code, out["status"])
+    monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", TOKEN)
+    entra.requests.clear()
+    code, out = sync(config)
+
+    assert (0, 1) == (code, out["changes"]["users_deactivated"])
+    assert "/v1.0/users" not in source_paths(entra)  # a delta read, from the links the good run kept
+    assert idc_view(emulator)[0][bob][1] is False
