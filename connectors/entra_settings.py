@@ -46,24 +46,32 @@ _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")  # a GUID or a verified dom
 def certificate_key(text: str) -> SigningKey:
     """The signing key of a PEM bundle (private key + certificate), with ``x5t`` in its header.
 
+    The bundle may carry a chain: the certificate used is the one that belongs to the key.
     Raises ValueError naming what is missing; never quotes the key.
     """
-    blocks = {m.group(1): m.group(0) for m in _PEM_BLOCK.finditer(text)}
-    key_block = next((block for kind, block in blocks.items() if kind.endswith("PRIVATE KEY")), None)
-    if key_block is None or "CERTIFICATE" not in blocks:
+    blocks = [(m.group(1), m.group(0)) for m in _PEM_BLOCK.finditer(text)]
+    key_block = next((block for kind, block in blocks if kind.endswith("PRIVATE KEY")), None)
+    cert_blocks = [block for kind, block in blocks if kind == "CERTIFICATE"]
+    if key_block is None or not cert_blocks:
         raise ValueError(
             "certificate must be a PEM bundle holding the private key and its certificate "
             "(-----BEGIN PRIVATE KEY----- and -----BEGIN CERTIFICATE-----)"
         )
     key = load_signing_key(key_block, name="certificate")
-    try:
-        cert = x509.load_pem_x509_certificate(blocks["CERTIFICATE"].encode())
-    except ValueError:
-        raise ValueError("certificate holds a CERTIFICATE block that is not a valid X.509 certificate") from None
     if not isinstance(key.key, rsa.RSAPrivateKey):
         raise ValueError("certificate must hold an RSA key: Entra accepts RSA certificate credentials")
-    public = cert.public_key()
-    if not isinstance(public, rsa.RSAPublicKey) or public.public_numbers() != key.key.public_key().public_numbers():
+    wanted = key.key.public_key().public_numbers()
+    cert = None
+    for block in cert_blocks:
+        try:
+            candidate = x509.load_pem_x509_certificate(block.encode())
+        except ValueError:
+            raise ValueError("certificate holds a CERTIFICATE block that is not a valid X.509 certificate") from None
+        public = candidate.public_key()
+        if isinstance(public, rsa.RSAPublicKey) and public.public_numbers() == wanted:
+            cert = candidate
+            break
+    if cert is None:
         raise ValueError("certificate holds a private key that does not belong to its certificate")
     # x5t: the base64url SHA-1 thumbprint of the certificate's DER (RFC 7515 §4.1.7).
     digest = hashlib.sha1(cert.public_bytes(serialization.Encoding.DER), usedforsecurity=False).digest()

@@ -218,3 +218,14 @@ def test_a_certificate_with_someone_elses_key_is_refused(certificate: Certificat
 
     with pytest.raises(ValidationError, match="does not belong to its certificate"):
         EntraSettings.model_validate({"tenant_id": "t.example", "client_id": CLIENT_ID, "certificate": bundle})
+
+
+def test_a_bundle_with_a_chain_uses_the_keys_own_certificate(certificate: Certificate) -> None:
+    """A bundle of key, leaf certificate and an issuer's certificate signs with the leaf's thumbprint."""
+    issuer = make_certificate("issuing-ca")
+    bundle = issuer.cert_pem + certificate.pem + issuer.cert_pem
+
+    settings = EntraSettings.model_validate({"tenant_id": "t.example", "client_id": CLIENT_ID, "certificate": bundle})
+
+    assert settings.signing_key is not None
+    assert settings.signing_key.headers == {"x5t": thumbprint(certificate.cert)}
