@@ -78,8 +78,8 @@ async def build_engine(
         transport=target_transport,
     )
     assigner = None
-    if settings.assignments:
-        # boto3 and botocore are loaded only when there are assignments to manage.
+    if settings.assignments or settings.permission_sets or settings.applications or cache.owns_access():
+        # boto3 and botocore are loaded only when there is AWS access to manage.
         from syncd.assignments.manager import build_assigner
 
         assigner = build_assigner(settings, cache)

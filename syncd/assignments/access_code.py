@@ -72,6 +72,7 @@ class AccessStore(Protocol):
     """What :class:`AccessCode` needs of :class:`syncd.cache.Cache`."""
 
     def owned_permission_sets(self) -> Mapping[str, Any]: ...
+    def owns_access(self) -> bool: ...
     def put_permission_set(self, name: str, arn: str, origin: Any, audit: AuditEntry | None = None) -> None: ...
     def forget_permission_set(self, name: str, audit: AuditEntry | None = None) -> None: ...
     def application_assignments(self) -> set[ApplicationAssignment]: ...
@@ -117,9 +118,7 @@ class AccessCode:
         """Whether the config has anything for this class to do (or the cache something to clean up)."""
         if self.permission_sets or self.applications:
             return True
-        return self.store is not None and bool(
-            self.store.owned_permission_sets() or self.store.application_assignments()
-        )
+        return self.store is not None and self.store.owns_access()
 
     # -- plan ------------------------------------------------------------------------------
 

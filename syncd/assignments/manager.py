@@ -542,7 +542,7 @@ def build_assigner(
         AssignmentError: no AWS region is configured anywhere.
     """
     configured = settings.assignments or settings.permission_sets or settings.applications
-    if not configured and (cache is None or not (cache.owned_permission_sets() or cache.application_assignments())):
+    if not configured and (cache is None or not cache.owns_access()):
         return None
     if session is None:
         import boto3

@@ -68,6 +68,14 @@ class AccessRecords:
             connection.execute(delete(permission_sets).where(permission_sets.c.name == name))
             self._audit(connection, audit)
 
+    def owns_access(self: _Transactions) -> bool:
+        """Whether syncd made permission sets or application assignments it may have to remove."""
+        with self._read("owns_access") as connection:
+            for table in (permission_sets, application_assignments):
+                if connection.execute(select(table).limit(1)).first() is not None:
+                    return True
+        return False
+
     # -- application assignments -----------------------------------------------------------
 
     def application_assignments(self: _Transactions) -> set[ApplicationAssignment]:

@@ -371,3 +371,18 @@ def test_only_assignments_without_access_rules_is_a_config_error(workspace: Work
     code, out = cli(workspace, "sync", "--only", "assignments")
     assert 2 == code
     assert "[[assignments]], [[permission_sets]] or [[applications]]" in out["errors"][0]
+
+
+def test_a_config_of_permission_sets_alone_is_applied_and_cleaned_up(workspace: Workspace, org: Org) -> None:
+    """[[permission_sets]] without any assignment rule are created; dropping every access table deletes them."""
+    workspace.write(directory())
+    one = f'[aws]\nregion = "{REGION}"\n\n[[permission_sets]]\nname = "Lonely"\nmanaged_policies = ["ReadOnlyAccess"]\n'
+    workspace.configure(one)
+    code, out = cli(workspace, "sync")
+    assert (0, 1) == (code, out["changes"]["permission_sets_created"]), out["errors"]
+    assert "Lonely" in permission_sets(org)
+
+    workspace.configure(f'[aws]\nregion = "{REGION}"\n')
+    code, out = cli(workspace, "sync")
+    assert (0, 1) == (code, out["changes"]["permission_sets_deleted"]), out["errors"]
+    assert "Lonely" not in permission_sets(org)
