@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from connectors import base as connectors
 from connectors.base import Deps
+from syncd.access import AccessRules
 from syncd.cache import Cache
 from syncd.config import CacheOnly, Settings
 from syncd.engine import Engine
@@ -93,6 +94,9 @@ async def build_engine(
             limit=settings.safety.limit(),
             member_limit=settings.safety.member_limit(),
             assigner=assigner,
+            access_rules=AccessRules(
+                settings.assignments, settings.applications, settings.access.admin_permission_sets
+            ),
         )
     finally:
         await target.aclose()

@@ -190,6 +190,13 @@ class ScheduleConfig(_Section):
         return self
 
 
+class AccessConfig(_Section):
+    """``[access]``: how plans and reports speak of access."""
+
+    admin_permission_sets: list[str] = ["*Administrator*"]
+    """Permission set names (globs, case-insensitive) that plans flag when someone new gets one."""
+
+
 class HttpConfig(_Section):
     """``[http]``: where ``syncd run`` serves /healthz, /readyz and /metrics."""
 
@@ -237,6 +244,7 @@ class Settings(BaseSettings):
     schedule: ScheduleConfig = ScheduleConfig()
     http: HttpConfig = HttpConfig()
     aws: AwsConfig = AwsConfig()
+    access: AccessConfig = AccessConfig()
     assignments: list[AssignmentRule] = []
     permission_sets: list[PermissionSetConfig] = []
     applications: list[ApplicationRule] = []

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 import structlog
 
 from connectors.base import ReadContext, Source
+from syncd.access import AccessRules, Impact, access_entries, directory_of
+from syncd.access import impact as access_impact
 from syncd.aio import bounded, bounded_landing
 from syncd.errors import (
     ConfigError,
@@ -88,6 +90,7 @@ class CacheLike(Protocol):
     def runs(self, limit: int = 10) -> list[RunRecord]: ...
     def assignments(self) -> set[Assignment]: ...
     def application_assignments(self) -> set[ApplicationAssignment]: ...
+    def record_all(self, entries: Iterable[AuditEntry]) -> None: ...
 
 
 class Assigner(Protocol):
@@ -176,6 +179,8 @@ class RunResult:
     """The plan's counts when it was not applied (a dry run, a refused run); ``counts`` is what landed."""
     failure_code: int = 1
     """The exit code of the error that failed the run (see :mod:`syncd.errors`)."""
+    access: Impact | None = None
+    """Who gains and loses what through this run's plan (when syncd manages access)."""
 
     @property
     def exit_code(self) -> int:
@@ -197,6 +202,7 @@ class RunResult:
             "skipped": len(self.skipped),
             "errors": self.errors,
             "run_id": self.run_id,
+            **({"access": self.access.to_json()} if self.access is not None else {}),
         }
 
 
@@ -406,8 +412,10 @@ class Engine:
         limit: Limit,
         member_limit: Limit = DEFAULT_MEMBER_LIMIT,
         assigner: Assigner | None = None,
+        access_rules: AccessRules | None = None,
     ) -> None:
         self.assigner = assigner
+        self.access_rules = access_rules or AccessRules()
         self.member_limit = member_limit
         self.source = source
         self.source_type = source_type
@@ -499,7 +507,15 @@ class Engine:
                     plan.changes + await self._plan_assignments(groups, state, live), key=lambda c: c.phase
                 )
                 # The guard's base for access removals: what syncd made and may delete.
-                plan.managed_access = len(self.cache.assignments()) + len(self.cache.application_assignments())
+                made, apps = self.cache.assignments(), self.cache.application_assignments()
+                plan.managed_access = len(made) + len(apps)
+                result.access = plan.access = access_impact(
+                    directory_of(state, snapshot.users, made, apps),
+                    plan,
+                    rules=self.access_rules.rules,
+                    apps=self.access_rules.apps,
+                    admin_patterns=self.access_rules.admin_patterns,
+                )
             result.plan = plan
             result.would_change = plan.counts()
             verdict = check(plan, self.limit, member_limit=self.member_limit, allow_deletions=options.allow_deletions)
@@ -539,6 +555,10 @@ class Engine:
                 result.status = "ok"
                 if not only:  # the identities of this read were not all pushed: read them again
                     self.cache.set_value(self._state_key, read.state)
+            if result.access:
+                # Kept with the run in the audit trail, for `syncd status`, `syncd access --since`
+                # and the status page. A run that did not end ok may not have made every change.
+                self.cache.record_all(access_entries(result.access, result.status))
             return result
         except asyncio.CancelledError:
             # Ctrl-C on a one-shot sync: what landed is recorded; the run is marked as cut short.

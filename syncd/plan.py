@@ -373,6 +373,8 @@ class Plan:
     managed_groups: int = 0
     managed_memberships: int = 0
     managed_access: int = 0
+    access: Any = None
+    """Who gains and loses what (a :class:`syncd.access.Impact`), when syncd manages access."""
     """What the guard's percentages are of: the objects syncd manages once this run's adoptions
     are counted, and the memberships of managed users in managed groups before the run."""
 

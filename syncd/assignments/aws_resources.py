@@ -152,6 +152,16 @@ class ResourcesApi:
                 )
         return found
 
+    def provisioned_to(self, account_id: str) -> list[str]:
+        """ARNs of the permission sets provisioned to ``account_id``."""
+        with self.aws._reading(
+            f"the permission sets of account {account_id}", "sso:ListPermissionSetsProvisionedToAccount"
+        ):
+            pages = self.sso.get_paginator("list_permission_sets_provisioned_to_account").paginate(
+                InstanceArn=self.instance_arn, AccountId=account_id
+            )
+            return sorted({str(arn) for page in pages for arn in page.get("PermissionSets", [])})
+
     # -- permission sets: writes (botocore errors) -----------------------------------------
 
     def create_permission_set(self, spec: PermissionSetSpec) -> str:

@@ -7,6 +7,7 @@ and the only things it ever updates or deletes in AWS.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Any, Literal, Protocol
 from sqlalchemy import Connection, delete, select
 
 from syncd.cache.tables import application_assignments, permission_sets
+from syncd.cache.tables import audit as audit_table
 from syncd.model import ApplicationAssignment
 from syncd.state import AuditEntry
 
@@ -75,6 +77,30 @@ class AccessRecords:
                 if connection.execute(select(table).limit(1)).first() is not None:
                     return True
         return False
+
+    def record_all(self: _Transactions, entries: Iterable[AuditEntry]) -> None:
+        """Record many audit entries that go with no state change, in one transaction."""
+        with self._write("record_all") as connection:
+            for entry in entries:
+                self._audit(connection, entry)
+
+    def access_changes(
+        self: _Transactions, since: datetime | None = None, run_id: int | None = None
+    ) -> list[tuple[datetime, int | None, AuditEntry]]:
+        """Access gained and lost as runs recorded it (``access_gained`` / ``access_lost``), oldest first."""
+        table = audit_table
+        stmt = select(
+            table.c.at, table.c.run_id, table.c.action, table.c.source_id, table.c.after, table.c.result
+        ).where(table.c.object_type == "access")
+        if since is not None:
+            stmt = stmt.where(table.c.at >= since)
+        if run_id is not None:
+            stmt = stmt.where(table.c.run_id == run_id)
+        with self._read("access_changes") as connection:
+            return [
+                (at, run, AuditEntry(action, "access", source_id, None, None, after, result))
+                for at, run, action, source_id, after, result in connection.execute(stmt.order_by(table.c.id))
+            ]
 
     # -- application assignments -----------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from syncd.cli import info, runs, tools
+from syncd.cli import access, info, runs, tools
 from syncd.cli.common import error_line
 
 
@@ -126,6 +126,7 @@ app.command()(runs.plan)
 app.command()(info.check)
 app.command()(info.run)
 app.command()(info.status)
+app.command()(access.access)
 db_app.command("upgrade")(info.db_upgrade)
 app.command()(tools.emulator)
 app.command()(tools.demo)

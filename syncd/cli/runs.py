@@ -105,8 +105,12 @@ def _fields(options: Any) -> dict[str, Any]:
 
 
 def _print_plan(plan: Plan, *, limit: int | None, title: str = "") -> None:
+    from syncd.access_view import impact_lines
     from syncd.plan_view import render
 
+    # Access first: losing someone's last way into an account must not hide below the diff.
+    for access_line in impact_lines(plan.access):
+        out().print(access_line.render())
     for line in render(plan, limit=limit, title=title):
         out().print(line)
 
