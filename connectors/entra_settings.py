@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from connectors.kit import SigningKey, load_signing_key
 from syncd.durations import Duration
-from syncd.secrets import Secret
+from syncd.secrets import Secret, SecretText
 
 
 __all__ = ["FEDERATED_TOKEN_ENV", "EntraSettings", "certificate_key"]
@@ -88,7 +88,7 @@ class EntraSettings(BaseModel):
     tenant_id: str = Field(description="The directory (tenant) id, or a verified domain of the tenant.")
     client_id: str = Field(description="The application (client) id of the app registration.")
     client_secret: Secret | None = Field(None, description="A client secret's Value (env:NAME and file:PATH work).")
-    certificate: Secret | None = Field(
+    certificate: SecretText | None = Field(
         None, description="PEM bundle: the private key and the certificate uploaded to the app."
     )
     federated_token_file: Path | None = Field(

@@ -86,7 +86,7 @@ from connectors.kit import (
 from syncd.errors import SourceAuthError
 from syncd.model import RequestStats, Skipped, SourceGroup, SourceRead
 from syncd.normalise import Scope
-from syncd.secrets import Secret
+from syncd.secrets import SecretText
 
 
 __all__ = ["SCOPES", "GoogleSettings", "GoogleSource"]
@@ -162,7 +162,7 @@ class GoogleSettings(BaseModel):
     # Validation errors must not echo the input: it holds the private key.
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    credentials: Secret | None = Field(None, description="Service-account key JSON (file:PATH or env:NAME).")
+    credentials: SecretText | None = Field(None, description="Service-account key JSON (file:PATH or env:NAME).")
     admin_email: str = Field(description="The admin to act as (the JWT sub); needs read rights on users and groups.")
     customer: str = Field("my_customer", description="The customer id, or my_customer (the admin's own).")
     api_url: str = Field(API_URL, description="Directory API base URL.")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from connectors.kit import SigningKey, load_signing_key
 from syncd.durations import PositiveDuration
-from syncd.secrets import Secret
+from syncd.secrets import Secret, SecretText
 
 
 __all__ = ["DEFAULT_SCOPES", "OktaSettings"]
@@ -36,7 +36,7 @@ class OktaSettings(BaseModel):
     url: str = Field(description="The org URL, e.g. https://acme.okta.com (not the -admin URL).")
     token: Secret | None = Field(None, description="SSWS API token (env:NAME and file:PATH work).")
     client_id: str | None = Field(None, description="OAuth service app client id.")
-    private_key: Secret | None = Field(
+    private_key: SecretText | None = Field(
         None, description="The service app's private key, PEM or JWK JSON (env:NAME and file:PATH work)."
     )
     key_id: str | None = Field(None, description="kid of the key registered with the app (JWK kid by default).")

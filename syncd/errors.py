@@ -22,16 +22,22 @@ Exit codes, so that cron and monitoring can tell failures apart: 0 ok, 1 anythin
 unavailable.
 
 A message never carries a secret: tokens live in ``SecretStr`` and only their reference
-(``env:NAME``, ``file:PATH``) is ever named.
+(``env:NAME``, ``file:PATH``) is ever named; and every message is passed through
+:func:`syncd.secrets.scrub` when the error is made, in case it quotes another exception's text.
 """
 
 from __future__ import annotations
+
+from syncd.secrets import scrub
 
 
 class SyncdError(Exception):
     """Base class: something syncd detected and can explain."""
 
     exit_code = 1
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(SyncdError):

@@ -8,6 +8,9 @@ same renderer, quietened to WARNING so a run's own events stay readable.
 Under systemd (``$JOURNAL_STREAM`` names stderr's device and inode, systemd.exec(5)), every line
 starts with its syslog priority, ``<3>`` for errors, ``<4>`` warnings, ``<6>`` info, ``<7>`` debug
 (sd-daemon(3)), so that ``journalctl -p err -u syncd`` finds the failures.
+
+Every event, its formatted traceback included, is scrubbed of secrets on its way out
+(:func:`syncd.secrets.scrub`).
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import IO, Any
 
 import structlog
+
+from syncd.secrets import describe, scrub
 
 
 _state: dict[str, Any] = {"explicit": False, "json": None}
@@ -78,6 +83,7 @@ def configure(level: str | None = None, *, json: bool | None = None, stream: IO[
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            scrub_event,
             renderer,
         ],
         foreign_pre_chain=shared,
@@ -98,7 +104,7 @@ def _cause(exc: BaseException) -> str:
     """The innermost reason, in a few words (a DNS failure, a refused connection, a status)."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return describe(exc)
 
 
 def _retry_line(details: Any) -> None:
@@ -129,3 +135,20 @@ def daemon_defaults() -> None:
     """``syncd run``: INFO unless ``--log-level`` said otherwise (a daemon's log is its record)."""
     if not _state["explicit"]:
         configure("INFO", json=_state["json"], stream=_state.get("stream"))
+
+
+def scrub_event(logger: Any, method: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
+    """A structlog processor: every secret out of every field, the formatted traceback included."""
+    return {key: _scrubbed(value) for key, value in event.items()}
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in value]
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return scrub(str(value))  # anything else is rendered as its str (an exception, a path)

@@ -38,6 +38,7 @@ from syncd.cache.tables import groups, kv, memberships, runs, users
 from syncd.errors import CacheError
 from syncd.memberset import MemberSet
 from syncd.model import Assignment
+from syncd.secrets import scrub
 from syncd.state import NO_DATA, UNCHANGED, AuditEntry, CachedGroup, CachedUser, CacheState, Current, Origin, RunRecord
 
 
@@ -284,7 +285,7 @@ class Cache(AccessRecords):
                 "target_id": entry.target_id,
                 "before": entry.before,
                 "after": entry.after,
-                "result": entry.result,
+                "result": scrub(entry.result) if entry.result else entry.result,
             },
         )
 
@@ -669,7 +670,7 @@ class Cache(AccessRecords):
                         status=status,
                         counts=dict(counts),
                         requests=dict(requests),
-                        error=error,
+                        error=scrub(error) if error else error,
                     )
                 )
                 if result.rowcount != 1:

@@ -137,7 +137,9 @@ config_app.command("example")(tools.config_example)
 def main() -> None:
     """Console-script entry point."""
     from syncd.errors import SyncdError
+    from syncd.secrets import install_excepthooks
 
+    install_excepthooks()
     try:
         app()
     except SyncdError as exc:  # pragma: no cover - commands catch their own

@@ -150,6 +150,10 @@ class EmulatorApp:
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         return [data] if data else []
 
+    def rotate_token(self, token: str) -> None:
+        """Accept only ``token`` from now on, as after the old one is deleted or replaced in the console."""
+        self._token = token.encode()
+
     def _authenticate(self, environ: Environ) -> None:
         header = str(environ.get("HTTP_AUTHORIZATION", ""))
         scheme, _, token = header.partition(" ")

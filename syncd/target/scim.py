@@ -62,6 +62,7 @@ from syncd.model import RequestStats
 from syncd.plan import LiveGroup, LiveUser
 from syncd.ratelimit import Pacer
 from syncd.retry import Backoff, RetryPolicy
+from syncd.secrets import describe
 
 
 log = structlog.get_logger(__name__)
@@ -272,11 +273,12 @@ class ScimTarget:
         status = _status_of(exc)
         detail = _detail(exc)
         if isinstance(exc, RequestNetworkException):
-            return TargetUnavailable(f"{what}: Identity Center could not be reached ({exc.__cause__ or exc})")
+            return TargetUnavailable(f"{what}: Identity Center could not be reached ({describe(exc.__cause__ or exc)})")
         if status in (401, 403):
             return TargetAuthError(
-                f"{what}: Identity Center refused the SCIM token ({status}). Check [target] scim_token and"
-                " scim_url: the token may have expired (they last one year) or been rotated.",
+                f"{what}: Identity Center refused the SCIM token ({status}); fix target.scim_token: the token"
+                " may have expired (they last one year) or been revoked or replaced in the console"
+                " (a wrong tenant in target.scim_url is refused the same way)",
                 status=status,
             )
         if status == 404:
