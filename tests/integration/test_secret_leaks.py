@@ -162,20 +162,20 @@ def test_no_secret_appears_in_any_output_cache_or_metrics(world: World, hold_wri
     w.change()
     w.emu.app.rotate_token("another-token-entirely")
     code, out, _ = w.cli(config, "sync", "--json")
-    assert (1, "failed") == (code, out and out["status"])
+    assert (4, "failed") == (code, out and out["status"])
     assert "target.scim_token" in " ".join(out["errors"] if out else [])
     w.emu.app.rotate_token(w.scim_token)
 
     # Okta refuses its token.
     w.okta.token = "00T-some-other-token"
-    assert 1 == w.cli(config, "sync", "--json")[0]
+    assert 4 == w.cli(config, "sync", "--json")[0]
     w.okta.token = w.okta_token
 
     # Identity Center cannot be reached at all: the transport's own exception text is involved.
     unreachable = w.config(cache_url, name="unreachable.toml", scim_url=f"http://127.0.0.1:{free_port()}/scim/v2/")
     w.change()
     code, out, _ = w.cli(unreachable, "sync", "--json")
-    assert (1, "failed") == (code, out and out["status"])
+    assert (5, "failed") == (code, out and out["status"])
 
     # The daemon: a run that lands, /metrics, then a run killed with SIGKILL mid-way.
     w.change()
@@ -231,10 +231,10 @@ def test_no_secret_reaches_a_postgresql_cache(world: World) -> None:
         assert 0 == w.cli(config, "sync", "--json")[0]
         w.change()
         w.emu.app.rotate_token("another-token-entirely")
-        assert 1 == w.cli(config, "sync", "--json")[0]
+        assert 4 == w.cli(config, "sync", "--json")[0]
         w.emu.app.rotate_token(w.scim_token)
         w.okta.token = "00T-some-other-token"
-        assert 1 == w.cli(config, "sync", "--json")[0]
+        assert 4 == w.cli(config, "sync", "--json")[0]
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         try:
             with engine.connect() as connection:
