@@ -12,7 +12,9 @@ expired delta link):
 2. the initial round of ``/groups/delta?$select=displayName,description,members``: every group's
    name and direct members in one pass, which gives the nesting graph and the groups delta link;
 3. ``/users`` with an explicit ``$select``, ``$expand=manager($select=id)`` and ``$top=999``
-   ("List users": ``accountEnabled`` and ``userType`` are not default properties);
+   ("List users": ``accountEnabled`` and ``userType`` are not default properties) — not with
+   ``users = "members"``: the member listings then carry the members' whole records instead, so
+   only members of synced groups are read at all;
 4. for every synced group, ``/transitiveMembers/microsoft.graph.user`` with
    ``ConsistencyLevel: eventual`` and ``$count=true`` on every page (the header is not part of
    the next link, "Paging Microsoft Graph data"), a few groups at a time. Members that are not
@@ -40,6 +42,7 @@ suspended state). Guests (``userType = Guest``, ``#EXT#`` UPNs) are skipped unle
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -108,6 +111,15 @@ _FIXES = {
     1002012: "the scope is refused: check graph_url (the scope is {graph_url}/.default)",
     7000218: "no credential was sent: set client_secret, certificate or federated_token_file",
 }
+
+
+@dataclass(slots=True)
+class _Listing:
+    """One synced group's transitive users: ids, records (when asked), members skipped."""
+
+    ids: list[str]
+    users: dict[str, PackedUser]
+    skipped: list[Skipped]
 
 
 class DeltaExpired(SourceError, FullReadNeeded):
@@ -230,12 +242,15 @@ class EntraSource:
                     users[packed[0]] = packed[1]
         return users
 
-    async def _transitive(self, group_id: str) -> tuple[list[str], list[Skipped]] | None:
-        """The user ids nested anywhere below a group; None when it was deleted meanwhile."""
+    async def _transitive(self, group_id: str, records: bool) -> _Listing | None:
+        """The users nested anywhere below a group (with ``records``, their whole records too);
+        None when the group was deleted meanwhile."""
         url = f"{self._graph}/groups/{group_id}/transitiveMembers/microsoft.graph.user"
         # "List group transitive members": the cast is an advanced query.
-        params = {"$select": "id,userPrincipalName", "$count": "true", "$top": "999"}
+        select = ",".join(USER_SELECT) if records else "id,userPrincipalName"
+        params = {"$select": select, "$count": "true", "$top": "999"}
         ids: list[str] = []
+        users: dict[str, PackedUser] = {}
         skipped: list[Skipped] = []
         others: dict[str, int] = {}
         found = False
@@ -268,23 +283,36 @@ class EntraSource:
                     )
                 else:
                     ids.append(member)
+                    if records:
+                        packed = pack_user(item, None)
+                        if not isinstance(packed, Skipped):
+                            users[member] = packed[1]
         if not found:
             log.info("entra.group_vanished", group=group_id)
             return None
         if others:
             log.info("entra.non_user_members", group=group_id, counts=others)
-        return ids, skipped
+        return _Listing(ids, users, skipped)
 
-    async def _resolve(self, group_ids: Iterable[str], skipped: list[Skipped]) -> dict[str, list[str] | None]:
+    async def _resolve(
+        self, group_ids: Iterable[str], users: dict[str, PackedUser] | None, skipped: list[Skipped]
+    ) -> dict[str, list[str] | None]:
+        """Each group's transitive user ids (None: deleted meanwhile), a few groups at a time.
+
+        With ``users`` (``users = "members"``: no user listing), the members' records go there.
+        """
         wanted = sorted(set(group_ids))
-        found = await bounded(wanted, self._transitive, self.settings.concurrency)
+        records = users is not None
+        found = await bounded(wanted, lambda gid: self._transitive(gid, records), self.settings.concurrency)
         out: dict[str, list[str] | None] = {}
         for group_id, listing in zip(wanted, found, strict=True):
             if listing is None:
                 out[group_id] = None
-            else:
-                out[group_id] = listing[0]
-                skipped.extend(listing[1])
+                continue
+            out[group_id] = listing.ids
+            skipped.extend(listing.skipped)
+            if users is not None:
+                users.update(listing.users)
         return out
 
     # -- reads ---------------------------------------------------------------------------------
@@ -309,6 +337,7 @@ class EntraSource:
             incremental=lambda kept, skipped: self._delta_read(ctx.scope, kept, skipped),
             user=lambda uid, packed: unpack_user(uid, packed, self.settings),
             group=unpack_group,
+            prefiltered=ctx.scope.users == "members",
         )
 
     async def _full_read(self, scope: Scope, digest: str, skipped: list[Skipped]) -> KeptDirectory:
@@ -326,7 +355,8 @@ class EntraSource:
         changes = merge_group_changes(entries)
         nesting = Nesting({})
         nesting.apply(changes)
-        users = await self._users(skipped)
+        members_only = scope.users == "members"
+        users = {} if members_only else await self._users(skipped)
         heads = {gid: c.props for gid, c in changes.groups.items() if isinstance(c.props.get("displayName"), str)}
         synced = [gid for gid, props in heads.items() if scope.wants_group(props["displayName"])]
         directory = KeptDirectory(
@@ -335,7 +365,7 @@ class EntraSource:
             marks={"users_delta": users_link, "groups_delta": groups_link, "nesting": nesting.dump()},
             users=users,
         )
-        for group_id, members in (await self._resolve(synced, skipped)).items():
+        for group_id, members in (await self._resolve(synced, users if members_only else None, skipped)).items():
             if members is not None:
                 props = heads[group_id]
                 directory.groups[group_id] = [props["displayName"], props.get("description"), members]
@@ -352,6 +382,7 @@ class EntraSource:
         except DeltaExpired as exc:
             log.warning("entra.delta_expired", why=str(exc), action="full read")
             raise
+        members_only = scope.users == "members"
         delta = Delta()
         for entry in user_entries:
             update = user_update(entry, previous.users)
@@ -359,8 +390,8 @@ class EntraSource:
                 skipped.append(update)
             elif update[1] is None:
                 delta.removed_users.add(update[0])
-            else:
-                delta.users[update[0]] = update[1]
+            elif not members_only or update[0] in previous.users:
+                delta.users[update[0]] = update[1]  # members only: others come with a member listing
         changes = merge_group_changes(group_entries)
         nesting = Nesting.load(previous.marks.get("nesting"))
         changed = nesting.apply(changes)
@@ -381,7 +412,8 @@ class EntraSource:
         delta.removed_groups |= changes.removed
         synced = (set(previous.groups) | set(delta.groups)) - delta.removed_groups
         again |= nesting.affected(changed, synced)
-        resolved = await self._resolve(again, skipped)
+        listed: dict[str, PackedUser] | None = {} if members_only else None
+        resolved = await self._resolve(again, listed, skipped)
         for group_id, members in resolved.items():
             if members is None:  # deleted since the delta round
                 delta.groups.pop(group_id, None)
@@ -389,7 +421,13 @@ class EntraSource:
                 continue
             head = delta.groups.get(group_id) or previous.groups[group_id]
             delta.groups[group_id] = [head[0], head[1], members]
+        for user_id, packed in (listed or {}).items():
+            # A listing's record is as fresh as the delta's; a user the delta calls removed stays removed.
+            if user_id not in delta.removed_users:
+                delta.users[user_id] = packed
         previous.apply(delta)
+        if members_only:
+            previous.prune_users(previous.member_ids())
         previous.marks = {"users_delta": users_link, "groups_delta": groups_link, "nesting": nesting.dump()}
         log.info(
             "entra.delta",

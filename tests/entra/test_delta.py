@@ -216,3 +216,25 @@ async def test_a_new_group_deleted_before_its_members_are_read_is_left_out(fake:
     result = await read(source, groups=SCOPE, full=False, state=first.state)
 
     assert newcomer not in summary(result)[1]
+
+
+async def test_with_users_members_delta_keeps_to_members(fake: FakeEntra, make_source: Any) -> None:
+    """users = "members": a joiner's record comes with its group's listing, a leaver goes, outsiders stay out."""
+    ids = _tenant(fake)
+    source = make_source()
+    first = await read(source, groups=SCOPE, users="members")
+    outsider, joiner, leaver = ids["users"][8], ids["users"][9], ids["users"][5]
+    fake.update_user(outsider, department="Ops")
+    fake.update_user(joiner, jobTitle="New")
+    fake.add_members(ids["sales"], joiner)
+    fake.remove_members(ids["sales"], leaver)
+    fake.disable_user(ids["users"][0])
+
+    result = await read(source, groups=SCOPE, users="members", full=False, state=first.state)
+
+    users = {u.id: u for u in result.users}
+    assert outsider not in users
+    assert leaver not in users
+    assert users[joiner].user_name == "user9.x@contoso.onmicrosoft.com"
+    assert users[ids["users"][0]].active is False
+    assert set(users) == set().union(*(members for _, members in expected(fake, groups=SCOPE)[1].values()))

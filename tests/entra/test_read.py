@@ -93,16 +93,22 @@ async def test_group_filters_read_only_matching_groups(fake: FakeEntra, make_sou
     assert summary(result) == expected(fake, groups=("aws-*",))
 
 
-async def test_users_members_keeps_only_members_of_synced_groups(fake: FakeEntra, make_source: Any) -> None:
-    """With users = "members", a user in no synced group does not reach the snapshot."""
+async def test_users_members_reads_only_members_of_synced_groups(fake: FakeEntra, make_source: Any) -> None:
+    """With users = "members" there is no user listing: the member listings bring whole records, members only."""
     ids = _tenant(fake)
-    loner = fake.add_user("lo.ner")
+    fake.add_user("lo.ner")
     scope = Scope(groups=("aws-admins",), users="members")
 
-    snapshot = build_snapshot(await read(make_source(), groups=scope.groups, users="members"), scope)
+    result = await read(make_source(), groups=scope.groups, users="members")
 
-    assert loner not in snapshot.users
-    assert set(snapshot.users) == {ids["ann"], ids["bob"], ids["cy"]}
+    assert fake.calls("/v1.0/users") == []
+    assert {u.id for u in result.users} == {ids["ann"], ids["bob"], ids["cy"]}
+    assert result.prefiltered
+    assert {u.id: (u.user_name, u.active) for u in result.users}[ids["bob"]] == (
+        "bob.ray@contoso.onmicrosoft.com",
+        False,
+    )
+    assert set(build_snapshot(result, scope).users) == {ids["ann"], ids["bob"], ids["cy"]}
 
 
 async def test_guests_are_synced_by_mail_when_asked(fake: FakeEntra, make_source: Any) -> None:
