@@ -64,6 +64,7 @@ from syncd.engine import Engine, RunOptions, RunResult
 from syncd.errors import CacheError, SyncdError
 from syncd.health import HealthApp, HealthServer
 from syncd.metrics import Metrics, days_until
+from syncd.status_page import StatusPage
 
 
 __all__ = ["Daemon", "heartbeat_period", "run_daemon", "warn_token_expiry"]
@@ -197,7 +198,8 @@ class Daemon:
         self._refresh_metrics()
         self._warn_token()
         host, port = settings.http.address()
-        self.http = HealthServer(host, port, HealthApp(self.metrics.registry, self.readiness))
+        page = StatusPage(cache, self.readiness, token_expires=settings.target.scim_token_expires)
+        self.http = HealthServer(host, port, HealthApp(self.metrics.registry, self.readiness, page))
         self.http.start()
         self.scheduler = self._make_scheduler()
         self.scheduler.start()

@@ -8,6 +8,7 @@ every path, leaving no room for the probes).
 * ``/readyz``: 200 or 503 with a JSON body saying why; what "ready" means is the daemon's
   business (:data:`Readiness`).
 * ``/metrics``: the Prometheus text format (OpenMetrics when asked for).
+* ``/`` and ``/runs/<id>``: the read-only status page (:mod:`syncd.status_page`), when given.
 """
 
 from __future__ import annotations
@@ -34,16 +35,26 @@ log = structlog.get_logger("syncd.health")
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 """Answers ``(ready, details)``; the details become /readyz's JSON body."""
 
-_REASONS = {200: "200 OK", 404: "404 Not Found", 405: "405 Method Not Allowed", 503: "503 Service Unavailable"}
+Pages = Callable[[str], "tuple[int, str] | None"]
+"""Renders an HTML page for a path: ``(status, html)``, or None when the path is not a page."""
+
+_REASONS = {
+    200: "200 OK",
+    404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
+}
 
 
 class HealthApp:
     """The WSGI dispatcher: three paths, GET and HEAD only."""
 
-    def __init__(self, registry: CollectorRegistry, readiness: Readiness) -> None:
-        """Serve ``registry`` on /metrics and ask ``readiness`` on each /readyz."""
+    def __init__(self, registry: CollectorRegistry, readiness: Readiness, pages: Pages | None = None) -> None:
+        """Serve ``registry`` on /metrics, ask ``readiness`` on each /readyz, and ``pages`` for the rest."""
         self._metrics = make_wsgi_app(registry)
         self._readiness = readiness
+        self._pages = pages
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Dispatch one request."""
@@ -62,7 +73,32 @@ class HealthApp:
         if path == "/metrics":
             body: Iterable[bytes] = self._metrics(environ, start_response)
             return body
-        return self._answer(start_response, 404, {"error": "not found; try /healthz, /readyz or /metrics"})
+        if self._pages is not None:
+            try:
+                page = self._pages(path)
+            except Exception as exc:  # the page must never take the probes' server down
+                log.exception("page.failed", path=path)
+                page = (500, f"<!doctype html><title>error</title><p>The page failed: {exc.__class__.__name__}</p>")
+            if page is not None:
+                return self._html(start_response, *page)
+        return self._answer(start_response, 404, {"error": "not found; try /, /healthz, /readyz or /metrics"})
+
+    @staticmethod
+    def _html(start_response: StartResponse, status: int, text: str) -> list[bytes]:
+        from syncd.status_page import CSP
+
+        data = text.encode()
+        start_response(
+            _REASONS[status],
+            [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Length", str(len(data))),
+                ("Cache-Control", "no-store"),
+                ("Content-Security-Policy", CSP),
+                ("X-Content-Type-Options", "nosniff"),
+            ],
+        )
+        return [data]
 
     @staticmethod
     def _answer(

@@ -102,6 +102,7 @@ def status(
         raise fail(exc) from None
     try:
         runs = cache.runs(limit)
+        access = {r.id: _access_counts(cache, r.id) for r in runs}
         last_ok = cache.last_success()
         daemon = read_record(cache)
     finally:
@@ -122,6 +123,7 @@ def status(
                             "changes": r.counts,
                             "requests": r.requests,
                             "error": r.error,
+                            "access": access[r.id],
                         }
                         for r in runs
                     ],
@@ -138,10 +140,22 @@ def status(
         out().print("No runs yet. Start one with `syncd sync`.")
         return
     out().print(runs_table(runs))
+    changed = [
+        f"run {i}: {a['gained']} gained, {a['lost']} lost" for i, a in access.items() if a["gained"] or a["lost"]
+    ]
+    if changed:
+        out().print("Access changed in " + "; ".join(changed) + " (`syncd access --since DATE` lists who and what).")
     if last_ok and last_ok.finished_at:
         out().print(f"Last successful run finished at {last_ok.finished_at:%Y-%m-%d %H:%M:%S} UTC.")
     else:
         out().print("No run has succeeded yet.", style="yellow")
+
+
+def _access_counts(cache: Any, run_id: int) -> dict[str, int]:
+    """How many grants a run gave and took away (its access impact, kept in the audit trail)."""
+    entries = cache.access_changes(run_id=run_id)
+    gained = sum(1 for _, _, e in entries if e.action == "access_gained")
+    return {"gained": gained, "lost": len(entries) - gained}
 
 
 def _leader_json(record: dict[str, Any] | None) -> dict[str, Any] | None:

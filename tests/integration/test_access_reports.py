@@ -126,6 +126,9 @@ def test_a_run_keeps_its_access_changes_and_access_since_lists_them(workspace: W
     ]
     gained_runs = {r["run_id"] for r in rows if r["change"] == "gained"}
     assert {first["run_id"]} == gained_runs
+    status = invoke(workspace, "status", "--json")
+    by_run = {r["id"]: r["access"] for r in json.loads(status.stdout)["runs"]}
+    assert {"gained": 0, "lost": 2} == by_run[second["run_id"]]
 
 
 def test_access_for_an_account_as_csv_lists_everyone_and_through_what(workspace: Workspace, org: Org) -> None:
