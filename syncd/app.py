@@ -93,6 +93,7 @@ async def build_engine(
             scope=settings.filters.scope(),
             limit=settings.safety.limit(),
             member_limit=settings.safety.member_limit(),
+            delete_after=settings.safety.delete_after,
             assigner=assigner,
             access_rules=AccessRules(
                 settings.assignments, settings.applications, settings.access.admin_permission_sets

@@ -137,6 +137,9 @@ class SafetyConfig(_Section):
 
     max_deletes: str | int = "10%"
     max_member_removals: str | int = "10%"
+    delete_after: Duration = timedelta(days=7)
+    """Users gone from the source are deactivated at once and deleted after this; groups are
+    emptied at once and deleted after it. ``0`` deletes at once."""
 
     @field_validator("max_deletes", "max_member_removals")
     @classmethod
@@ -417,6 +420,7 @@ class CacheOnly(BaseSettings):
     _toml_path: ClassVar[Path | None] = None
 
     cache: CacheConfig = CacheConfig()
+    safety: SafetyConfig = SafetyConfig()  # status says when pending deletes are due (delete_after)
 
     @classmethod
     def settings_customise_sources(

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -36,6 +37,7 @@ from syncd.errors import (
     TargetNotFound,
     TargetUnavailable,
 )
+from syncd.grace import Grace
 from syncd.guard import DEFAULT_MEMBER_LIMIT, Limit, check
 from syncd.model import ApplicationAssignment, Assignment, Group, Skipped, Snapshot, User, digest
 from syncd.normalise import Scope, build_snapshot
@@ -411,12 +413,14 @@ class Engine:
         scope: Scope,
         limit: Limit,
         member_limit: Limit = DEFAULT_MEMBER_LIMIT,
+        delete_after: timedelta = timedelta(0),
         assigner: Assigner | None = None,
         access_rules: AccessRules | None = None,
     ) -> None:
         self.assigner = assigner
         self.access_rules = access_rules or AccessRules()
         self.member_limit = member_limit
+        self.delete_after = delete_after
         self.source = source
         self.source_type = source_type
         self.target = target
@@ -500,7 +504,9 @@ class Engine:
                 bound.info("run.first", reason="the cache is empty: reading Identity Center to adopt what it holds")
             live = await self._read_live(snapshot, state) if full else None
             # --only assignments writes no identity: access goes only to groups Identity Center holds.
-            plan = make_plan(snapshot, state, live) if not only else Plan()
+            # "Now" is read once, here: the plan is a pure value of its inputs (syncd.grace).
+            grace = Grace(self.delete_after, datetime.now(UTC))
+            plan = make_plan(snapshot, state, live, grace=grace) if not only else Plan()
             if self.assigner is not None:
                 groups = snapshot if not only else Snapshot(groups=_known_groups(snapshot, state))
                 plan.changes = sorted(
@@ -659,9 +665,12 @@ class _Applier:
             by_phase.setdefault(change.phase, []).append(change)
         self.deleting_users = {c.source_id for c in by_phase.get(Phase.DELETE_USERS, [])}
         self.deleting_groups = {c.source_id for c in by_phase.get(Phase.DELETE_GROUPS, [])}
-        deleting_users, deleting_groups = set(self.deleting_users), set(self.deleting_groups)
+        deleting_groups = set(self.deleting_groups)
+        # Users gone from the source keep their memberships: deleting one drops them, and one
+        # waiting for its delete (deactivated) gets them back if it returns (syncd.grace).
+        deleting_users = self.mirror.state.users.keys() - self.snapshot.users.keys()
         forgotten = {c.source_id for c in by_phase.get(Phase.RECORD, []) if c.action is Action.FORGET_USER}
-        self.mirror.index_users(deleting_users | forgotten)
+        self.mirror.index_users(self.deleting_users | forgotten)
 
         for change in by_phase.get(Phase.RECORD, []):
             self._record_only(change)
@@ -831,6 +840,21 @@ class _Applier:
                     "forget_user", "user", change.source_id, change.target_id, before, None, "ok: gone from both sides"
                 ),
             )
+        elif change.action is Action.RETIRE_GROUP:
+            cached = self.mirror.state.groups.get(change.source_id)
+            if cached is not None:
+                self.mirror.put_group(
+                    replace(cached, gone_since=change.gone_since),
+                    AuditEntry(
+                        "retire_group",
+                        "group",
+                        change.source_id,
+                        change.target_id,
+                        before,
+                        None,
+                        f"ok: {change.reason}",
+                    ),
+                )
         elif change.action is Action.FORGET_GROUP:
             self.mirror.forget_group(
                 change.source_id,
@@ -859,7 +883,9 @@ class _Applier:
 
     async def _user(self, change: Change) -> None:
         user = change.user
-        assert user is not None
+        if user is None:
+            await self._retire_user(change)
+            return
         if change.action is Action.CREATE_USER:
             await self._create_user(change, user, drift=bool(change.reason.startswith("drift")))
             return
@@ -895,6 +921,37 @@ class _Applier:
                 dict(change.before) if change.before else None,
                 user.payload(),
                 f"ok: {change.reason}" if change.reason else "ok",
+            ),
+        )
+        self._done(change)
+
+    async def _retire_user(self, change: Change) -> None:
+        """The first step of a two-step delete: deactivate a user gone from the source (syncd.grace)."""
+        cached = self.mirror.state.users.get(change.source_id)
+        assert change.target_id is not None
+        assert cached is not None
+        before = dict(change.before) if change.before else None
+        try:
+            await self.target.deactivate_user(change.target_id)
+        except TargetNotFound:
+            self.mirror.forget_user(
+                change.source_id,
+                AuditEntry("forget_user", "user", change.source_id, change.target_id, before, None, "ok: already gone"),
+            )
+            return
+        data = {**(before or {}), "active": False}
+        self.mirror.put_user(
+            CachedUser(
+                cached.source_id,
+                cached.target_id,
+                cached.user_name,
+                digest(data),
+                data,
+                cached.origin,
+                gone_since=change.gone_since,
+            ),
+            AuditEntry(
+                "deactivate_user", "user", change.source_id, change.target_id, before, data, f"ok: {change.reason}"
             ),
         )
         self._done(change)
@@ -1002,7 +1059,7 @@ class _Applier:
         assert change.target_id is not None
         try:
             await self.target.delete_user(change.target_id)
-            result = "ok"
+            result = f"ok: {change.reason}" if change.reason else "ok"
         except TargetNotFound:
             result = "ok: already gone from Identity Center"
         self.mirror.forget_user(
@@ -1154,7 +1211,7 @@ class _Applier:
         assert change.target_id is not None
         try:
             await self.target.delete_group(change.target_id)
-            result = "ok"
+            result = f"ok: {change.reason}" if change.reason else "ok"
         except TargetNotFound:
             result = "ok: already gone from Identity Center"
         self.mirror.forget_group(

@@ -80,8 +80,14 @@ def check(
     plan: Plan, limit: Limit, *, member_limit: Limit = DEFAULT_MEMBER_LIMIT, allow_deletions: bool = False
 ) -> Verdict:
     """Check a plan against the limits (``--allow-deletions`` lifts them for one run)."""
-    user_removals = sum(1 for c in plan if c.action in (Action.DELETE_USER, Action.DEACTIVATE_USER))
-    group_removals = sum(1 for c in plan if c.action is Action.DELETE_GROUP)
+    # The delete that ends a grace period is not counted again: its first step (deactivating
+    # the user, emptying the group) was, and took the access away already (syncd.grace).
+    user_removals = sum(
+        1
+        for c in plan
+        if c.action is Action.DEACTIVATE_USER or (c.action is Action.DELETE_USER and c.gone_since is None)
+    )
+    group_removals = sum(1 for c in plan if c.action is Action.DELETE_GROUP and c.gone_since is None)
     member_removals = sum(len(c.members) for c in plan if c.action is Action.REMOVE_MEMBERS)
     users_allowed = limit.allowed(plan.managed_users)
     groups_allowed = limit.allowed(plan.managed_groups)

@@ -10,6 +10,10 @@ Identity Center and reconciles against it: it adopts existing objects that match
 drift (attributes edited, memberships removed or objects deleted by hand), and leaves every object
 it does not own alone.
 
+Objects gone from the source are deleted in two steps when ``safety.delete_after`` is set
+(:mod:`syncd.grace`): a user is deactivated and a group emptied now, each deleted once the grace
+period is over; one that comes back is updated in place. The time of the plan is passed in.
+
 Order of application (``Phase``): adoptions and cache-only records → users → groups → member
 adds → member removes → group deletes → user deletes. Renames are updates in place, never a
 delete and a create, so Identity Center ids (and the account assignments that point at them)
@@ -24,8 +28,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from syncd.grace import GROUP_RETURNED, NO_GRACE, RETURNED, Grace, Step
 from syncd.memberset import MemberSet
 from syncd.model import ApplicationAssignment, Assignment, Group, PermissionSetChange, Snapshot, User, canonical
 from syncd.state import UNCHANGED, CachedGroup, CachedUser, CacheState
@@ -43,6 +49,7 @@ class Action(enum.StrEnum):
     ADOPT_GROUP = "adopt_group"
     FORGET_USER = "forget_user"
     FORGET_GROUP = "forget_group"
+    RETIRE_GROUP = "retire_group"
     CREATE_USER = "create_user"
     UPDATE_USER = "update_user"
     DEACTIVATE_USER = "deactivate_user"
@@ -82,6 +89,7 @@ PHASE = {
     Action.ADOPT_GROUP: Phase.RECORD,
     Action.FORGET_USER: Phase.RECORD,
     Action.FORGET_GROUP: Phase.RECORD,
+    Action.RETIRE_GROUP: Phase.RECORD,
     Action.CREATE_USER: Phase.USERS,
     Action.UPDATE_USER: Phase.USERS,
     Action.DEACTIVATE_USER: Phase.USERS,
@@ -115,6 +123,7 @@ WRITES = frozenset(PHASE) - {
     Action.FORGET_GROUP,
     Action.ADOPT_PERMISSION_SET,
     Action.FORGET_PERMISSION_SET,
+    Action.RETIRE_GROUP,
 }
 """Actions that send a request to Identity Center (SCIM or sso-admin); the rest only update the cache."""
 
@@ -128,6 +137,8 @@ class Change:
     changes, and the members sent inline with a CreateGroup. ``before`` is what the cache or
     Identity Center held; ``reason`` says why (e.g. "renamed", "drift: deleted by hand").
     ``resource`` is the permission set or application assignment of an access-as-code change.
+    ``gone_since`` is set on the steps of a two-step delete (:mod:`syncd.grace`): when the object
+    left the source (the time of the plan for the first step, deactivation or emptying).
     """
 
     action: Action
@@ -140,6 +151,7 @@ class Change:
     reason: str = ""
     assignment: Assignment | None = None
     resource: PermissionSetChange | ApplicationAssignment | None = None
+    gone_since: datetime | None = None
 
     @property
     def phase(self) -> Phase:
@@ -499,18 +511,25 @@ def _same_user(cached: CachedUser, user: User) -> bool:
     return cached.digest == UNCHANGED or cached.digest == user.digest()
 
 
-def _user_changes(snapshot: Snapshot, cache: CacheState, matches: Matches | None) -> tuple[list[Change], set[str]]:
+def _claimed(names: Iterable[str]) -> set[str]:
+    return {name.casefold() for name in names}
+
+
+def _user_changes(
+    snapshot: Snapshot, cache: CacheState, matches: Matches | None, grace: Grace
+) -> tuple[list[Change], set[str]]:
     """User changes, and the source ids of users being deleted."""
     changes: list[Change] = []
     deleting: set[str] = set()
     for sid in sorted(snapshot.users):
         user = snapshot.users[sid]
         cached = cache.users.get(sid)
+        returned = cached is not None and cached.gone_since is not None
         if matches is None:
             if cached is None:
                 changes.append(Change(Action.CREATE_USER, sid, user=user))
-            elif not _same_user(cached, user):
-                changes.append(_user_change(user, cached.data, cached.target_id, ""))
+            elif returned or not _same_user(cached, user):
+                changes.append(_user_change(user, cached.data, cached.target_id, RETURNED if returned else ""))
             continue
         live = matches.users.get(sid)
         if live is None:
@@ -520,9 +539,13 @@ def _user_changes(snapshot: Snapshot, cache: CacheState, matches: Matches | None
             )
             continue
         if sid in matches.adopted_users:
-            changes.append(Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason=ADOPTED))
-        if not live.holds(user):
-            reason = "drift: edited in Identity Center" if cached and _same_user(cached, user) else ""
+            changes.append(
+                Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason="matched")
+            )
+        if returned or not live.holds(user):
+            reason = RETURNED if returned else ""
+            if not reason and cached and _same_user(cached, user):
+                reason = "drift: edited in Identity Center"
             changes.append(_user_change(user, live.data, live.target_id, reason))
         elif cached is not None and not _same_user(cached, user):
             # Identity Center already holds the new state (an earlier run died after the write):
@@ -531,7 +554,9 @@ def _user_changes(snapshot: Snapshot, cache: CacheState, matches: Matches | None
                 Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason="already current")
             )
 
-    for sid in sorted(cache.users.keys() - snapshot.users.keys()):
+    gone = sorted(cache.users.keys() - snapshot.users.keys())
+    claimed = _claimed(u.user_name for u in snapshot.users.values()) if gone and grace.enabled else set()
+    for sid in gone:
         cached_user = cache.users[sid]
         if matches is not None and sid not in matches.users:
             changes.append(
@@ -544,17 +569,39 @@ def _user_changes(snapshot: Snapshot, cache: CacheState, matches: Matches | None
                 )
             )
             continue
-        deleting.add(sid)
-        changes.append(
-            Change(
-                Action.DELETE_USER, sid, cached_user.target_id, before=cached_user.data, reason="gone from the source"
+        name_claimed = cached_user.user_name.casefold() in claimed
+        step = grace.step(cached_user.gone_since, name_claimed=name_claimed)
+        if step is Step.DELETE:
+            deleting.add(sid)
+            changes.append(
+                Change(
+                    Action.DELETE_USER,
+                    sid,
+                    cached_user.target_id,
+                    before=cached_user.data,
+                    reason=grace.delete_reason(cached_user.gone_since, name_claimed=name_claimed, kind="user"),
+                    gone_since=cached_user.gone_since,
+                )
             )
-        )
+        elif step is Step.RETIRE or (matches is not None and matches.users[sid].data.get("active")):
+            # First seen gone; or, on a full resync, reactivated by hand while pending deletion.
+            changes.append(
+                Change(
+                    Action.DEACTIVATE_USER,
+                    sid,
+                    cached_user.target_id,
+                    before=cached_user.data,
+                    reason=grace.retire_reason("deactivated")
+                    if step is Step.RETIRE
+                    else "drift: reactivated by hand while pending deletion",
+                    gone_since=cached_user.gone_since or grace.now,
+                )
+            )
     return changes, deleting
 
 
 def _group_changes(
-    snapshot: Snapshot, cache: CacheState, matches: Matches | None
+    snapshot: Snapshot, cache: CacheState, matches: Matches | None, grace: Grace
 ) -> tuple[list[Change], set[str], dict[str, tuple[str, ...]]]:
     """Group changes, the source ids of groups being deleted, and members sent with creates."""
     changes: list[Change] = []
@@ -578,10 +625,17 @@ def _group_changes(
     for sid in sorted(snapshot.groups):
         group = snapshot.groups[sid]
         cached = cache.groups.get(sid)
+        returned = cached is not None and cached.gone_since is not None
         if matches is None:
             if cached is None:
                 create(group, None, "")
-            elif cached.digest != group.digest():
+            elif returned or cached.digest != group.digest():
+                if returned:
+                    reason = GROUP_RETURNED
+                elif cached.display_name != group.display_name:
+                    reason = f"renamed from {cached.display_name!r}"
+                else:
+                    reason = "changed"
                 changes.append(
                     Change(
                         Action.UPDATE_GROUP,
@@ -589,9 +643,7 @@ def _group_changes(
                         cached.target_id,
                         group=group,
                         before=_group_before(cached),
-                        reason=f"renamed from {cached.display_name!r}"
-                        if cached.display_name != group.display_name
-                        else "changed",
+                        reason=reason,
                     )
                 )
             continue
@@ -602,18 +654,13 @@ def _group_changes(
         live_before = {"externalId": live.external_id, "displayName": live.display_name}
         if sid in matches.adopted_groups:
             changes.append(
-                Change(Action.ADOPT_GROUP, sid, live.target_id, group=group, before=live_before, reason=ADOPTED)
+                Change(Action.ADOPT_GROUP, sid, live.target_id, group=group, before=live_before, reason="matched")
             )
-        if live_before != group.payload():
+        if returned or live_before != group.payload():
+            renamed = "renamed" if live.display_name != group.display_name else "changed"
+            reason = GROUP_RETURNED if returned else renamed
             changes.append(
-                Change(
-                    Action.UPDATE_GROUP,
-                    sid,
-                    live.target_id,
-                    group=group,
-                    before=live_before,
-                    reason="renamed" if live.display_name != group.display_name else "changed",
-                )
+                Change(Action.UPDATE_GROUP, sid, live.target_id, group=group, before=live_before, reason=reason)
             )
         elif cached is not None and cached.digest != group.digest():
             changes.append(
@@ -622,7 +669,9 @@ def _group_changes(
                 )
             )
 
-    for sid in sorted(cache.groups.keys() - snapshot.groups.keys()):
+    gone = sorted(cache.groups.keys() - snapshot.groups.keys())
+    claimed = _claimed(g.display_name for g in snapshot.groups.values()) if gone and grace.enabled else set()
+    for sid in gone:
         cached_group = cache.groups[sid]
         if matches is not None and sid not in matches.groups:
             changes.append(
@@ -635,16 +684,32 @@ def _group_changes(
                 )
             )
             continue
-        deleting.add(sid)
-        changes.append(
-            Change(
-                Action.DELETE_GROUP,
-                sid,
-                cached_group.target_id,
-                before=_group_before(cached_group),
-                reason="gone from the source",
+        name_claimed = cached_group.display_name.casefold() in claimed
+        step = grace.step(cached_group.gone_since, name_claimed=name_claimed)
+        if step is Step.DELETE:
+            deleting.add(sid)
+            changes.append(
+                Change(
+                    Action.DELETE_GROUP,
+                    sid,
+                    cached_group.target_id,
+                    before=_group_before(cached_group),
+                    reason=grace.delete_reason(cached_group.gone_since, name_claimed=name_claimed, kind="group"),
+                    gone_since=cached_group.gone_since,
+                )
             )
-        )
+        elif step is Step.RETIRE:
+            # Its members are removed by the member phase (it is not in the snapshot any more).
+            changes.append(
+                Change(
+                    Action.RETIRE_GROUP,
+                    sid,
+                    cached_group.target_id,
+                    before=_group_before(cached_group),
+                    reason=grace.retire_reason("members removed"),
+                    gone_since=grace.now,
+                )
+            )
     return changes, deleting, inline
 
 
@@ -718,15 +783,20 @@ def current_memberships(
     return by_group
 
 
-def make_plan(snapshot: Snapshot, cache: CacheState, live: LiveState | None = None) -> Plan:
+def make_plan(snapshot: Snapshot, cache: CacheState, live: LiveState | None = None, *, grace: Grace = NO_GRACE) -> Plan:
     """Decide every change of a run.
 
     Without ``live`` (an incremental run) the cache is trusted; with it (``--full-resync``)
-    Identity Center's state is reconciled as this module's docstring describes.
+    Identity Center's state is reconciled as this module's docstring describes. ``grace`` is
+    ``safety.delete_after`` and the time of the plan (:mod:`syncd.grace`); by default objects
+    gone from the source are deleted at once.
     """
     matches = match_live(snapshot, cache, live) if live is not None else None
-    user_changes, deleting_users = _user_changes(snapshot, cache, matches)
-    group_changes, deleting_groups, inline = _group_changes(snapshot, cache, matches)
+    user_changes, _ = _user_changes(snapshot, cache, matches, grace)
+    group_changes, deleting_groups, inline = _group_changes(snapshot, cache, matches, grace)
+    # A user gone from the source keeps its memberships: deleting it drops them, and while it
+    # waits for its delete (deactivated) they come back with it if it returns.
+    gone_users = cache.users.keys() - snapshot.users.keys()
 
     if matches is not None and live is not None:
         # A user that is recreated has no memberships in Identity Center any more.
@@ -740,7 +810,7 @@ def make_plan(snapshot: Snapshot, cache: CacheState, live: LiveState | None = No
         memberships = sum(len(m) for m in cache.members.values())
         current = current_memberships(cache, inline)
 
-    members = membership_changes(snapshot, current, deleting_users=deleting_users, deleting_groups=deleting_groups)
+    members = membership_changes(snapshot, current, deleting_users=gone_users, deleting_groups=deleting_groups)
     changes = sorted(user_changes + group_changes + members, key=lambda c: c.phase)
     return Plan(
         changes=changes,

@@ -38,6 +38,8 @@ class CachedUser:
     digest: str
     data: Mapping[str, Any] = field(default_factory=lambda: NO_DATA, compare=False)
     origin: Origin = "created"
+    gone_since: datetime | None = None
+    """When the user left the source and was deactivated, pending its delete; None otherwise."""
 
 
 UNCHANGED = "unchanged"
@@ -64,6 +66,8 @@ class CachedGroup:
     display_name: str
     digest: str
     origin: Origin = "created"
+    gone_since: datetime | None = None
+    """When the group left the source and lost its members, pending its delete; None otherwise."""
 
 
 @dataclass(slots=True)

@@ -312,7 +312,7 @@ class Cache(AccessRecords):
             keys: dict[str, str] = {}
 
             def cached_user(row: Sequence[Any], data: Any) -> CachedUser:
-                source_id, target_id, user_name, digest, origin = row[:5]
+                source_id, target_id, user_name, digest, origin, gone_since = row[:6]
                 return CachedUser(
                     source_id=source_id,
                     target_id=target_id,
@@ -320,18 +320,26 @@ class Cache(AccessRecords):
                     digest=digest,
                     data=_compact(data, keys, {source_id: source_id, user_name: user_name}) if data is not None else {},
                     origin=_origin(origin),
+                    gone_since=gone_since,
                 )
 
-            columns = (users.c.source_id, users.c.target_id, users.c.user_name, users.c.digest, users.c.origin)
+            columns = (
+                users.c.source_id,
+                users.c.target_id,
+                users.c.user_name,
+                users.c.digest,
+                users.c.origin,
+                users.c.gone_since,
+            )
             if current is None:
                 with_data = connection.execution_options(yield_per=_LOAD_BATCH).execute(select(*columns, users.c.data))
                 for user_row in with_data:
-                    state.users[user_row[0]] = cached_user(user_row, user_row[5])
+                    state.users[user_row[0]] = cached_user(user_row, user_row[6])
             else:
                 changed: dict[str, Sequence[Any]] = {}
                 for row in connection.execution_options(yield_per=_LOAD_BATCH).execute(select(*columns)):
                     now = current.get(row[0])
-                    if now is not None and now.digest == row[3]:
+                    if now is not None and now.digest == row[3] and row[5] is None:
                         state.users[now.source_id] = CachedUser(
                             now.source_id, row[1], now.user_name, UNCHANGED, NO_DATA, _origin(row[4])
                         )
@@ -349,15 +357,17 @@ class Cache(AccessRecords):
                     groups.c.display_name,
                     groups.c.digest,
                     groups.c.origin,
+                    groups.c.gone_since,
                 )
             )
-            for source_id, target_id, display_name, digest, origin in group_rows:
+            for source_id, target_id, display_name, digest, origin, gone_since in group_rows:
                 state.groups[source_id] = CachedGroup(
                     source_id=source_id,
                     target_id=target_id,
                     display_name=display_name,
                     digest=digest,
                     origin=_origin(origin),
+                    gone_since=gone_since,
                 )
             pairs = connection.execution_options(yield_per=_LOAD_BATCH).execute(
                 select(memberships.c.group_source_id, memberships.c.user_source_id)
@@ -397,6 +407,7 @@ class Cache(AccessRecords):
                     "data": dict(user.data),
                     "origin": user.origin,
                     "updated_at": _now(),
+                    "gone_since": user.gone_since,
                 },
             )
             self._audit(connection, audit)
@@ -426,6 +437,7 @@ class Cache(AccessRecords):
                     "digest": group.digest,
                     "origin": group.origin,
                     "updated_at": _now(),
+                    "gone_since": group.gone_since,
                 },
             )
             self._audit(connection, audit)
@@ -555,6 +567,31 @@ class Cache(AccessRecords):
         """Record an audit entry that goes with no state change (a failed change, a drift found)."""
         with self._write("record") as connection:
             self._audit(connection, audit)
+
+    def pending_deletions(self) -> list[tuple[str, str, str, str, datetime]]:
+        """Users and groups gone from the source and waiting for their delete (``safety.delete_after``).
+
+        Returns ``(kind, source_id, name, target_id, gone_since)`` tuples, oldest first; kind is
+        "user" or "group".
+        """
+        with self._read("pending_deletions") as connection:
+            found: list[tuple[str, str, str, str, datetime]] = [
+                ("user", sid, name, tid, since)
+                for sid, name, tid, since in connection.execute(
+                    select(users.c.source_id, users.c.user_name, users.c.target_id, users.c.gone_since).where(
+                        users.c.gone_since.is_not(None)
+                    )
+                )
+            ]
+            found += [
+                ("group", sid, name, tid, since)
+                for sid, name, tid, since in connection.execute(
+                    select(groups.c.source_id, groups.c.display_name, groups.c.target_id, groups.c.gone_since).where(
+                        groups.c.gone_since.is_not(None)
+                    )
+                )
+            ]
+        return sorted(found, key=lambda row: (row[4], row[0], row[1]))
 
     def unanswered_create(self, object_type: str, source_id: str) -> int | None:
         """The earlier run that sent a create of this object and never recorded its answer, if any.

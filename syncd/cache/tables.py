@@ -103,8 +103,12 @@ users = Table(
     Column("data", JSON, nullable=False),
     Column("origin", String(16), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("gone_since", UTCDateTime, nullable=True),
 )
-"""Users syncd manages: source id → Identity Center id, plus what was last pushed."""
+"""Users syncd manages: source id → Identity Center id, plus what was last pushed.
+
+``gone_since`` is when a user left the source and was deactivated, pending its delete
+(``safety.delete_after``); NULL for every other user."""
 
 groups = Table(
     "groups",
@@ -115,8 +119,9 @@ groups = Table(
     Column("digest", String, nullable=False),
     Column("origin", String(16), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("gone_since", UTCDateTime, nullable=True),
 )
-"""Groups syncd manages."""
+"""Groups syncd manages; ``gone_since`` as for users (the group was emptied, pending its delete)."""
 
 memberships = Table(
     "memberships",

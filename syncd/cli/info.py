@@ -92,6 +92,7 @@ def status(
     from syncd import config as config_module
     from syncd.app import open_cache
     from syncd.errors import SyncdError
+    from syncd.grace import pending_report
     from syncd.leader import read_record
     from syncd.report import runs_table
 
@@ -105,6 +106,7 @@ def status(
         access = {r.id: _access_counts(cache, r.id) for r in runs}
         last_ok = cache.last_success()
         daemon = read_record(cache)
+        pending = pending_report(cache.pending_deletions(), settings.safety.delete_after)
     finally:
         cache.close()
     live = daemon if daemon is not None and daemon["alive"] else None
@@ -131,11 +133,17 @@ def status(
                     "leader": _leader_json(live),
                     "next_run": live.get("next_run") if live else None,
                     "next_full_resync": live.get("next_full_resync") if live else None,
+                    "pending_deletion": pending,
                 }
             )
         )
         return
     _print_daemon(live, daemon)
+    for item in pending:  # deletes in two steps (safety.delete_after)
+        out().print(
+            f"Pending deletion: {item['kind']} {item['name']!r} (gone from the source since {item['gone_since']}),"
+            f" deleted by the first run after {item['delete_at']}."
+        )
     if not runs:
         out().print("No runs yet. Start one with `syncd sync`.")
         return

@@ -302,6 +302,14 @@ class ScimTarget:
         resource = user_resource(user, self.user_model, target_id)
         await self._call(f"update user {user.user_name!r}", lambda: self._scim.replace(resource))
 
+    async def deactivate_user(self, target_id: str) -> None:
+        """PATCH ``active`` to false, with its path [DG:patchuser]: sign-in ends at once while the
+        id, and the account assignments that point at it, stay (the first step of a two-step delete)."""
+        op = PatchOp[User[EnterpriseUser]](
+            operations=[PatchOperation[User[EnterpriseUser]](op="replace", path="active", value=False)]
+        )
+        await self._call(f"deactivate user {target_id}", lambda: self._scim.modify(self.user_model, target_id, op))
+
     async def delete_user(self, target_id: str) -> None:
         """DELETE /Users/{id}."""
         await self._call(f"delete user {target_id}", lambda: self._scim.delete(self.user_model, target_id))

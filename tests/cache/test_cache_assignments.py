@@ -115,7 +115,14 @@ def test_a_cache_without_the_table_raises_cache_error(cache: Cache) -> None:
 def test_migration_0002_adds_the_table_to_an_existing_cache(cache: Cache) -> None:
     """Upgrading a 0001 database with data in it adds the assignments table and keeps the data."""
     downgrade(cache.engine, "0001")
-    cache.put_group(ENG)
+    with cache.engine.begin() as connection:  # a row as a 0001 syncd wrote it (no later columns)
+        connection.execute(
+            sa.text(
+                "INSERT INTO groups (source_id, target_id, display_name, digest, origin, updated_at)"
+                " VALUES (:s, :t, :n, :d, 'created', :u)"
+            ),
+            {"s": ENG.source_id, "t": ENG.target_id, "n": ENG.display_name, "d": ENG.digest, "u": datetime.now(UTC)},
+        )
     assert "assignments" not in sa.inspect(cache.engine).get_table_names()
 
     cache.upgrade()

@@ -106,6 +106,7 @@ class TestSafety:
 
     def test_allow_deletions_applies_the_refused_plan(self, workspace: Workspace) -> None:
         """--allow-deletions lets a large deletion through for one run."""
+        workspace.configure('delete_after = "0"')
         workspace.write(make_directory(10, {"eng": list(range(10))}))
         sync(workspace)
         workspace.write(make_directory(5, {"eng": list(range(5))}))
