@@ -509,9 +509,10 @@ class Engine:
             plan = make_plan(snapshot, state, live, grace=grace) if not only else Plan()
             if self.assigner is not None:
                 groups = snapshot if not only else Snapshot(groups=_known_groups(snapshot, state))
-                plan.changes = sorted(
-                    plan.changes + await self._plan_assignments(groups, state, live), key=lambda c: c.phase
+                assignment_changes = _keep_pending_access(
+                    plan, await self._plan_assignments(groups, state, live), state, snapshot
                 )
+                plan.changes = sorted(plan.changes + assignment_changes, key=lambda c: c.phase)
                 # The guard's base for access removals: what syncd made and may delete.
                 made, apps = self.cache.assignments(), self.cache.application_assignments()
                 plan.managed_access = len(made) + len(apps)
@@ -625,6 +626,31 @@ class Engine:
 def _known_groups(snapshot: Snapshot, state: CacheState) -> dict[str, Group]:
     """The source's groups that Identity Center already holds (the cache knows their ids)."""
     return {sid: group for sid, group in snapshot.groups.items() if sid in state.groups}
+
+
+def _keep_pending_access(plan: Plan, changes: list[Change], state: CacheState, snapshot: Snapshot) -> list[Change]:
+    """Assignment changes without the deletes of groups waiting for their own delete (syncd.grace).
+
+    A group gone from the source keeps its account and application assignments through the grace period (it has
+    no members, so they grant nothing), so one that comes back has them at once; they go with
+    the group, in the run that deletes it.
+    """
+    deleted = {c.source_id for c in plan.changes if c.action is Action.DELETE_GROUP}
+    pending = state.groups.keys() - snapshot.groups.keys() - deleted
+    if not pending:
+        return changes
+    return [
+        c
+        for c in changes
+        if not (
+            (c.action is Action.DELETE_ASSIGNMENT and c.assignment is not None and c.assignment.group in pending)
+            or (
+                c.action is Action.DELETE_APPLICATION_ASSIGNMENT
+                and isinstance(c.resource, ApplicationAssignment)
+                and c.resource.group in pending
+            )
+        )
+    ]
 
 
 class _Applier:

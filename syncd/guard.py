@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from syncd.plan import Action, Plan
+from syncd.plan import Action, Change, Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +92,12 @@ def check(
     users_allowed = limit.allowed(plan.managed_users)
     groups_allowed = limit.allowed(plan.managed_groups)
     members_allowed = member_limit.allowed(plan.managed_memberships)
+    # Access that goes with a group whose grace period is over granted nothing: it had no members.
+    graced = {c.source_id for c in plan if c.action is Action.DELETE_GROUP and c.gone_since is not None}
     access_removals = sum(
-        1 for c in plan if c.action in (Action.DELETE_ASSIGNMENT, Action.DELETE_APPLICATION_ASSIGNMENT)
+        1
+        for c in plan
+        if c.action in (Action.DELETE_ASSIGNMENT, Action.DELETE_APPLICATION_ASSIGNMENT) and _group_of(c) not in graced
     )
     access_allowed = limit.allowed(plan.managed_access)
     problems = []
@@ -139,3 +143,10 @@ def check(
         access_removals,
         access_allowed,
     )
+
+
+def _group_of(change: Change) -> str | None:
+    """The group source id an access change is about."""
+    if change.assignment is not None:
+        return change.assignment.group
+    return getattr(change.resource, "group", None)

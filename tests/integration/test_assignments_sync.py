@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from syncd.cli import app
 from tests.assignments.conftest import PATTERN, REGION, Org, build_org
 from tests.conftest import Workspace, make_directory
+from tests.integration.test_two_step_deletes import age
 
 
 runner = CliRunner()
@@ -139,3 +140,20 @@ def test_losing_too_many_assignments_is_refused(workspace: Workspace, org: Org) 
     assert (3, "refused") == (code, out["status"])
     assert "2 of 6 account and application assignments syncd made would be deleted" in out["errors"][0]
     assert 6 == len(org.held())
+
+
+def test_a_group_pending_deletion_keeps_its_assignments(workspace: Workspace, org: Org) -> None:
+    """A group gone from the source keeps its account assignments through delete_after; they go with the group."""
+    data = directory(org)
+    workspace.write(data)
+    configure(workspace, org)
+    assert 0 == sync(workspace)[0]
+    platform = principal(workspace, "aws-platform")
+    workspace.write({**data, "groups": [g for g in data["groups"] if g["name"] != "aws-platform"]})
+    code, out = sync(workspace)
+    assert (0, 0, 0) == (code, out["changes"]["assignments_deleted"], out["changes"]["groups_deleted"]), out["errors"]
+    assert 2 == sum(1 for *_, p in org.held() if p == platform)
+    age(workspace, "groups")
+    code, out = sync(workspace)
+    assert (0, 2, 1) == (code, out["changes"]["assignments_deleted"], out["changes"]["groups_deleted"]), out["errors"]
+    assert not any(p == platform for *_, p in org.held())
