@@ -40,7 +40,7 @@ __all__ = [
     "upgrade",
 ]
 
-HEAD = "0003"
+HEAD = "0004"
 """The newest revision in ``migrations/versions`` (a test checks it against Alembic's own answer)."""
 
 _PG_MIGRATION_LOCK = 0x73796E6364  # "syncd": serialises concurrent upgrades on PostgreSQL
