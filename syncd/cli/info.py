@@ -142,7 +142,8 @@ def status(
     for item in pending:  # deletes in two steps (safety.delete_after)
         out().print(
             f"Pending deletion: {item['kind']} {item['name']!r} (gone from the source since {item['gone_since']}),"
-            f" deleted by the first run after {item['delete_at']}."
+            f" deleted by the first run after {item['delete_at']}.",
+            markup=False,
         )
     if not runs:
         out().print("No runs yet. Start one with `syncd sync`.")
