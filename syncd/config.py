@@ -141,6 +141,12 @@ class SafetyConfig(_Section):
     """Users gone from the source are deactivated at once and deleted after this; groups are
     emptied at once and deleted after it. ``0`` deletes at once."""
 
+    @field_validator("delete_after", mode="before")
+    @classmethod
+    def _at_once(cls, value: Any) -> Any:
+        # "0" (or 0) means "delete at once": the one duration that needs no unit.
+        return timedelta(0) if isinstance(value, int | str) and str(value).strip() == "0" else value
+
     @field_validator("max_deletes", "max_member_removals")
     @classmethod
     def _limit(cls, value: str | int) -> str | int:
