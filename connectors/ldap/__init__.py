@@ -19,7 +19,7 @@ __all__ = ["LdapSettings", "LdapSource"]
 
 def _build(settings: LdapSettings, deps: Deps) -> LdapSource:
     # LDAP makes no HTTP calls: deps.ldap is the connection factory (None: ldap3 to the real server).
-    return LdapSource(settings, deps.ldap, clock=deps.clock)
+    return LdapSource(settings, deps.ldap, clock=deps.clock, sleep=deps.sleep)
 
 
 register(SourceType("ldap", LdapSettings, _build, "LDAP directory or Active Directory (ldaps:// or StartTLS)"))

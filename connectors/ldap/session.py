@@ -18,6 +18,7 @@ from connectors.ldap.settings import LdapSettings
 from connectors.ldap.values import ranged
 from syncd.errors import SourceError
 from syncd.model import RequestStats
+from syncd.retry import Backoff, RetryPolicy, Sleep
 
 
 __all__ = ["Session"]
@@ -25,6 +26,14 @@ __all__ = ["Session"]
 log = structlog.get_logger(__name__)
 RANGE_STEPS = 10_000  # range slices of one attribute before giving up (15 million values at AD's 1,500)
 NO_ANSWER = 81  # LDAP_SERVER_DOWN in the C API (RFC 1823 §9): counted when no result came
+TRANSIENT = frozenset({51, 52})  # busy, unavailable (RFC 4511 Appendix A.2): another try may work
+# Connecting is retried when no server could be reached; a read already under way is not (its
+# paged-results cookies belong to the connection that broke): it fails, and the next run reads again.
+CONNECT_RETRY = RetryPolicy(attempts=3, backoff=Backoff(initial=2.0, maximum=30.0))
+
+
+class _NoServer(SourceError):
+    """No URL of ``source.ldap.url`` answered (or each was busy): worth another round."""
 
 
 class Session:
@@ -33,8 +42,16 @@ class Session:
     Every bind and search request is counted in ``stats`` by its LDAP result code.
     """
 
-    def __init__(self, settings: LdapSettings, connect: Connect, stats: RequestStats | None = None) -> None:
+    def __init__(
+        self,
+        settings: LdapSettings,
+        connect: Connect,
+        stats: RequestStats | None = None,
+        *,
+        sleep: Sleep | None = None,
+    ) -> None:
         self.settings = settings
+        self._sleep = sleep
         self._connect = connect
         self._conn: LdapConnection | None = None
         self.url = settings.url[0]
@@ -67,11 +84,23 @@ class Session:
         )
 
     async def open(self) -> None:
-        """Connect and bind, trying each URL in turn while servers are unreachable.
+        """Connect and bind, trying each URL in turn while servers are unreachable or busy, and
+        the whole list again (the retry policy's backoff) when none answered.
 
         A refused bind or a TLS failure ends it at once: another server of the same directory
         would refuse the same way (and each wrong password counts towards AD's lockout).
         """
+        try:
+            await CONNECT_RETRY.run(
+                self._open_once,
+                on=lambda exc: isinstance(exc, _NoServer),
+                sleep=self._sleep,
+                before_retry=lambda seconds, exc: log.warning("ldap.connect_retry", wait=seconds, reason=str(exc)),
+            )
+        except _NoServer as exc:
+            raise SourceError(str(exc)) from None  # only the retry policy needs to tell it apart
+
+    async def _open_once(self) -> None:
         if not self.settings.tls_verify:
             log.warning(
                 "ldap.tls_verify_off",
@@ -86,7 +115,7 @@ class Session:
             except LdapFailure as failure:
                 self._count("BIND", failure)
                 last = explain(failure, url, "connecting")
-                if failure.kind in {"unreachable", "timeout"}:
+                if failure.kind in {"unreachable", "timeout"} or failure.code in TRANSIENT:
                     log.warning("ldap.server_unreachable", url=url, reason=failure.detail)
                     continue
                 raise last from None
@@ -94,7 +123,7 @@ class Session:
             log.info("ldap.connected", url=url)
             return
         assert last is not None
-        raise last
+        raise _NoServer(str(last))
 
     async def close(self) -> None:
         """Unbind (never raises)."""

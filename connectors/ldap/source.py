@@ -43,6 +43,7 @@ from connectors.ldap.session import Session
 from connectors.ldap.settings import LdapSettings
 from connectors.ldap.values import dn_key, first_text, guid_text, to_generalized_time, values_of
 from syncd.model import RequestStats, Skipped, SourceRead
+from syncd.retry import Sleep
 
 
 __all__ = ["OVERLAP", "LdapSource"]
@@ -63,11 +64,17 @@ class LdapSource:
     """
 
     def __init__(
-        self, settings: LdapSettings, connect: Connect | None = None, *, clock: Callable[[], float] = time.time
+        self,
+        settings: LdapSettings,
+        connect: Connect | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep | None = None,
     ) -> None:
         self.settings = settings
         self._connect = connect
         self._clock = clock
+        self._sleep = sleep
         self.stats = RequestStats()
 
     async def aclose(self) -> None:
@@ -86,7 +93,7 @@ class LdapSource:
         kept, why = resume(ctx, digest, started, s.full_read_every, user_width=USER_WIDTH, group_width=GROUP_WIDTH)
         if not s.incremental:
             kept, why = None, "incremental = false"
-        session = Session(s, self._connect or default_connect, self.stats)
+        session = Session(s, self._connect or default_connect, self.stats, sleep=self._sleep)
         skipped: list[Skipped] = []
         await session.open()
         try:

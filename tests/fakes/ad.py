@@ -105,6 +105,8 @@ class FakeAD:
     invocation_id: uuid.UUID = field(default_factory=uuid.uuid4)
     down: bool = False
     on_search: Callable[[Search], None] | None = None  # called after each answered search
+    unreachable_for: int = 0  # the next this many connects find no server
+    connects: int = 0
     _cookies: dict[bytes, tuple[tuple[str, str, tuple[str, ...], str], int]] = field(default_factory=dict)
     _cookie_ids: Iterator[int] = field(default_factory=itertools.count)
 
@@ -248,6 +250,10 @@ class FakeAD:
 
     def connect(self, endpoint: Endpoint) -> FakeADConnection:
         """The fake's :data:`connectors.ldap.conn.Connect`."""
+        self.connects += 1
+        if self.unreachable_for > 0:
+            self.unreachable_for -= 1
+            raise LdapFailure("unreachable", "connection refused")
         if self.down:
             raise LdapFailure("unreachable", "connection refused")
         conn = FakeADConnection(self)

@@ -189,3 +189,24 @@ def test_a_dc_going_down_mid_read_fails_the_read(domain: FakeAD) -> None:
     domain.on_search = lambda search: setattr(domain, "down", True)
     with pytest.raises(SourceError, match="could not be reached while reading users"):
         read(source(domain, page_size=10))
+
+
+def test_connecting_is_retried_when_no_dc_answers(domain: FakeAD) -> None:
+    """When neither DC answers, the list is tried again after a backoff, and the read goes on once one does."""
+    domain.unreachable_for = 2  # both URLs, once
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    settings = ad_settings(domain, url=["ldaps://dc1", "ldaps://dc2"])
+    result = read(LdapSource(settings, domain.connect, sleep=sleep))
+    assert (3, 1, 2) == (domain.connects, len(waits), len(result.users))
+
+
+def test_no_dc_after_every_retry_fails_naming_url(domain: FakeAD) -> None:
+    """A DC that never answers fails the read after the policy's attempts, naming source.ldap.url."""
+    domain.down = True
+    with pytest.raises(SourceError, match=r"could not be reached while connecting.*source\.ldap\.url"):
+        read(source(domain))
+    assert 3 == domain.connects

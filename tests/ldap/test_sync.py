@@ -255,3 +255,21 @@ def test_server_stopped_mid_read_fails_with_nothing_written(
     assert (1, "failed", 1) == (code, out["status"], stopper.pages)
     assert "could not be reached while reading users" in out["errors"][0]
     assert (0, False) == (emulator.stats.writes, own_slapd.running)
+
+
+@pytest.mark.usefixtures("env")
+def test_check_shows_what_the_directory_holds(
+    slapd: Slapd, tree: Tree, emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    """`syncd check --json` counts the groups and users read from the directory and writes nothing."""
+    slapd.add(
+        person(tree.user_dn("alice"), "alice", "Alice", "A", mail="alice@example.com")
+        + person(tree.user_dn("bob"), "bob", "Bob", "B", mail="bob@example.com")
+        + group_of_names(tree.group_dn("aws-admins"), "aws-admins", [tree.user_dn("alice"), tree.user_dn("bob")])
+    )
+    config = write_config(tmp_path, slapd, tree, emulator)
+    result = runner.invoke(app, ["--log-level", "WARNING", "check", "--config", str(config), "--json"])
+    assert 0 == result.exit_code, result.output
+    data = json.loads(result.stdout)
+    assert ({"aws-admins": 2}, 2) == (data["groups"], data["users"])
+    assert 0 == emulator.stats.total
