@@ -157,6 +157,7 @@ def test_directory_converges_then_changes_cost_only_their_writes(
     emulator.stats.reset()
     code, out = sync(config)
     assert (0, "ok", 0) == (code, out["status"], emulator.stats.writes), out
+    assert 3 == out["requests"]["source"]  # incremental: the bind, one page of changed users, one of groups
 
     newcomer = next(uid for uid in org.mail if org.mail[uid] not in want["team-100"] and org.mail[uid] in members)
     renamed = next(iter(org.users["team-200"]))
