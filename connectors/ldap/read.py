@@ -46,6 +46,7 @@ __all__ = [
     "GROUP_WIDTH",
     "USER_WIDTH",
     "group_from_kept",
+    "join_by_member_of",
     "keep_groups",
     "keep_users",
     "read_groups",
@@ -60,8 +61,11 @@ USER_WIDTH = 10
 GROUP_WIDTH = 6
 
 
-async def read_users(session: Session, settings: LdapSettings, extra_filter: str = "") -> list[UserRecord | Skipped]:
-    """Users under every user base (``extra_filter`` ANDed in: an incremental read's change filter)."""
+async def read_users(
+    session: Session, settings: LdapSettings, extra_filter: str = "", *, member_of: bool = False
+) -> list[UserRecord | Skipped]:
+    """Users under every user base (``extra_filter`` ANDed in: an incremental read's change filter;
+    ``member_of``: also read AD's ``memberOf`` back-links)."""
     user_filter = settings.effective_user_filter
     wanted = f"(&{user_filter}{extra_filter})" if extra_filter else user_filter
     disabled: set[str] = set()
@@ -71,7 +75,7 @@ async def read_users(session: Session, settings: LdapSettings, extra_filter: str
                 base, f"(&{wanted}{settings.disabled_filter})", [], what="users matching disabled_filter"
             )
             disabled.update(dn_key(e.dn) for e in found)
-    attributes = user_attributes(settings)
+    attributes = user_attributes(settings) + (["memberOf"] if member_of else [])
     frozen = frozenset(disabled)
     out: list[UserRecord | Skipped] = []
     seen: set[str] = set()
@@ -194,6 +198,26 @@ def retry_pending(settings: LdapSettings, kept: KeptDirectory, skip: set[str]) -
         found_now += len(found.users) + len(found.groups) - before
         kept.groups[group_id] = [*packed[:3], found.groups, found.pending, found.users]
     return found_now
+
+
+def join_by_member_of(kept: KeptDirectory, records: Iterable[UserRecord | Skipped], skip: set[str]) -> int:
+    """Add changed users to the kept groups their ``memberOf`` names (groups in ``skip`` were read again).
+
+    On AD a user moved or renamed into a user base changes no group (``member`` is a link that
+    follows the user, MS-ADTS §3.1.1.1.6), so the groups are not read again; the user's
+    ``memberOf`` back-link says which groups hold them. Returns how many memberships were added.
+    """
+    groups_by_dn = {dn_key(p[0]): gid for gid, p in kept.groups.items() if gid not in skip}
+    added = 0
+    for record in records:
+        if isinstance(record, Skipped):
+            continue
+        for group_dn in record.member_of:
+            group_id = groups_by_dn.get(dn_key(group_dn))
+            if group_id is not None and record.id not in kept.groups[group_id][5]:
+                kept.groups[group_id][5].append(record.id)
+                added += 1
+    return added
 
 
 def _log_ignored(totals: Resolution) -> None:

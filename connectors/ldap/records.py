@@ -39,6 +39,7 @@ class UserRecord:
     enterprise: dict[str, str] = field(default_factory=dict)
     manager_dn: str | None = None
     uid: str | None = None
+    member_of: list[str] = field(default_factory=list)  # AD's memberOf, when asked for
 
 
 @dataclass(slots=True)
@@ -122,6 +123,7 @@ def user_record(entry: Entry, settings: LdapSettings, disabled: frozenset[str]) 
         enterprise=enterprise,
         manager_dn=first_text(entry, settings.attribute("manager")),
         uid=first_text(entry, settings.attribute("uid")),
+        member_of=[v.decode("utf-8", errors="replace") for v in values_of(entry, "memberOf")],
     )
 
 

@@ -32,6 +32,7 @@ from connectors.ldap.read import (
     GROUP_WIDTH,
     USER_WIDTH,
     group_from_kept,
+    join_by_member_of,
     keep_groups,
     keep_users,
     read_groups,
@@ -174,7 +175,9 @@ class LdapSource:
     ) -> KeptDirectory:
         changes = self._change_filter(kept, marks)
         log.info("ldap.read", mode="incremental", changed=changes)
-        users = keep_users(kept, await read_users(session, self.settings, changes), skipped)
+        ad = self.settings.preset == "ad" and self.settings.nesting != "in_chain"
+        changed = await read_users(session, self.settings, changes, member_of=ad)
+        users = keep_users(kept, changed, skipped)
         if self.settings.nesting == "in_chain":
             # A change to a nested group does not touch the groups above it: read every group.
             records = await read_groups(session, self.settings)
@@ -183,6 +186,8 @@ class LdapSource:
         reread = {r.id for r in records if not isinstance(r, Skipped)}
         groups = await keep_groups(session, self.settings, kept, records, skipped)
         resolved = retry_pending(self.settings, kept, reread)
+        if ad:
+            resolved += join_by_member_of(kept, changed, reread)
         kept.marks = marks
         log.info("ldap.incremental", changed_users=users, reread_groups=groups, members_found_later=resolved)
         return kept

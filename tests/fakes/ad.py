@@ -206,11 +206,12 @@ class FakeAD:
         obj.attrs["member"] = [m for m in obj.get("member") if norm(str(m)) not in gone]
         self.touch(group)
 
-    def rename(self, dn: str, new_cn: str) -> str:
-        """Rename ``dn`` (a modrdn): group ``member`` values follow, as AD's linked attributes do,
-        without changing the groups (their uSNChanged stays)."""
+    def rename(self, dn: str, new_cn: str, *, ou: str | None = None) -> str:
+        """Rename ``dn`` (a modrdn, into ``ou`` when given): group ``member`` values follow, as AD's
+        linked attributes do, without changing the groups (their uSNChanged stays)."""
         obj = self.objects.pop(norm(dn))
-        new_dn = f"CN={new_cn}," + obj.dn.split(",", 1)[1]
+        parent = f"{ou},{self.domain}" if ou else obj.dn.split(",", 1)[1]
+        new_dn = f"CN={new_cn},{parent}"
         obj.dn = new_dn
         obj.attrs["cn"] = [new_cn]
         self.objects[norm(new_dn)] = obj
@@ -359,14 +360,14 @@ class FakeADConnection:
         if not page_size:
             if len(found) > MAX_PAGE_SIZE:
                 raise LdapFailure("result", "search answered 4 sizeLimitExceeded", code=4)
-            return Page([_project(_entry(o), attributes) for o in found], b"", referrals)
+            return Page([_project(_entry(o, ad, attributes), attributes) for o in found], b"", referrals)
         size = min(page_size, MAX_PAGE_SIZE)
         chunk = found[start : start + size]
         next_cookie = b""
         if start + size < len(found):
             next_cookie = f"ad-cookie-{next(ad._cookie_ids)}".encode()
             ad._cookies[next_cookie] = (key, start + size)
-        page = Page([_project(_entry(o), attributes) for o in chunk], next_cookie, referrals)
+        page = Page([_project(_entry(o, ad, attributes), attributes) for o in chunk], next_cookie, referrals)
         if ad.on_search is not None:
             ad.on_search(ad.searches[-1])
         return page
@@ -385,10 +386,14 @@ def _in_scope(dn: str, base: str, scope: str) -> bool:
     return scope == "subtree" or target.count(",") == root.count(",") + 1
 
 
-def _entry(obj: Obj) -> Entry:
+def _entry(obj: Obj, ad: FakeAD, attributes: Sequence[str]) -> Entry:
     values = {k: [v if isinstance(v, bytes) else v.encode() for v in vs] for k, vs in obj.attrs.items() if vs}
     values["uSNChanged"] = [str(obj.usn).encode()]
     values["distinguishedName"] = [obj.dn.encode()]
+    asked = any(a.casefold() == "memberof" for a in attributes)  # a back-link is computed only when asked
+    member_of = _values(obj, ad, "memberOf") if asked else []
+    if member_of:
+        values["memberOf"] = [dn.encode() for dn in member_of]
     return Entry(obj.dn, values)
 
 

@@ -186,3 +186,17 @@ def test_changed_settings_mean_a_full_read(slapd: Slapd, tree: Tree) -> None:
     first = read(LdapSource(openldap_settings(slapd, tree)))
     _, logs = again(LdapSource(openldap_settings(slapd, tree, user_filter="(uid=*)")), first)
     assert ("full", "the scope or settings changed since the last read") == mode(logs)
+
+
+def test_ad_user_moved_into_the_base_joins_its_groups(domain: FakeAD) -> None:
+    """A contractor moved into OU=Staff changes no group on AD; its memberOf puts it in the kept group."""
+    vendor = domain.add_user("vera", "Vera", "Vendor", ou="OU=Contractors")
+    domain.add_members(f"CN=aws-admins,OU=Groups,{domain.domain}", vendor)
+    source = ad_source(domain)
+    first = read(source)
+    assert 1 == len(view(first)[1]["aws-admins"])
+    domain.rename(vendor, "Vera Vendor", ou="OU=Staff")
+    second, logs = again(source, first)
+    users, groups = view(second)
+    vera = next(uid for uid, (name, _) in users.items() if name == "vera@corp.example.com")
+    assert ("incremental", 2, True) == (mode(logs)[0], len(groups["aws-admins"]), vera in groups["aws-admins"])
