@@ -100,6 +100,8 @@ class Daemon:
     def __init__(self, settings: Settings) -> None:
         """Prepare; nothing is opened until :meth:`serve`."""
         self.settings = settings
+        self._target_problem: str | None = None
+        self._started_at = _now()
         schedule = settings.schedule
         self.interval = schedule.interval
         self.heartbeat = heartbeat_period(schedule.interval)
@@ -197,6 +199,7 @@ class Daemon:
         self._next_full = self._compute_next_full()
         self._refresh_metrics()
         self._warn_token()
+        self._check_target()
         host, port = settings.http.address()
         page = StatusPage(cache, self.readiness, token_expires=settings.target.scim_token_expires)
         self.http = HealthServer(host, port, HealthApp(self.metrics.registry, self.readiness, page))
@@ -536,6 +539,22 @@ class Daemon:
         if warn_token_expiry(expires) is not None:
             self._token_warned_at = time.monotonic()
 
+    def _check_target(self) -> None:
+        """One authenticated read of Identity Center at start (:func:`syncd.check.prove_target`):
+        a refused token or an unreachable endpoint is logged as an error and keeps /readyz at 503
+        with the reason until a run succeeds. The daemon keeps running: the next runs retry."""
+        from syncd.check import prove_target
+
+        self._started_at = _now()
+        try:
+            found = asyncio.run(prove_target(self.settings))
+        except SyncdError as exc:
+            self._target_problem = str(exc)
+            log.error("target.check_failed", error=str(exc), error_type=type(exc).__name__)
+            return
+        self._target_problem = None
+        log.info("target.checked", result=found)
+
     # ----- state for probes and systemd
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
@@ -555,6 +574,9 @@ class Daemon:
                 "reason": "standby: another replica syncs; this one takes over if it stops",
             }
         last = self.cache.last_success()
+        problem = self._target_problem
+        if problem and (last is None or last.finished_at is None or last.finished_at < self._started_at):
+            return False, {**details, "reason": f"the check of Identity Center at start failed: {problem}"}
         if last is None or last.finished_at is None:
             return False, {**details, "reason": "no run has succeeded yet"}
         age = _now() - last.finished_at

@@ -36,7 +36,7 @@ def test_a_run_counts_its_status_duration_and_changes() -> None:
     assert (1, 1, 0) == tuple(sample(metrics, "syncd_runs_total", status=s) for s in ("ok", "interrupted", "failed"))
     assert 4 == sample(metrics, "syncd_changes_total", kind="users_created")
     assert 5 == sample(metrics, "syncd_changes_total", kind="members_added")
-    assert sample(metrics, "syncd_changes_total", kind="users_deleted") is None
+    assert 0 == sample(metrics, "syncd_changes_total", kind="users_deleted")  # every kind is there from 0
     assert 2 == sample(metrics, "syncd_run_duration_seconds_count", mode="incremental")
     assert 5.0 == sample(metrics, "syncd_run_duration_seconds_sum", mode="incremental")
 
@@ -52,17 +52,19 @@ def test_requests_are_counted_by_system_and_status() -> None:
 
 
 def test_the_page_names_start_with_syncd() -> None:
-    """Every metric on the page is syncd_*, and the required ones are there before any run."""
+    """Every metric on the page is syncd_*, process_* or python_*, and the required ones are there before any run."""
     metrics = Metrics(token_expires=date(2030, 1, 1))
     names = {
         line.split()[2] for line in generate_latest(metrics.registry).decode().splitlines() if line.startswith("# TYPE")
     }
-    assert all(name.startswith("syncd_") for name in names)
+    assert all(name.startswith(("syncd_", "process_", "python_")) for name in names)
     assert {
         "syncd_runs_total",
         "syncd_leader",
         "syncd_last_success_timestamp_seconds",
         "syncd_scim_token_expiry_days",
+        "syncd_scim_token_expiry_timestamp_seconds",
+        "process_resident_memory_bytes",
         "syncd_objects_managed",
         "syncd_run_duration_seconds",
         "syncd_requests_total",
