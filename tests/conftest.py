@@ -202,6 +202,16 @@ def hold_writes() -> Iterator[Hold]:
 
 
 @pytest.fixture
+def org(moto_endpoint: str) -> Any:
+    """An organisation (nested OUs, three hand-made permission sets) in moto_server, reached via AWS_ENDPOINT_URL."""
+    import boto3
+
+    from tests.assignments.conftest import build_org
+
+    return build_org(boto3.Session())
+
+
+@pytest.fixture
 def moto_endpoint(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A moto server on a free port, as AWS_ENDPOINT_URL; its state is reset before and after."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

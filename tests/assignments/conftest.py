@@ -61,6 +61,14 @@ class Org:
             PrincipalId=principal_id,
         )
 
+    def add_account(self, name: str, parent: str) -> str:
+        """A new account, moved below ``parent`` (an OU or root id), as when one joins the organisation."""
+        orgs = self.session.client("organizations", region_name=REGION)
+        created = orgs.create_account(Email=f"{name}@example.com", AccountName=name)["CreateAccountStatus"]
+        orgs.move_account(AccountId=created["AccountId"], SourceParentId=self.root, DestinationParentId=parent)
+        self.accounts[name] = created["AccountId"]
+        return str(created["AccountId"])
+
     def held(self) -> set[tuple[str, str, str]]:
         """Every (account name, permission set name, principal id) AWS holds."""
         found: set[tuple[str, str, str]] = set()

@@ -38,6 +38,18 @@ def make_set(client: SSOAdminClient, instance: str) -> str:
     return client.create_permission_set(InstanceArn=instance, Name="S3")["PermissionSet"]["PermissionSetArn"]
 
 
+def assign(client: SSOAdminClient, instance: str, arn: str) -> None:
+    """An account assignment of ``arn`` to GROUP in account 111111111111."""
+    client.create_account_assignment(
+        InstanceArn=instance,
+        TargetId="111111111111",
+        TargetType="AWS_ACCOUNT",
+        PermissionSetArn=arn,
+        PrincipalType="GROUP",
+        PrincipalId=GROUP,
+    )
+
+
 def test_applications_are_listed_in_pages_of_max_results(sso: tuple[SSOAdminClient, str]) -> None:
     """ListApplications pages by MaxResults and NextToken, and refuses MaxResults over 100."""
     client, instance = sso
@@ -147,14 +159,7 @@ def test_an_edit_leaves_accounts_outdated_until_provisioned(sso: tuple[SSOAdminC
     """An assignment provisions the set; an edit makes that account outdated; provisioning all brings it back."""
     client, instance = sso
     arn = make_set(client, instance)
-    client.create_account_assignment(
-        InstanceArn=instance,
-        TargetId="111111111111",
-        TargetType="AWS_ACCOUNT",
-        PermissionSetArn=arn,
-        PrincipalType="GROUP",
-        PrincipalId=GROUP,
-    )
+    assign(client, instance, arn)
     old = "LATEST_PERMISSION_SET_NOT_PROVISIONED"
 
     def outdated() -> list[str]:
@@ -181,14 +186,7 @@ def test_a_permission_set_still_assigned_cannot_be_deleted(sso: tuple[SSOAdminCl
     """DeletePermissionSet conflicts while account assignments still use the permission set."""
     client, instance = sso
     arn = make_set(client, instance)
-    client.create_account_assignment(
-        InstanceArn=instance,
-        TargetId="111111111111",
-        TargetType="AWS_ACCOUNT",
-        PermissionSetArn=arn,
-        PrincipalType="GROUP",
-        PrincipalId=GROUP,
-    )
+    assign(client, instance, arn)
     with pytest.raises(ClientError) as caught:
         client.delete_permission_set(InstanceArn=instance, PermissionSetArn=arn)
     assert "ConflictException" == code(caught)

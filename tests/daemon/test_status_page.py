@@ -14,23 +14,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx2
 import pytest
 
-from tests.assignments.conftest import REGION, Org, build_org
+from tests.assignments.conftest import REGION, Org
 from tests.conftest import Workspace, make_directory
 from tests.daemon.conftest import PATIENCE, ThreadDaemon, runs, schedule, wait_for
 
 
 HOSTILE = "<script>alert('x')</script>ops"
 """A group name with markup: it must be shown as text, never run."""
-
-
-@pytest.fixture
-def org(moto_endpoint: str) -> Org:
-    """An organisation in moto_server with three hand-made permission sets."""
-    return build_org(boto3.Session())
 
 
 @pytest.fixture

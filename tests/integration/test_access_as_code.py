@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
-import pytest
 from typer.testing import CliRunner
 
 from syncd.cli import app
-from tests.assignments.conftest import REGION, Org, build_org
+from tests.assignments.conftest import REGION, Org
 from tests.conftest import Workspace, make_directory
 from tests.fakes import aws_sso
 
@@ -26,12 +24,6 @@ POLICY = {
     "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::data/*"}],
 }
 SAML = "arn:aws:sso::aws:applicationProvider/custom"
-
-
-@pytest.fixture
-def org(moto_endpoint: str) -> Org:
-    """An organisation (nested OUs, three hand-made permission sets) in moto_server."""
-    return build_org(boto3.Session())
 
 
 def application(org: Org, name: str) -> str:
@@ -157,6 +149,17 @@ def group_id(ws: Workspace, name: str) -> str:
     return str(group["id"])
 
 
+def synced(ws: Workspace, org: Org) -> str:
+    """The Salesforce app made by hand, the standard config, and a first sync that succeeded; the app's ARN."""
+    salesforce = application(org, "Salesforce")
+    ws.write(directory())
+    write_policy(ws, POLICY)
+    configure(ws, org)
+    code, out = cli(ws, "sync")
+    assert 0 == code, out
+    return salesforce
+
+
 def test_permission_sets_are_created_provisioned_and_assigned_in_one_run(workspace: Workspace, org: Org) -> None:
     """Configured permission sets are created, filled and assigned (account, OU) in one sync; plan shows it first."""
     salesforce = application(org, "Salesforce")
@@ -201,11 +204,7 @@ def test_permission_sets_are_created_provisioned_and_assigned_in_one_run(workspa
 
 def test_a_changed_inline_policy_is_updated_and_reprovisioned(workspace: Workspace, org: Org) -> None:
     """Editing the inline policy file updates the permission set and re-provisions it to the accounts it is on."""
-    application(org, "Salesforce")
-    workspace.write(directory())
-    write_policy(workspace, POLICY)
-    configure(workspace, org)
-    assert 0 == cli(workspace, "sync")[0]
+    synced(workspace, org)
     data = permission_sets(org)["DataRead"]
     changed = {
         **POLICY,
@@ -230,11 +229,7 @@ def test_a_changed_inline_policy_is_updated_and_reprovisioned(workspace: Workspa
 
 def test_removing_a_permission_set_deletes_only_what_syncd_created(workspace: Workspace, org: Org) -> None:
     """A syncd-made permission set leaves AWS with its assignments once both leave the config; hand-made ones stay."""
-    application(org, "Salesforce")
-    workspace.write(directory())
-    write_policy(workspace, POLICY)
-    configure(workspace, org)
-    assert 0 == cli(workspace, "sync")[0]
+    synced(workspace, org)
     data = permission_sets(org)["DataRead"]
 
     configure(workspace, org, data_read=False)
@@ -290,11 +285,7 @@ def test_a_hand_made_permission_set_is_never_touched(workspace: Workspace, org: 
 
 def test_application_assignments_follow_the_rules(workspace: Workspace, org: Org) -> None:
     """Groups matching an [[applications]] rule get the app; dropping the rule removes only syncd's assignment."""
-    salesforce = application(org, "Salesforce")
-    workspace.write(directory())
-    write_policy(workspace, POLICY)
-    configure(workspace, org)
-    assert 0 == cli(workspace, "sync")[0]
+    salesforce = synced(workspace, org)
     sales, ops = group_id(workspace, "sales-emea"), group_id(workspace, "operations")
     org.sso.create_application_assignment(ApplicationArn=salesforce, PrincipalId=ops, PrincipalType="GROUP")
 
@@ -321,15 +312,8 @@ def test_an_unknown_application_fails_before_any_write(workspace: Workspace, org
 
 def test_an_account_that_joins_an_ou_is_covered_by_the_next_run(workspace: Workspace, org: Org) -> None:
     """A new account moved into an OU named by a rule gets the OU's assignments on the next sync."""
-    application(org, "Salesforce")
-    workspace.write(directory())
-    write_policy(workspace, POLICY)
-    configure(workspace, org)
-    assert 0 == cli(workspace, "sync")[0]
-    orgs = org.session.client("organizations", region_name=REGION)
-    created = orgs.create_account(Email="new@example.com", AccountName="new")["CreateAccountStatus"]
-    orgs.move_account(AccountId=created["AccountId"], SourceParentId=org.root, DestinationParentId=org.ou_team)
-    org.accounts["new"] = created["AccountId"]
+    synced(workspace, org)
+    org.add_account("new", org.ou_team)
 
     code, out = cli(workspace, "sync")
     assert (0, "ok") == (code, out["status"]), out["errors"]
@@ -339,15 +323,8 @@ def test_an_account_that_joins_an_ou_is_covered_by_the_next_run(workspace: Works
 
 def test_only_assignments_writes_access_and_no_identity(workspace: Workspace, org: Org) -> None:
     """`sync --only assignments` covers a new account and writes nothing to SCIM; a new group waits for a full run."""
-    application(org, "Salesforce")
-    workspace.write(directory())
-    write_policy(workspace, POLICY)
-    configure(workspace, org)
-    assert 0 == cli(workspace, "sync")[0]
-    orgs = org.session.client("organizations", region_name=REGION)
-    created = orgs.create_account(Email="late@example.com", AccountName="late")["CreateAccountStatus"]
-    orgs.move_account(AccountId=created["AccountId"], SourceParentId=org.root, DestinationParentId=org.ou_eng)
-    org.accounts["late"] = created["AccountId"]
+    synced(workspace, org)
+    org.add_account("late", org.ou_eng)
     data = directory()
     data["groups"].append({"id": "g-sales2", "name": "sales-apac", "members": ["u0000"], "groups": []})
     workspace.write(data)

@@ -11,22 +11,14 @@ import io
 import json
 from typing import Any
 
-import boto3
-import pytest
 from typer.testing import CliRunner
 
 from syncd.cli import app
-from tests.assignments.conftest import REGION, Org, build_org
+from tests.assignments.conftest import REGION, Org
 from tests.conftest import Workspace, make_directory
 
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def org(moto_endpoint: str) -> Org:
-    """An organisation (nested OUs, three hand-made permission sets) in moto_server."""
-    return build_org(boto3.Session())
 
 
 def configure(ws: Workspace, org: Org) -> None:

@@ -5,23 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
-import pytest
 from typer.testing import CliRunner
 
 from syncd.cli import app
-from tests.assignments.conftest import PATTERN, REGION, Org, build_org
+from tests.assignments.conftest import PATTERN, REGION, Org
 from tests.conftest import Workspace, make_directory
 from tests.integration.test_two_step_deletes import age
 
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def org(moto_endpoint: str) -> Org:
-    """An organisation (nested OUs, three permission sets) in moto_server, reached via AWS_ENDPOINT_URL."""
-    return build_org(boto3.Session())
 
 
 def configure(
