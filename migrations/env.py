@@ -18,7 +18,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection
 
-from syncd.cache.engine import create_cache_engine
+from syncd.cache.database import create_cache_engine
 from syncd.cache.migrate import migration_transaction
 from syncd.cache.tables import UTCDateTime, metadata
 

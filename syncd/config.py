@@ -110,7 +110,7 @@ class CacheConfig(_Section):
     def _database_url(cls, value: str) -> str:
         if not value:
             return value
-        from syncd.cache.engine import normalise_url
+        from syncd.cache.database import normalise_url
         from syncd.errors import CacheError
 
         try:

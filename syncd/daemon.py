@@ -49,22 +49,20 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import func
-from sqlalchemy import select as sql_select
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import leader as leader_module
 from syncd import sdnotify
-from syncd.app import build_engine
 from syncd.cache import Cache
-from syncd.cache.tables import runs as runs_table
 from syncd.config import Settings
 from syncd.durations import format_duration
-from syncd.engine import Engine, RunOptions, RunResult
+from syncd.engine import Engine, RunOptions
 from syncd.errors import CacheError, SyncdError
 from syncd.health import HealthApp, HealthServer
 from syncd.metrics import Metrics, days_until
+from syncd.results import RunResult
 from syncd.status_page import StatusPage
+from syncd.wiring import build_engine
 
 
 __all__ = ["Daemon", "heartbeat_period", "run_daemon", "warn_token_expiry"]
@@ -438,19 +436,15 @@ class Daemon:
     def _last_full_start(self) -> datetime | None:
         """When the newest successful, non-dry full resync started (the cache is the truth)."""
         assert self.cache is not None
-        stmt = sql_select(func.max(runs_table.c.started_at)).where(
-            runs_table.c.mode == "full", runs_table.c.status == "ok", runs_table.c.dry_run.is_(False)
-        )
-        with self.cache.engine.connect() as connection:
-            value: datetime | None = connection.execute(stmt).scalar_one_or_none()
-        return value
+        return self.cache.last_full_resync_start()
 
     def _compute_next_full(self) -> datetime | None:
         """When the next full resync is due; None when one is due now (none has succeeded yet)."""
         try:
             last = self._last_full_start()
-        except SQLAlchemyError as exc:
-            log.warning("schedule.unknown_last_full_resync", error=str(exc.__class__.__name__))
+        except (CacheError, SQLAlchemyError) as exc:
+            cause = exc.__cause__ if isinstance(exc, CacheError) and exc.__cause__ is not None else exc
+            log.warning("schedule.unknown_last_full_resync", error=str(cause.__class__.__name__))
             return None
         if last is None:
             return None

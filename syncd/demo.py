@@ -21,12 +21,13 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
 
-from syncd.app import build_engine, open_cache
 from syncd.config import Settings
 from syncd.emulator import running_emulator
-from syncd.engine import RunOptions, RunResult
+from syncd.engine import RunOptions
 from syncd.plan_view import render
 from syncd.report import summary
+from syncd.results import RunResult
+from syncd.wiring import build_engine, open_cache
 
 
 LEAVER = "00u0042"

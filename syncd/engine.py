@@ -17,14 +17,14 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
 
 from connectors.base import ReadContext, Source
-from syncd.access import AccessRules, Impact, access_entries, directory_of
+from syncd.access import AccessRules, access_entries, directory_of
 from syncd.access import impact as access_impact
 from syncd.aio import bounded, bounded_landing
 from syncd.errors import (
@@ -39,14 +39,14 @@ from syncd.errors import (
 )
 from syncd.grace import Grace
 from syncd.guard import DEFAULT_MEMBER_LIMIT, Limit, check
-from syncd.model import ApplicationAssignment, Assignment, Group, Skipped, Snapshot, User, digest
+from syncd.live import LiveState
+from syncd.model import ApplicationAssignment, Assignment, Group, Snapshot, User, digest
 from syncd.normalise import Scope, build_snapshot
 from syncd.plan import (
     ADOPTED,
     MAX_MEMBER_CHANGES,
     Action,
     Change,
-    LiveState,
     Phase,
     Plan,
     count_changes,
@@ -55,6 +55,7 @@ from syncd.plan import (
     membership_changes,
     tally,
 )
+from syncd.results import RunResult
 from syncd.state import NO_DATA, AuditEntry, CachedGroup, CachedUser, CacheState, Current, RunRecord
 from syncd.target.scim import ScimTarget
 
@@ -161,51 +162,6 @@ class RunOptions:
     groups syncd already manages; no identity is written and the source's state does not advance."""
     approve: Approve | None = None
     progress: Progress | None = None
-
-
-@dataclass(slots=True)
-class RunResult:
-    """What a run did, as ``sync --json`` prints it."""
-
-    status: str  # "ok" | "failed" | "refused" | "interrupted"
-    dry_run: bool
-    mode: str
-    plan: Plan
-    counts: dict[str, int]
-    requests: dict[str, int]
-    duration_s: float
-    errors: list[str] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    run_id: int | None = None
-    would_change: dict[str, int] | None = None
-    """The plan's counts when it was not applied (a dry run, a refused run); ``counts`` is what landed."""
-    failure_code: int = 1
-    """The exit code of the error that failed the run (see :mod:`syncd.errors`)."""
-    access: Impact | None = None
-    """Who gains and loses what through this run's plan (when syncd manages access)."""
-
-    @property
-    def exit_code(self) -> int:
-        """0 converged (or dry run), 3 refused, else the failure's code (4 authentication, 5 unavailable, 1)."""
-        return {"ok": 0, "refused": 3}.get(self.status, self.failure_code)
-
-    def to_json(self) -> dict[str, Any]:
-        """The one object ``sync --json`` prints."""
-        shown: dict[str, Any] = {"changes": self.counts}
-        if self.would_change is not None:
-            shown = {"would_change": self.would_change, "changes": dict.fromkeys(self.counts, 0)}
-        return {
-            "status": self.status,
-            "dry_run": self.dry_run,
-            "mode": self.mode,
-            **shown,
-            "requests": self.requests,
-            "duration_s": round(self.duration_s, 3),
-            "skipped": len(self.skipped),
-            "errors": self.errors,
-            "run_id": self.run_id,
-            **({"access": self.access.to_json()} if self.access is not None else {}),
-        }
 
 
 class _CurrentUsers(Mapping[str, Current]):
@@ -499,10 +455,12 @@ class Engine:
                     "--only assignments: the config has no [[assignments]], [[permission_sets]] or"
                     " [[applications]] to apply"
                 )
-            full = (options.full_resync or not (state.users or state.groups)) and not only
-            if full and not options.full_resync:
+            # Reconcile against live Identity Center (a full resync); not to be confused with a
+            # connector's full read of the IdP (ReadContext.full).
+            reconcile = (options.full_resync or not (state.users or state.groups)) and not only
+            if reconcile and not options.full_resync:
                 bound.info("run.first", reason="the cache is empty: reading Identity Center to adopt what it holds")
-            live = await self._read_live(snapshot, state) if full else None
+            live = await self._read_live(snapshot, state) if reconcile else None
             # --only assignments writes no identity: access goes only to groups Identity Center holds.
             # "Now" is read once, here: the plan is a pure value of its inputs (syncd.grace).
             grace = Grace(self.delete_after, datetime.now(UTC))

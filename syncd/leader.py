@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from syncd.cache import Cache
-from syncd.cache.engine import PG_CONNECT_TIMEOUT_S, create_cache_engine, describe_error
+from syncd.cache.database import PG_CONNECT_TIMEOUT_S, create_cache_engine, describe_error
 from syncd.errors import CacheBusy, CacheError
 
 

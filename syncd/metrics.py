@@ -41,15 +41,10 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.cache import Cache
-from syncd.cache.engine import describe_error
-from syncd.cache.tables import groups, users
-from syncd.engine import RunResult
-from syncd.errors import CacheError
 from syncd.plan import COUNT_KEYS
+from syncd.results import RunResult
 
 
 __all__ = ["RUN_STATUSES", "Metrics", "days_until"]
@@ -166,11 +161,6 @@ class Metrics:
         last = cache.last_success()
         if last is not None and last.finished_at is not None:
             self.last_success.set(last.finished_at.timestamp())
-        try:
-            with cache.engine.connect() as connection:
-                user_count = connection.execute(select(func.count()).select_from(users)).scalar_one()
-                group_count = connection.execute(select(func.count()).select_from(groups)).scalar_one()
-        except SQLAlchemyError as exc:
-            raise CacheError(f"cannot count managed objects in cache {cache.url}: {describe_error(exc)}") from exc
+        user_count, group_count = cache.managed_counts()
         self.managed.labels("users").set(user_count)
         self.managed.labels("groups").set(group_count)

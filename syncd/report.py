@@ -15,7 +15,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from syncd.check import CheckResult
-    from syncd.engine import RunResult
+    from syncd.results import RunResult
     from syncd.state import RunRecord
 
 

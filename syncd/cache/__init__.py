@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from syncd.cache.engine import DEFAULT_URL
+from syncd.cache.database import DEFAULT_URL
 from syncd.cache.migrate import migrations_path
 from syncd.cache.store import Cache
 

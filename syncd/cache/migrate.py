@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from syncd.cache.engine import SQLITE_BEGIN_OPTION, describe_error, mask_url
+from syncd.cache.database import SQLITE_BEGIN_OPTION, describe_error, mask_url
 from syncd.errors import CacheError
 
 
@@ -176,7 +176,7 @@ def migration_transaction(engine: Engine) -> Iterator[Connection]:
         raw: Any = connection.connection.driver_connection
         if sqlite:
             # Must be set outside a transaction (inside one it is silently ignored); the
-            # sqlite3 connection is in autocommit mode, see syncd.cache.engine.
+            # sqlite3 connection is in autocommit mode, see syncd.cache.database.
             raw.execute("PRAGMA foreign_keys = OFF")
             connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
         try:

@@ -17,14 +17,14 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, cast
 
-from sqlalchemy import Connection, Engine, Row, Table, delete, select, update
+from sqlalchemy import Connection, Engine, Row, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import Insert
 
 from syncd.cache import migrate
 from syncd.cache.access_records import AccessRecords
-from syncd.cache.engine import (
+from syncd.cache.database import (
     DEFAULT_URL,
     SQLITE_BEGIN_OPTION,
     check_connects,
@@ -750,6 +750,22 @@ class Cache(AccessRecords):
         with self._read("last_success") as connection:
             row = connection.execute(stmt.order_by(runs.c.id.desc()).limit(1)).first()
             return _run_record(row) if row is not None else None
+
+    def last_full_resync_start(self) -> datetime | None:
+        """When the newest successful, non-dry full resync started, or None (the daemon's schedule)."""
+        stmt = select(func.max(runs.c.started_at)).where(
+            runs.c.mode == "full", runs.c.status == "ok", runs.c.dry_run.is_(False)
+        )
+        with self._read("last_full_resync_start") as connection:
+            value: datetime | None = connection.execute(stmt).scalar_one_or_none()
+        return value
+
+    def managed_counts(self) -> tuple[int, int]:
+        """How many users and groups syncd manages (the cache's rows): two cheap counts in one snapshot."""
+        with self._read("managed_counts", snapshot=True) as connection:
+            user_count: int = connection.execute(select(func.count()).select_from(users)).scalar_one()
+            group_count: int = connection.execute(select(func.count()).select_from(groups)).scalar_one()
+        return user_count, group_count
 
     # -- kv --------------------------------------------------------------------------------
 

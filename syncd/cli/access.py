@@ -56,8 +56,8 @@ def access(
     """
     from syncd import access_report
     from syncd import config as config_module
-    from syncd.app import open_cache
     from syncd.errors import SyncdError
+    from syncd.wiring import open_cache
 
     when = _since(since)
     try:

@@ -90,11 +90,11 @@ def status(
 ) -> None:
     """The last runs: mode, result, counts and errors (needs only the [cache] settings)."""
     from syncd import config as config_module
-    from syncd.app import open_cache
     from syncd.errors import SyncdError
     from syncd.grace import pending_report
     from syncd.leader import read_record
     from syncd.report import runs_table
+    from syncd.wiring import open_cache
 
     try:
         settings = config_module.load_cache_only(config)

@@ -17,9 +17,10 @@ from syncd.cli.common import ConfigOption, JsonOption, err, fail, out
 
 if TYPE_CHECKING:
     from syncd.config import Settings
-    from syncd.engine import Approve, RunResult
+    from syncd.engine import Approve
     from syncd.model import Snapshot
     from syncd.plan import Plan
+    from syncd.results import RunResult
 
 
 class OnlyWhat(enum.StrEnum):
@@ -55,11 +56,11 @@ def _run(
     progress: bool = False,
     only: OnlyWhat | None = None,
 ) -> RunResult:
-    from syncd.app import build_engine, open_cache
     from syncd.engine import RunOptions
     from syncd.errors import CacheBusy
     from syncd.leader import acquire_leadership
     from syncd.progress import TerminalProgress
+    from syncd.wiring import build_engine, open_cache
 
     if only is OnlyWhat.ASSIGNMENTS and not (settings.assignments or settings.permission_sets or settings.applications):
         from syncd.errors import ConfigError

@@ -57,9 +57,9 @@ from syncd.errors import (
     TargetNotFound,
     TargetUnavailable,
 )
+from syncd.live import LiveGroup, LiveUser
 from syncd.memberset import MemberSet
 from syncd.model import RequestStats
-from syncd.plan import LiveGroup, LiveUser
 from syncd.ratelimit import Pacer
 from syncd.retry import Backoff, RetryPolicy
 from syncd.secrets import describe
@@ -164,7 +164,7 @@ def live_user(
     """Reduce a SCIM user body to what :meth:`syncd.model.User.payload` compares.
 
     ``expected`` (source id → user) lets a user whose externalId names one and whose attributes
-    are exactly its payload be kept as a reference to it (see :class:`~syncd.plan.LiveUser`);
+    are exactly its payload be kept as a reference to it (see :class:`~syncd.live.LiveUser`);
     ``ids`` gives the id string to keep for an id already held (the cache's), not a copy.
     """
     name = raw.get("name") or {}

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from syncd.cache import Cache
-from syncd.cache.engine import create_cache_engine
+from syncd.cache.database import create_cache_engine
 from syncd.errors import CacheError
 from syncd.state import CachedUser
 

@@ -6,9 +6,10 @@ import asyncio
 from dataclasses import dataclass, field
 
 from syncd import config
-from syncd.app import build_engine, open_cache
-from syncd.engine import RunOptions, RunResult
+from syncd.engine import RunOptions
 from syncd.plan import Change, Plan
+from syncd.results import RunResult
+from syncd.wiring import build_engine, open_cache
 from tests.conftest import Workspace, make_directory
 from tests.integration.test_cli_sync import sync
 

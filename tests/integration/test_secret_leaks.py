@@ -26,11 +26,12 @@ from typer.testing import CliRunner
 
 from syncd import config as config_module
 from syncd import logging as syncd_logging
-from syncd.app import build_engine
 from syncd.cache import Cache
 from syncd.cli import app
 from syncd.emulator import RunningEmulator, running_emulator
-from syncd.engine import RunOptions, RunResult
+from syncd.engine import RunOptions
+from syncd.results import RunResult
+from syncd.wiring import build_engine
 from tests.conftest import TOKEN, Hold, Workspace, make_directory
 from tests.daemon.conftest import PATIENCE, Proc, free_port, metric, probe, wait_for
 from tests.fakes.okta import FakeOkta

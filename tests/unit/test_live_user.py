@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
+from syncd.live import LiveUser
 from syncd.model import User
-from syncd.plan import LiveUser
 
 
 ADA = User(

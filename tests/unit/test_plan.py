@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from syncd.guard import Limit, check
+from syncd.live import LiveGroup, LiveState, LiveUser
 from syncd.model import Group, Snapshot, User
-from syncd.plan import Action, LiveGroup, LiveState, LiveUser, Phase, make_plan
+from syncd.plan import Action, Phase, make_plan
 from syncd.state import CachedGroup, CachedUser, CacheState
 
 
