@@ -55,13 +55,17 @@ from tests.fakes.google_records import FakeGroup, FakeUser, Member
 from tests.fakes.google_wire import (
     GROUPS_LIST,
     MEMBERS_LIST,
+    NOT_AUTHORIZED,
     USERS_LIST,
     BadFields,
     Schema,
     apply_fields,
     error,
     etag_of,
+    injected,
+    page_size,
     parse_fields,
+    rate_limited,
 )
 
 
@@ -106,7 +110,6 @@ _PARAMS = {
 }
 _PAGE = {"users": (100, 500), "groups": (200, 200), "members": (200, 200)}
 USERS_TOKEN_LIFETIME = 3 * 86_400
-NOT_AUTHORIZED = "Not Authorized to access this resource/api"
 
 
 @dataclass(frozen=True)
@@ -418,7 +421,7 @@ class FakeGoogle:
             return error(404, "Not Found", "notFound")
         fault = due(self.faults, request)
         if fault is not None:
-            return self._faulted(fault, request)
+            return injected(fault.kind, request)
         if request.method != "GET":
             return error(405, "Method not allowed by the fake (it is read-only)", "badRequest")
         token = self.auth.bearer(request)
@@ -462,62 +465,17 @@ class FakeGoogle:
         assert group_key is not None
         return self._list_members(group_key, params)
 
-    def _faulted(self, fault: Fault, request: httpx2.Request) -> httpx2.Response:
-        kind = fault.kind
-        if kind == "network":
-            raise httpx2.ConnectError("fake: connection reset", request=request)
-        if kind == "userRateLimitExceeded":
-            return self._rate_limited()
-        if kind == "quotaExceeded":
-            return error(403, "Quota exceeded", "quotaExceeded", domain="usageLimits", state="PERMISSION_DENIED")
-        if kind == "rateLimitExceeded":
-            return error(
-                429, "Rate Limit Exceeded", "rateLimitExceeded", domain="usageLimits", state="RESOURCE_EXHAUSTED"
-            )
-        if kind == "notAuthorized":
-            return error(403, NOT_AUTHORIZED, "forbidden")
-        if kind == "backendError":
-            return error(503, "Backend Error", "backendError", state="UNAVAILABLE")
-        status = int(kind)
-        if status >= 500:
-            return error(status, "Internal error encountered.", "backendError", state="INTERNAL")
-        return error(status, "Injected error", "badRequest")
-
-    def _rate_limited(self) -> httpx2.Response:
-        return error(
-            403,
-            "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service "
-            "'admin.googleapis.com' for consumer 'project_number:100000000001'.",
-            "userRateLimitExceeded",
-            domain="usageLimits",
-            state="PERMISSION_DENIED",
-        )
-
     def _spend(self, user: str) -> httpx2.Response | None:
         """Count one query against the user's per-minute quota; the 403 once it is spent."""
         start, used = self._quota.get(user, (self.now, 0))
         if self.now >= start + 60:
             start, used = self.now, 0
         if used >= self.quota_per_minute:
-            return self._rate_limited()
+            return rate_limited()
         self._quota[user] = (start, used + 1)
         return None
 
     # -- listings ----------------------------------------------------------------------------------
-
-    def _page_size(self, route: str, params: Mapping[str, str]) -> int | httpx2.Response:
-        default, maximum = _PAGE[route]
-        raw = params.get("maxResults")
-        if raw is None:
-            return default
-        if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-            return error(
-                400,
-                f"Invalid value '{raw}'. Values must be within the range: [1, {maximum}]",
-                "invalid",
-                state="INVALID_ARGUMENT",
-            )
-        return int(raw)
 
     def _customer(self, params: Mapping[str, str]) -> httpx2.Response | None:
         """None when ``customer``/``domain`` name this domain; the 400 otherwise."""
@@ -542,7 +500,7 @@ class FakeGoogle:
         lifetime: float | None = None,
     ) -> httpx2.Response:
         """One page of ``records``; only the page's records are serialised."""
-        size = self._page_size(route, params)
+        size = page_size(*_PAGE[route], params)
         if isinstance(size, httpx2.Response):
             return size
         try:

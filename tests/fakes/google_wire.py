@@ -5,7 +5,8 @@
   ``errors[0].reason``; ``status`` is not always there), and the newer APIs' form (IAM);
 * partial responses, ``fields=nextPageToken,users(id,name/givenName)`` ("Performance Tips:
   Partial response" of the Google APIs): parsed, checked against the resource's fields, applied;
-* RFC 3339 timestamps with milliseconds, as the Directory API writes them.
+* RFC 3339 timestamps with milliseconds, as the Directory API writes them;
+* the answers the quotas and injected faults give, and the ``maxResults`` rule.
 """
 
 from __future__ import annotations
@@ -48,6 +49,56 @@ def error(
     if state is not None:
         body["status"] = state
     return httpx2.Response(status, json={"error": body})
+
+
+NOT_AUTHORIZED = "Not Authorized to access this resource/api"
+
+
+def rate_limited() -> httpx2.Response:
+    """403 ``userRateLimitExceeded``: the queries-per-minute-per-user quota is spent."""
+    return error(
+        403,
+        "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service "
+        "'admin.googleapis.com' for consumer 'project_number:100000000001'.",
+        "userRateLimitExceeded",
+        domain="usageLimits",
+        state="PERMISSION_DENIED",
+    )
+
+
+def injected(kind: str, request: httpx2.Request) -> httpx2.Response:
+    """The answer to an injected fault (see ``FakeGoogle.inject``); ``network`` raises instead."""
+    if kind == "network":
+        raise httpx2.ConnectError("fake: connection reset", request=request)
+    if kind == "userRateLimitExceeded":
+        return rate_limited()
+    if kind == "quotaExceeded":
+        return error(403, "Quota exceeded", "quotaExceeded", domain="usageLimits", state="PERMISSION_DENIED")
+    if kind == "rateLimitExceeded":
+        return error(429, "Rate Limit Exceeded", "rateLimitExceeded", domain="usageLimits", state="RESOURCE_EXHAUSTED")
+    if kind == "notAuthorized":
+        return error(403, NOT_AUTHORIZED, "forbidden")
+    if kind == "backendError":
+        return error(503, "Backend Error", "backendError", state="UNAVAILABLE")
+    status = int(kind)
+    if status >= 500:
+        return error(status, "Internal error encountered.", "backendError", state="INTERNAL")
+    return error(status, "Injected error", "badRequest")
+
+
+def page_size(default: int, maximum: int, params: Mapping[str, str]) -> int | httpx2.Response:
+    """``maxResults`` (``default`` when absent), or the 400 for a value outside ``[1, maximum]``."""
+    raw = params.get("maxResults")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        return error(
+            400,
+            f"Invalid value '{raw}'. Values must be within the range: [1, {maximum}]",
+            "invalid",
+            state="INVALID_ARGUMENT",
+        )
+    return int(raw)
 
 
 def rpc_error(status: int, message: str, state: str, reason: str, domain: str) -> httpx2.Response:
