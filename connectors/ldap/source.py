@@ -8,8 +8,10 @@ last read, and merge them into the directory kept in ``SourceRead.state``:
   Microsoft Learn, Win32 AD DS docs). USNs belong to one DC: when the DC (``dsServiceName``) or
   its database (``invocationId``, new after a restore) is not the one the USN came from, the
   read is full.
-* **OpenLDAP** (and any other server): ``modifyTimestamp`` (RFC 4512 §3.4.4) at or after the time
-  the last read began, less ``OVERLAP``, on our clock: the server's clock may be that much behind.
+* **OpenLDAP** (and any other server): ``modifyTimestamp`` (RFC 4512 §3.4.4) at or after the
+  server's ``contextCSN`` when the last read began (its own clock: no skew to allow for); where the
+  server keeps no contextCSN, the time the last read began less ``OVERLAP`` on our clock (the
+  server's clock may be that much behind).
 
 Neither shows deletions, nor an entry that stopped matching the filters; a full read every
 ``full_read_every`` (and on ``--full-resync``, or when the settings change) removes those.
@@ -42,7 +44,16 @@ from connectors.ldap.read import (
 )
 from connectors.ldap.session import Session
 from connectors.ldap.settings import LdapSettings
-from connectors.ldap.values import dn_key, first_text, guid_text, to_generalized_time, values_of
+from connectors.ldap.values import (
+    dn_key,
+    first_text,
+    generalized_time,
+    guid_text,
+    to_generalized_time,
+    under,
+    values_of,
+)
+from syncd.errors import SourceError
 from syncd.model import RequestStats, Skipped, SourceRead
 from syncd.retry import Sleep
 
@@ -131,8 +142,10 @@ class LdapSource:
     async def _marks(self, session: Session, started: float) -> dict[str, Any]:
         """Where this read starts, for the next one: the DC's USN (AD) or the time (others)."""
         if self.settings.preset != "ad":
-            since = datetime.fromtimestamp(started, UTC) - OVERLAP
-            return {"since": to_generalized_time(since)}
+            csn = await self._context_csn(session)
+            if csn is not None:
+                return {"since": to_generalized_time(csn)}
+            return {"since": to_generalized_time(datetime.fromtimestamp(started, UTC) - OVERLAP)}
         found = await session.search(
             "", "(objectClass=*)", ["highestCommittedUSN", "dsServiceName"], scope="base", what="the rootDSE"
         )
@@ -146,6 +159,36 @@ class LdapSource:
         if raw and len(raw[0]) == 16:
             invocation = guid_text(raw[0])
         return {"usn": int(usn), "dc": service, "invocation": invocation}
+
+    async def _context_csn(self, session: Session) -> datetime | None:
+        """The server's own time of its last write before this read: the ``contextCSN`` of the
+        naming context holding the bases (kept by the syncprov overlay, slapo-syncprov(5); the
+        same clock stamps ``modifyTimestamp``), or None where the server keeps none.
+
+        With several providers there is one value per server id; the oldest is taken, so a change
+        from any of them not yet replicated here is still ahead of it.
+        """
+        try:
+            (root,) = await session.search("", "(objectClass=*)", ["namingContexts"], scope="base", what="the rootDSE")
+        except (SourceError, ValueError):
+            return None
+        bases = [*self.settings.user_base, *self.settings.group_base]
+        times: list[datetime] = []
+        for raw in values_of(root, "namingContexts"):
+            context = raw.decode("utf-8", errors="replace")
+            if not context or not all(under(base, [context]) for base in bases):
+                continue
+            try:
+                found = await session.search(
+                    context, "(objectClass=*)", ["contextCSN"], scope="base", what="contextCSN"
+                )
+            except SourceError:
+                return None
+            for value in values_of(found[0], "contextCSN") if found else ():
+                moment = generalized_time(value.decode("ascii", errors="replace").split("#", 1)[0])
+                if moment is not None:
+                    times.append(moment)
+        return min(times) if times else None
 
     def _change_filter(self, kept: KeptDirectory, marks: dict[str, Any]) -> str:
         previous = kept.marks

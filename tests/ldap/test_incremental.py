@@ -200,3 +200,23 @@ def test_ad_user_moved_into_the_base_joins_its_groups(domain: FakeAD) -> None:
     users, groups = view(second)
     vera = next(uid for uid, (name, _) in users.items() if name == "vera@corp.example.com")
     assert ("incremental", 2, True) == (mode(logs)[0], len(groups["aws-admins"]), vera in groups["aws-admins"])
+
+
+def test_openldap_change_time_is_the_servers_context_csn(slapd: Slapd, tree: Tree) -> None:
+    """The kept change time is the suffix's contextCSN (the server's clock), to the second."""
+    slapd.add(person(tree.user_dn("alice"), "alice", "Alice", "A", mail="alice@example.com"))
+    first = read(LdapSource(openldap_settings(slapd, tree)))
+    csn = next(
+        line.split(": ", 1)[1]
+        for line in slapd.search(slapd.suffix, "(objectClass=dcObject)", "contextCSN").splitlines()
+        if line.startswith("contextCSN: ")
+    )
+    assert csn[:14] + "Z" == first.state["since"]
+
+
+def test_without_context_csn_our_clock_less_the_overlap(ad: FakeAD) -> None:
+    """A server with no contextCSN gets our clock at the read's start, five minutes earlier."""
+    ad.add_user("svc-syncd", "Sync", "Service", ou="OU=Service Accounts", password="Service-Pa55")
+    settings = ad_settings(ad, preset="openldap", user_filter="(objectClass=user)", group_filter="(objectClass=group)")
+    first = read(LdapSource(settings, ad.connect, clock=Clock(1_800_000_000)))
+    assert "20270115075500Z" == first.state["since"]  # 2027-01-15 08:00:00 UTC less 5 minutes

@@ -263,7 +263,7 @@ def test_server_stopped_mid_read_fails_with_nothing_written(
 def test_check_shows_what_the_directory_holds(
     slapd: Slapd, tree: Tree, emulator: RunningEmulator, tmp_path: Path
 ) -> None:
-    """`syncd check --json` counts the groups and users read from the directory and writes nothing."""
+    """`syncd check --json` counts the groups and users read from the directory and writes nothing to Identity Center."""
     slapd.add(
         person(tree.user_dn("alice"), "alice", "Alice", "A", mail="alice@example.com")
         + person(tree.user_dn("bob"), "bob", "Bob", "B", mail="bob@example.com")
@@ -274,4 +274,4 @@ def test_check_shows_what_the_directory_holds(
     assert 0 == result.exit_code, result.output
     data = json.loads(result.stdout)
     assert ({"aws-admins": 2}, 2) == (data["groups"], data["users"])
-    assert 0 == emulator.stats.total
+    assert 0 == emulator.stats.writes
