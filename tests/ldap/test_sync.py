@@ -263,7 +263,7 @@ def test_server_stopped_mid_read_fails_with_nothing_written(
 def test_check_shows_what_the_directory_holds(
     slapd: Slapd, tree: Tree, emulator: RunningEmulator, tmp_path: Path
 ) -> None:
-    """`syncd check --json` counts the groups and users read from the directory and writes nothing to Identity Center."""
+    """`syncd check --json` counts the groups and users read from the directory, writing nothing."""
     slapd.add(
         person(tree.user_dn("alice"), "alice", "Alice", "A", mail="alice@example.com")
         + person(tree.user_dn("bob"), "bob", "Bob", "B", mail="bob@example.com")
