@@ -20,7 +20,10 @@ Checked, in order, each printed as it passes:
      secret; the users and group arrive; the default SQLite cache is created on the volume as
      10001;
   4. the image's HEALTHCHECK command exits 0 against it; `syncd status` reads the cache;
-  5. SIGTERM stops it: exit code 0, `daemon.stopped` logged; the HEALTHCHECK then fails.
+  5. SIGTERM stops it: exit code 0, `daemon.stopped` logged; the HEALTHCHECK then fails;
+  6. as compose.yaml sets it up, syncd reaches a PostgreSQL (a throwaway server, when this machine
+     has PostgreSQL's binaries) with the password only in a PGPASSFILE of mode 0600 owned by 10001,
+     and libpq ignores one that others can read.
 
 Only the standard library: it runs with the host's python3 before any virtualenv exists.
 """
@@ -31,9 +34,12 @@ Only the standard library: it runs with the host's python3 before any virtualenv
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import pwd
 import queue
+import shutil
 import signal
 import socket
 import stat
@@ -284,6 +290,77 @@ def container(image: str, config: dict[str, Any], workdir: Path) -> Iterator[Roo
         yield root
 
 
+@contextlib.contextmanager
+def postgres_server(password: str) -> Iterator[int | None]:
+    """A throwaway PostgreSQL on 127.0.0.1 with password (SCRAM) authentication; None without its binaries."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    initdb = shutil.which("initdb") or (found[-1] if found else None)
+    try:
+        owner = pwd.getpwnam("postgres")
+    except KeyError:
+        owner = None
+    if initdb is None or owner is None:
+        yield None
+        return
+    bindir = Path(initdb).resolve().parent
+    with tempfile.TemporaryDirectory(prefix="syncd-standin-pg-") as tmp:
+        os.chown(tmp, owner.pw_uid, owner.pw_gid)
+        data, pwfile = Path(tmp) / "data", Path(tmp) / "password"
+        pwfile.write_text(password, encoding="utf-8")
+        os.chown(pwfile, owner.pw_uid, owner.pw_gid)
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+        run(
+            *as_postgres,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "syncd",
+            "-A",
+            "scram-sha-256",
+            f"--pwfile={pwfile}",
+        )
+        port = free_port()
+        options = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1"
+        # -l: the server's output goes to a file, not to the pipes run() waits on.
+        log = f"{tmp}/server.log"
+        run(*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", log, "-o", options, "-w", "-t", "120", "start")
+        try:
+            yield port
+        finally:
+            subprocess.run(
+                [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                capture_output=True,
+                check=False,
+            )
+
+
+def check_pgpassfile(root: Rootfs, workdir: Path) -> None:
+    """As compose.yaml sets it up: the PostgreSQL password only in a PGPASSFILE (0600, owned by 10001)."""
+    password = uuid.uuid4().hex
+    with postgres_server(password) as port:
+        if port is None:
+            print("skip: no PostgreSQL server binaries here, so PGPASSFILE is not exercised", flush=True)
+            return
+        pgpass = workdir / "secrets" / "pgpass"
+        pgpass.write_text(f"127.0.0.1:{port}:postgres:syncd:{password}\n", encoding="utf-8")
+        os.chown(pgpass, UID, UID)
+        pgpass.chmod(0o600)
+        env = image_env(
+            root.config,
+            SYNCD_CACHE__URL=f"postgresql+psycopg://syncd@127.0.0.1:{port}/postgres",
+            PGPASSFILE="/run/secrets/pgpass",
+        )
+        upgraded = run(*root.command(["syncd", "db", "upgrade"], env))
+        ok(f"PGPASSFILE (mode 0600, owned by {UID}) gets syncd into PostgreSQL: {upgraded}")
+        pgpass.chmod(0o644)
+        refused = subprocess.run(root.command(["syncd", "db", "upgrade"], env), capture_output=True, check=False)
+        if refused.returncode == 0 or b"group or world access" not in refused.stderr:
+            said = refused.stderr.decode(errors="replace")[-2000:]
+            raise CheckFailed(f"a PGPASSFILE others can read: exit {refused.returncode}, no libpq warning:\n{said}")
+        ok(f"a PGPASSFILE others can read is ignored by libpq (exit {refused.returncode}), as compose.yaml warns")
+
+
 def main(image: str) -> None:
     config = check_config(image)
     with tempfile.TemporaryDirectory(prefix="syncd-standin-") as tmp:
@@ -306,6 +383,7 @@ def main(image: str) -> None:
                 toml.chmod(0o644)
                 root.mount(toml, "/etc/syncd/syncd.toml", "bind", "ro")
                 daemon_run(root, config, scim_url)
+                check_pgpassfile(root, workdir)
             finally:
                 emulator.stop(signal.SIGINT)
 

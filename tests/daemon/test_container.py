@@ -4,11 +4,14 @@ scripts/container-check makes a Debian base with debootstrap (once; reused after
 deploy/Dockerfile with `podman build --format docker` (podman's layer cache makes later builds
 quick) and runs the image's root filesystem as a stand-in for a container, since `podman run`
 cannot start one on every machine. scripts/test installs podman and debootstrap when it runs as
-root, as CI does; elsewhere this test is skipped and says why.
+root, as CI does; elsewhere this test is skipped and says why. Where PostgreSQL's binaries are
+installed, the check also starts a throwaway server and connects through a PGPASSFILE, as
+deploy/compose.yaml does.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -53,6 +56,8 @@ def test_the_image_builds_and_its_stand_in_run_passes_the_healthcheck_volume_and
         "SIGTERM stops it: exit code 0",
         "HEALTHCHECK command fails once it is stopped",
     ]
+    if shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        expected += ["PGPASSFILE (mode 0600, owned by 10001) gets syncd into PostgreSQL", "others can read is ignored"]
     for text in expected:
         assert any(text in line for line in passed), f"no check passed saying {text!r}:\n{done.stdout}"
     assert "container check passed" in done.stdout
