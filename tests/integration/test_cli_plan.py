@@ -49,7 +49,7 @@ def test_no_changes_says_so(workspace: Workspace) -> None:
 
 
 def test_creates_say_inactive_and_deletes_are_minus(workspace: Workspace) -> None:
-    """A create of a suspended user says (inactive); a user gone from the source is a - line."""
+    """A create of a suspended user says (inactive); a user gone from the source is deactivated first (~)."""
     data = make_directory(12, {"eng": list(range(12))})
     workspace.write(data)
     sync(workspace)
@@ -61,7 +61,7 @@ def test_creates_say_inactive_and_deletes_are_minus(workspace: Workspace) -> Non
     code, output = plan(workspace)
     assert 0 == code, output
     assert "+ user new@example.com (inactive)" in output
-    assert "- user user5@example.com (gone from the source)" in output
+    assert "~ user user5@example.com (deactivate) (gone from the source" in output
     assert "group eng members +1 (1 request)" in output
 
 
@@ -92,8 +92,8 @@ def test_detailed_exitcode(workspace: Workspace) -> None:
     payload = json.loads(output.splitlines()[-1])
     assert ("refused", 15, 0) == (
         payload["status"],
-        payload["would_change"]["users_deleted"],
-        payload["changes"]["users_deleted"],
+        payload["would_change"]["users_deactivated"],
+        payload["changes"]["users_deactivated"],
     )
 
 
