@@ -12,9 +12,11 @@ Exception tree::
     │   ├── TargetNotFound          404: the object is gone (deleted by hand)
     │   └── TargetConflict          409: the userName, email, externalId or name is taken
     ├── AssignmentError             an sso-admin rule or operation failed
-    ├── CacheError                  the cache database cannot be used
-    │   └── CacheBusy               another syncd holds the cache's lock
-    └── SafetyRefusal               the run would delete or deactivate too much (exit 3)
+    └── CacheError                  the cache database cannot be used
+        └── CacheBusy               another syncd holds the cache's lock
+
+A refusal is not an error: a run the guard, a stale saved plan or a "no" at the prompt stops
+ends with status ``refused`` (:class:`syncd.results.RunStatus`) and exit 3, having written nothing.
 
 Exit codes, so that cron and monitoring can tell failures apart: 0 ok, 1 anything else,
 2 configuration or usage, 3 refused (the guard, a stale saved plan, a "no" at the prompt),
@@ -88,13 +90,6 @@ class CacheError(SyncdError):
 
 class CacheBusy(CacheError):
     """Another syncd process holds the cache."""
-
-
-class SafetyRefusal(SyncdError):
-    """The run would delete or deactivate more than ``safety.max_deletes`` allows, or remove more
-    memberships than ``safety.max_member_removals`` allows."""
-
-    exit_code = 3
 
 
 class TargetNotFound(TargetError):

@@ -17,8 +17,9 @@ from typing import Any
 from rich.text import Text
 
 from syncd.assignments.permission_sets import differences
+from syncd.members import request_count
 from syncd.model import PermissionSetChange
-from syncd.plan import ADOPTED, MAX_MEMBER_CHANGES, Action, Change, Plan
+from syncd.plan import ADOPTED, Action, Change, Plan
 
 
 _CREATES = frozenset(
@@ -110,14 +111,6 @@ def attribute_diff(change: Change) -> list[tuple[str, Any, Any]]:
     return [(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)]
 
 
-def _member_requests(adds: int, removes: int) -> int:
-    """PATCH requests one group's member changes take, as the engine sends them: adds in batches
-    of 100, removes in the room left in the last add PATCH, then in batches of 100."""
-    requests = math.ceil(adds / MAX_MEMBER_CHANGES)
-    room = requests * MAX_MEMBER_CHANGES - adds
-    return requests + math.ceil(max(0, removes - room) / MAX_MEMBER_CHANGES)
-
-
 @dataclass(frozen=True, slots=True)
 class Summary:
     """The plan's totals, as the summary line says them."""
@@ -161,7 +154,7 @@ def summarise(plan: Plan) -> Summary:
             adds[c.source_id] = adds.get(c.source_id, 0) + len(c.members)
         elif c.action is Action.REMOVE_MEMBERS:
             removes[c.source_id] = removes.get(c.source_id, 0) + len(c.members)
-    requests = sum(_member_requests(adds.get(g, 0), removes.get(g, 0)) for g in adds.keys() | removes.keys())
+    requests = sum(request_count(plan).values())
     members = inline + sum(adds.values()) + sum(removes.values())
     return Summary(create, change, delete, adopt, members, requests, len(plan.writes))
 
@@ -208,6 +201,7 @@ def _permission_set_lines(change: Change, resource: PermissionSetChange, name: s
 
 def _member_lines(plan: Plan) -> Iterator[Line]:
     by_group: dict[str, tuple[str, int, int]] = {}
+    counted = request_count(plan)
     for c in plan:
         if c.action in _MEMBERS:
             name, adds, removes = by_group.get(c.source_id, (c.label(), 0, 0))
@@ -216,9 +210,9 @@ def _member_lines(plan: Plan) -> Iterator[Line]:
             else:
                 removes += len(c.members)
             by_group[c.source_id] = (name, adds, removes)
-    for name, adds, removes in sorted(by_group.values()):
+    for (name, adds, removes), gsid in sorted((shown, gsid) for gsid, shown in by_group.items()):
         parts = ([f"+{adds}"] if adds else []) + ([f"-{removes}"] if removes else [])
-        requests = _member_requests(adds, removes)
+        requests = counted.get(gsid, 0)
         yield Line(
             "~",
             "yellow" if removes else "green",

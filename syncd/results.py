@@ -6,6 +6,7 @@ faces and the metrics need not import the engine to read a result.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,13 +18,30 @@ if TYPE_CHECKING:
     from syncd.plan import Plan
 
 
+class RunStatus(enum.StrEnum):
+    """How a run ended; the value is what the cache's ``runs.status`` and ``--json`` hold."""
+
+    OK = "ok"
+    FAILED = "failed"
+    REFUSED = "refused"  # the guard, a stale saved plan, a "no" at the prompt (exit 3)
+    INTERRUPTED = "interrupted"
+
+
+class RunMode(enum.StrEnum):
+    """What a run compared with; the value is what the cache's ``runs.mode`` and ``--json`` hold."""
+
+    INCREMENTAL = "incremental"  # the source against the cache
+    FULL_RESYNC = "full"  # reconciled against live Identity Center (``--full-resync``)
+    ASSIGNMENTS = "assignments"  # access only (``--only assignments``)
+
+
 @dataclass(slots=True)
 class RunResult:
     """What a run did, as ``sync --json`` prints it."""
 
-    status: str  # "ok" | "failed" | "refused" | "interrupted"
+    status: RunStatus
     dry_run: bool
-    mode: str
+    mode: RunMode
     plan: Plan
     counts: dict[str, int]
     requests: dict[str, int]
@@ -49,9 +67,9 @@ class RunResult:
         if self.would_change is not None:
             shown = {"would_change": self.would_change, "changes": dict.fromkeys(self.counts, 0)}
         return {
-            "status": self.status,
+            "status": str(self.status),
             "dry_run": self.dry_run,
-            "mode": self.mode,
+            "mode": str(self.mode),
             **shown,
             "requests": self.requests,
             "duration_s": round(self.duration_s, 3),

@@ -12,9 +12,9 @@ from collections.abc import Callable
 import pytest
 
 from syncd.assignments.manager import MAX_IN_FLIGHT, AssignmentManager, Backoff
-from syncd.engine import Assigner
 from syncd.model import Assignment
 from syncd.plan import Action, Change
+from syncd.ports import Assigner
 from tests.assignments.fakes import INSTANCE, FakeSsoAdmin, Script, fake_access
 
 

@@ -39,6 +39,7 @@ LAYER = {
     "syncd.normalise": PURE,
     "syncd.plan": PURE,
     "syncd.members": PURE,
+    "syncd.ports": PURE,
     "syncd.guard": PURE,
     "syncd.grace": PURE,
     "syncd.access": PURE,

@@ -1,0 +1,73 @@
+"""Member PATCHes: how a plan's member changes are packed into the requests syncd sends.
+
+Pure functions, no I/O. The applier calls :func:`member_requests` after creates and recreations
+(with the member changes planned again from what the cache then holds), and the plan view counts
+the same requests (:func:`request_count`), so ``syncd plan`` shows what will be sent.
+
+Identity Center takes at most 100 membership changes per PATCH [DG:patchgroup]. A group that
+gains and loses members gets its removes in the spare room of its last add PATCH (after the
+adds, in the same request), so a membership move inside one group costs one request, not two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from syncd.plan import MAX_MEMBER_CHANGES, Action, Change
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRequest:
+    """One PATCH of a group's members: adds first, then removes, at most 100 in all."""
+
+    group: str
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+    def as_change(self) -> Change:
+        """The change this request stands for, for failure reports."""
+        action = Action.ADD_MEMBERS if self.add else Action.REMOVE_MEMBERS
+        return Change(action, self.group, members=self.add + self.remove)
+
+
+def _chunks(items: list[str]) -> list[tuple[str, ...]]:
+    return [tuple(items[i : i + MAX_MEMBER_CHANGES]) for i in range(0, len(items), MAX_MEMBER_CHANGES)]
+
+
+def member_requests(changes: Iterable[Change]) -> tuple[list[list[MemberRequest]], list[list[MemberRequest]]]:
+    """The PATCHes for ``changes`` (their member adds and removes), in two waves of per-group lists.
+
+    The first wave holds every group with adds (its removes packed into the room of its last add
+    request); the second, once the first has landed, the removes that did not fit. Within a
+    group's list the requests go in order; different groups may go side by side.
+    """
+    adds: dict[str, list[str]] = {}
+    removes: dict[str, list[str]] = {}
+    for change in changes:
+        if change.action in (Action.ADD_MEMBERS, Action.REMOVE_MEMBERS) and change.members:
+            into = adds if change.action is Action.ADD_MEMBERS else removes
+            into.setdefault(change.source_id, []).extend(change.members)
+    first: list[list[MemberRequest]] = []
+    for gsid, added in adds.items():
+        requests = [MemberRequest(gsid, chunk) for chunk in _chunks(added)]
+        room = MAX_MEMBER_CHANGES - len(requests[-1].add)
+        leaving = removes.pop(gsid, [])
+        if room and leaving:
+            requests[-1] = MemberRequest(gsid, requests[-1].add, tuple(leaving[:room]))
+            leaving = leaving[room:]
+        if leaving:
+            removes[gsid] = leaving
+        first.append(requests)
+    then = [[MemberRequest(gsid, (), chunk) for chunk in _chunks(left)] for gsid, left in removes.items()]
+    return first, then
+
+
+def request_count(changes: Iterable[Change]) -> dict[str, int]:
+    """How many PATCH requests each group's member changes take, as :func:`member_requests` packs them."""
+    first, then = member_requests(changes)
+    counts: dict[str, int] = {}
+    for batch in (*first, *then):
+        for request in batch:
+            counts[request.group] = counts.get(request.group, 0) + 1
+    return counts
