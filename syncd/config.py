@@ -87,6 +87,15 @@ class TargetConfig(_Section):
     requests_per_second: float = Field(20.0, gt=0, le=1000)
     scim_token_expires: date | None = None
     """When the SCIM token expires (the console shows it); ``syncd run`` warns from 30 days before."""
+    check_every: Duration = timedelta(0)
+    """How often a run proves the token with one read of Identity Center; 0: every run."""
+
+    @field_validator("check_every")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError('must be 0 (every run) or a duration such as "1h"')
+        return value
 
     @field_validator("scim_url")
     @classmethod

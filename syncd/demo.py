@@ -4,7 +4,7 @@ Starts the Identity Center emulator in this process (throttled at 20 requests/s 
 service), syncs a bundled sample directory (131 users, nested teams, a 130-member group, a
 cycle of nested groups, a suspended user and one record Identity Center would reject), then
 changes the sample (a leaver, a joiner, a rename) and shows that the next run does only that,
-and that the run after it does nothing at all.
+and that the run after it writes nothing (one read proves the token still works).
 """
 
 from __future__ import annotations
@@ -137,8 +137,9 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
             third = run(RunOptions())
             console.print(
                 f"status {third.status}, writes to Identity Center: {emu.stats.writes}, requests: {emu.stats.total}"
+                " (one read, proving the token still works)"
             )
-            ok &= third.status == "ok" and emu.stats.total == 0
+            ok &= third.status == "ok" and emu.stats.writes == 0 and emu.stats.total <= 1
         finally:
             cache.close()
 

@@ -52,6 +52,7 @@ from syncd.target.scim import ScimTarget
 
 
 log = structlog.get_logger("syncd.engine")
+_TARGET_CHECKED_KEY = "target_checked_at"  # when the SCIM token was last proven (with target.check_every)
 
 Approve = Callable[[Plan, Snapshot], str | None]
 """Asked after the guard with the plan and the source snapshot it came from, before any write:
@@ -111,8 +112,10 @@ class Engine:
         delete_after: timedelta = timedelta(0),
         assigner: Assigner | None = None,
         access_rules: AccessRules | None = None,
+        check_every: timedelta = timedelta(0),
     ) -> None:
         self.assigner = assigner
+        self.check_every = check_every
         self.access_rules = access_rules or AccessRules()
         self.member_limit = member_limit
         self.delete_after = delete_after
@@ -236,6 +239,7 @@ class Engine:
                 bound.error("run.refused", reason=verdict.refused)
                 return result
             if options.dry_run:
+                await self._prove_target(dry_run=True)
                 result.status = RunStatus.OK
                 return result
             if refused:
@@ -262,6 +266,7 @@ class Engine:
             elif applier.errors:
                 result.status = RunStatus.FAILED
             else:
+                await self._prove_target(dry_run=False)
                 result.status = RunStatus.OK
                 if not only:  # the identities of this read were not all pushed: read them again
                     self.cache.set_value(self._state_key, read.state)
@@ -301,6 +306,24 @@ class Engine:
                 requests=result.requests,
                 **{k: v for k, v in result.counts.items() if v},
             )
+
+    async def _prove_target(self, *, dry_run: bool) -> None:
+        """End a run only once Identity Center has accepted the SCIM token: one cheap read if nothing else did.
+
+        A run that wrote or read Identity Center has its answer already; one that did not (nothing
+        changed, or a plan) makes :meth:`ScimTarget.probe`, unless the token was proven within
+        ``target.check_every``. So a revoked or expired token fails the next run, changes or not,
+        instead of runs staying "ok" until a change meets a burst of 401s.
+        """
+        now = datetime.now(UTC)
+        if not self.target.proven and self.check_every:
+            checked = self.cache.get_value(_TARGET_CHECKED_KEY)
+            if isinstance(checked, str) and now - datetime.fromisoformat(checked) < self.check_every:
+                return
+        if not self.target.proven:
+            await self.target.probe()
+        if self.check_every and not dry_run:
+            self.cache.set_value(_TARGET_CHECKED_KEY, now.isoformat())
 
     async def _plan_assignments(self, snapshot: Snapshot, state: CacheState, live: LiveState | None) -> list[Change]:
         """Assignment changes; an unknown permission set, account or OU fails here, before any write."""

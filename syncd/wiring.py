@@ -98,6 +98,7 @@ async def build_engine(
             access_rules=AccessRules(
                 settings.assignments, settings.applications, settings.access.admin_permission_sets
             ),
+            check_every=settings.target.check_every,
         )
     finally:
         await target.aclose()

@@ -19,10 +19,16 @@ AWS quirks handled here, each with its source (``docs/references.md``):
 * a group PATCH names each attribute by ``path``, one operation each: a path-less operation
   may modify a single attribute only [DG:patchgroup; goauthentik/authentik#12321];
 * one email, marked primary [A.4, DG:createuser].
+
+A refused token is found with the fewest requests: :meth:`ScimTarget.probe` is one filtered read
+that proves it, and until some request has had an authenticated answer the target sends one
+request at a time. The first 401 or 403 ends the sending: every later call fails at once with the
+same advice (fix ``target.scim_token``) instead of a burst of refused requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Literal
 from urllib.parse import quote
@@ -68,6 +74,7 @@ from syncd.secrets import describe
 log = structlog.get_logger(__name__)
 
 ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PROBE_USER_NAME = "syncd-token-check@example.invalid"  # RFC 2606: .invalid names no one
 PAGE_SIZE = 100  # the largest `count` Identity Center accepts [DG:listusers]
 _ENTERPRISE_KEYS = {
     "employee_number": "employeeNumber",
@@ -224,6 +231,10 @@ class ScimTarget:
     ) -> None:
         self.remove_style = remove_style
         self.stats = RequestStats()
+        self.proven = False
+        """True once Identity Center has answered a request without refusing the token."""
+        self._first = asyncio.Lock()  # held by the one request in flight until the token is proven
+        self._refused: TargetError | None = None  # why nothing more is sent (a 401/403, or the first request failed)
         self._user_ids: dict[str, str] = {}  # the ids of the last full user listing
         self.pacer = Pacer(requests_per_second)
         self.retry_timeout = retry_timeout
@@ -247,6 +258,8 @@ class ScimTarget:
     async def _count(self, response: httpx2.Response) -> None:
         self.stats.by_status[response.status_code] += 1
         self.stats.by_method[response.request.method] += 1
+        if response.status_code not in (401, 403):
+            self.proven = True
         if response.status_code == 429:
             self.pacer.on_throttled()
         elif response.status_code < 400:
@@ -257,8 +270,35 @@ class ScimTarget:
         await self._http.aclose()
 
     async def _call(self, what: str, factory: Any) -> Any:
-        """Run ``factory()`` (a coroutine factory) paced and retried; map errors to syncd's."""
+        """Run ``factory()`` (a coroutine factory) paced and retried; map errors to syncd's.
 
+        Until the token is proven, calls go one at a time; if that one is refused or cannot get
+        through, the calls waiting behind it fail the same way without being sent.
+        """
+        if not self.proven:
+            async with self._first:
+                self._raise_if_refused(what)
+                if not self.proven:
+                    try:
+                        return await self._send(what, factory)
+                    except (TargetAuthError, TargetUnavailable) as exc:
+                        self._refused = exc
+                        raise
+        self._raise_if_refused(what)
+        try:
+            return await self._send(what, factory)
+        except TargetAuthError as exc:  # revoked mid-run: stop sending
+            self._refused = exc
+            raise
+
+    def _raise_if_refused(self, what: str) -> None:
+        refused = self._refused
+        if refused is None:
+            return
+        reason = str(refused).split(": ", 1)[-1]  # without the earlier request's own subject
+        raise type(refused)(f"{what}: not sent, an earlier request failed: {reason}", status=refused.status)
+
+    async def _send(self, what: str, factory: Any) -> Any:
         async def paced() -> Any:
             await self.pacer.acquire()
             return await factory()
@@ -288,6 +328,28 @@ class ScimTarget:
         if status is not None and (status == 429 or status >= 500):
             return TargetUnavailable(f"{what}: Identity Center kept answering {status} ({detail})", status=status)
         return TargetError(f"{what}: Identity Center answered {status}: {detail}", status=status)
+
+    async def probe(self) -> None:
+        """One cheap authenticated read, to prove the token: ``GET /Users`` filtered on a userName nobody has.
+
+        Identity Center answers an empty list [DG:listusers]; no user's data is read.
+
+        Raises:
+            TargetAuthError: the token is refused (401/403): the message says to fix ``target.scim_token``.
+            TargetError: the URL answers, but not as Identity Center's SCIM endpoint does (a 404: fix
+                ``target.scim_url``).
+            TargetUnavailable: Identity Center cannot be reached, or keeps answering 429 or 5xx.
+        """
+        url = "Users?filter=" + quote(f'userName eq "{PROBE_USER_NAME}"', safe="")
+        try:
+            await self._call("check the SCIM token", lambda: self._get_json(url))
+        except TargetNotFound:
+            raise TargetError(
+                f"check the SCIM token: {self._http.base_url} answered 404, so it is not Identity Center's SCIM"
+                " endpoint; fix target.scim_url (copy the SCIM endpoint from the console: Settings, Identity"
+                " source, Automatic provisioning)",
+                status=404,
+            ) from None
 
     # ----- users
 

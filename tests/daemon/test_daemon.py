@@ -138,6 +138,22 @@ def test_a_run_asked_for_as_one_ends_is_started_not_skipped(
     assert 0 == _skips(daemon)
 
 
+def test_a_revoked_token_fails_the_next_run_though_nothing_changed(
+    workspace: Workspace, directory: Callable[..., dict[str, Any]], thread_daemon: Start
+) -> None:
+    """A token revoked with nothing to change: the next run fails after one request, saying to fix target.scim_token."""
+    workspace.write(directory(2))
+    daemon = thread_daemon(workspace.configure(schedule(interval="1h")))
+    wait_for(lambda: [r.status for r in runs(workspace.cache_url)] == ["ok"], what="the first run")
+    workspace.emu.app.rotate_token("a-new-token-from-the-console")
+    daemon.daemon.trigger()
+    wait_for(lambda: len(runs(workspace.cache_url)) == 2 and runs(workspace.cache_url)[-1].finished_at, what="run 2")
+    daemon.stop()
+    second = runs(workspace.cache_url)[-1]
+    assert ("failed", 1) == (second.status, second.requests["target"])
+    assert "fix target.scim_token" in (second.error or "")
+
+
 def _next_run(workspace: Workspace) -> datetime:
     with Cache.open(workspace.cache_url) as cache:
         record = read_record(cache)

@@ -48,13 +48,13 @@ class TestConverge:
         } == view["groups"]
         assert "User Number3" == view["users"]["u0003"]["displayName"]
 
-    def test_second_run_makes_zero_target_requests(self, workspace: Workspace) -> None:
-        """A run with no source change sends no request at all to Identity Center."""
+    def test_a_run_with_no_change_makes_one_read_to_prove_the_token(self, workspace: Workspace) -> None:
+        """A run with no source change writes nothing and sends Identity Center one read: the token check."""
         workspace.write(make_directory(3, {"eng": [0, 1, 2]}))
         sync(workspace)
         workspace.emu.stats.reset()
         code, out = sync(workspace)
-        assert (0, 0, 0) == (code, out["requests"]["target"], workspace.emu.stats.total)
+        assert (0, 1, {"GET /Users": 1}) == (code, out["requests"]["target"], workspace.emu.stats.by_method)
         assert 0 == sum(out["changes"].values())
 
     def test_rename_keeps_the_identity_center_id(self, workspace: Workspace) -> None:
