@@ -40,6 +40,7 @@ from syncd.normalise import Scope, build_snapshot
 from syncd.plan import (
     Action,
     Change,
+    Matches,
     Plan,
     count_changes,
     make_plan,
@@ -208,15 +209,15 @@ class Engine:
             reconcile = (options.full_resync or not (state.users or state.groups)) and not only
             if reconcile and not options.full_resync:
                 bound.info("run.first", reason="the cache is empty: reading Identity Center to adopt what it holds")
-            live = await self._read_live(snapshot, state) if reconcile else None
+            live, matches = await self._read_live(snapshot, state) if reconcile else (None, None)
             # --only assignments writes no identity: access goes only to groups Identity Center holds.
             # "Now" is read once, here: the plan is a pure value of its inputs (syncd.grace).
             grace = Grace(self.delete_after, datetime.now(UTC))
-            plan = make_plan(snapshot, state, live, grace=grace) if not only else Plan()
+            plan = make_plan(snapshot, state, live, grace=grace, matches=matches) if not only else Plan()
             if self.assigner is not None:
                 groups = snapshot if not only else Snapshot(groups=_known_groups(snapshot, state))
                 assignment_changes = _keep_pending_access(
-                    plan, await self._plan_assignments(groups, state, live), state, snapshot
+                    plan, await self._plan_assignments(groups, state, matches), state, snapshot
                 )
                 plan.changes = sorted(plan.changes + assignment_changes, key=lambda c: c.phase)
                 # The guard's base for access removals: what syncd made and may delete.
@@ -325,17 +326,20 @@ class Engine:
         if self.check_every and not dry_run:
             self.cache.set_value(_TARGET_CHECKED_KEY, now.isoformat())
 
-    async def _plan_assignments(self, snapshot: Snapshot, state: CacheState, live: LiveState | None) -> list[Change]:
+    async def _plan_assignments(self, snapshot: Snapshot, state: CacheState, matches: Matches | None) -> list[Change]:
         """Assignment changes; an unknown permission set, account or OU fails here, before any write."""
         assert self.assigner is not None
         group_targets = {sid: c.target_id for sid, c in state.groups.items()}
-        if live is not None:
+        if matches is not None:
             # Groups a full resync adopts have ids already: their existing assignments count.
-            group_targets.update({sid: g.target_id for sid, g in match_live(snapshot, state, live).groups.items()})
+            group_targets.update({sid: g.target_id for sid, g in matches.groups.items()})
         return await self.assigner.plan(snapshot, self.cache.assignments(), group_targets)
 
-    async def _read_live(self, snapshot: Snapshot, state: CacheState) -> LiveState:
-        """Everything a full resync compares: users, groups, and members of the groups syncd manages."""
+    async def _read_live(self, snapshot: Snapshot, state: CacheState) -> tuple[LiveState, Matches]:
+        """Everything a full resync compares: users, groups, and members of the groups syncd manages.
+
+        The matches (source to live) are made here, once: the plan and the access plan use them too.
+        """
         users, groups = await asyncio.gather(
             self.target.list_users(expected=snapshot.users, known_ids=(c.target_id for c in state.users.values())),
             self.target.list_groups(),
@@ -346,7 +350,7 @@ class Engine:
         members = await bounded(ids, self.target.list_member_ids, 8)
         live.members = dict(zip(ids, members, strict=True))
         log.info("target.read", users=len(users), groups=len(groups), member_lists=len(ids))
-        return live
+        return live, matches
 
 
 def _known_groups(snapshot: Snapshot, state: CacheState) -> dict[str, Group]:

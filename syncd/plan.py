@@ -697,7 +697,14 @@ def current_memberships(
     return by_group
 
 
-def make_plan(snapshot: Snapshot, cache: CacheState, live: LiveState | None = None, *, grace: Grace = NO_GRACE) -> Plan:
+def make_plan(
+    snapshot: Snapshot,
+    cache: CacheState,
+    live: LiveState | None = None,
+    *,
+    grace: Grace = NO_GRACE,
+    matches: Matches | None = None,
+) -> Plan:
     """Decide every change of a run.
 
     Without ``live`` (an incremental run) the cache is trusted; with it (``--full-resync``)
@@ -705,7 +712,8 @@ def make_plan(snapshot: Snapshot, cache: CacheState, live: LiveState | None = No
     ``safety.delete_after`` and the time of the plan (:mod:`syncd.grace`); by default objects
     gone from the source are deleted at once.
     """
-    matches = match_live(snapshot, cache, live) if live is not None else None
+    if matches is None and live is not None:
+        matches = match_live(snapshot, cache, live)  # the run passes the ones it made reading ``live``
     user_changes, _ = _user_changes(snapshot, cache, matches, grace)
     group_changes, deleting_groups, inline = _group_changes(snapshot, cache, matches, grace)
     # A user gone from the source keeps its memberships: deleting it drops them, and while it

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from syncd import config
+from syncd import engine as engine_module
+from syncd import plan as plan_module
 from syncd.engine import RunOptions
 from syncd.plan import Change, Plan
 from syncd.results import RunResult
@@ -101,3 +104,21 @@ def test_approve_hook_can_refuse_before_any_write(workspace: Workspace) -> None:
     assert 0 == sum(result.counts.values())
     assert result.would_change is not None
     assert 2 == result.would_change["users_created"]
+
+
+def test_a_full_resync_matches_live_objects_once(workspace: Workspace, monkeypatch: Any) -> None:
+    """A full resync pairs source and live objects once: reading members, planning and access share the matches."""
+    _populate(workspace, 3)
+    workspace.write(make_directory(3, {"eng": [0, 1, 2]}))
+    calls: list[int] = []
+    real = plan_module.match_live
+
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(plan_module, "match_live", counted)
+    monkeypatch.setattr(engine_module, "match_live", counted)
+    code, out = sync(workspace, "--full-resync")
+    assert (0, 3) == (code, out["changes"]["users_adopted"])
+    assert 1 == len(calls)
