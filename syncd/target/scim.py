@@ -206,6 +206,28 @@ def live_user(
     return LiveUser(target_id, external_id, str(raw.get("userName", "")), data)
 
 
+class _Unanswered(httpx2.AsyncBaseTransport):
+    """Counts a request whose connection failed or closed before an answer, as status 0.
+
+    Answered requests are counted by the client's response hook; without this, a request that
+    got no answer (and every retry of it) was missing from ``requests.target`` and the metrics.
+    """
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, stats: RequestStats) -> None:
+        self._inner = inner
+        self._stats = stats
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            return await self._inner.handle_async_request(request)
+        except httpx2.TransportError:
+            self._stats.count(request.method, 0)
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 class ScimTarget:
     """The Identity Center SCIM client syncd writes through.
 
@@ -246,9 +268,13 @@ class ScimTarget:
                 "Accept": "application/scim+json, application/json",
             },
             timeout=timeout,
-            transport=transport,
+            # The client's own limits do not apply to a transport it is given: the default one gets them.
+            transport=_Unanswered(
+                transport
+                or httpx2.AsyncHTTPTransport(limits=httpx2.Limits(max_connections=32, max_keepalive_connections=32)),
+                self.stats,
+            ),
             event_hooks={"response": [self._count]},
-            limits=httpx2.Limits(max_connections=32, max_keepalive_connections=32),
         )
         self._scim = AsyncSCIMClient(self._http, provider=_provider())
         user_model = self._scim.get_resource_model("User")

@@ -11,8 +11,10 @@ from typing import Any
 import httpx2
 import pytest
 from structlog.testing import capture_logs
+from typer.testing import CliRunner
 
 from syncd.cache import Cache
+from syncd.cli import app
 from syncd.leader import read_record
 from tests.conftest import Hold, Workspace
 from tests.daemon.conftest import PATIENCE, ThreadDaemon, probe, runs, schedule, wait_for
@@ -152,6 +154,23 @@ def test_a_revoked_token_fails_the_next_run_though_nothing_changed(
     second = runs(workspace.cache_url)[-1]
     assert ("failed", 1) == (second.status, second.requests["target"])
     assert "fix target.scim_token" in (second.error or "")
+
+
+def test_a_plan_beside_a_running_sync_leaves_its_run_running(
+    workspace: Workspace, directory: Callable[..., dict[str, Any]], thread_daemon: Start, hold_writes: Hold
+) -> None:
+    """`syncd plan` while the daemon's run is going neither marks that run interrupted nor records a run."""
+    workspace.write(directory(20))
+    gate = hold_writes(workspace.emu, 3)
+    daemon = thread_daemon(workspace.configure(schedule(interval="1h")))
+    assert gate.reached.wait(PATIENCE), "the run never got going"
+    planned = CliRunner().invoke(app, ["--log-level", "WARNING", "plan", "--config", str(workspace.config)])
+    assert 0 == planned.exit_code, planned.output
+    assert ["running"] == [r.status for r in runs(workspace.cache_url)], "only the lock's holder closes runs"
+    gate.release()
+    wait_for(lambda: runs(workspace.cache_url)[-1].status != "running", what="the run to end")
+    daemon.stop()
+    assert ["ok"] == [r.status for r in runs(workspace.cache_url)]
 
 
 def _next_run(workspace: Workspace) -> datetime:
