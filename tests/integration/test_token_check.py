@@ -14,15 +14,21 @@ from tests.conftest import TOKEN, Workspace, make_directory
 from tests.integration.test_cli_sync import sync
 
 
-def test_a_revoked_token_fails_a_run_with_no_change_in_one_request(workspace: Workspace) -> None:
-    """No change and a revoked token: the run fails (exit 4) after one refused read, naming target.scim_token."""
-    workspace.write(make_directory(3, {"eng": [0, 1, 2]}))
-    assert 0 == sync(workspace)[0]
+def _revoked_run(workspace: Workspace) -> dict[str, Any]:
+    """Revoke the token, sync: the run fails (exit 4) after exactly one request, refused; its --json."""
     workspace.emu.app.rotate_token("a-new-token-from-the-console")
     workspace.emu.stats.reset()
     code, out = sync(workspace)
     assert (4, "failed") == (code, out["status"])
     assert {401: 1} == workspace.emu.stats.by_status
+    return out
+
+
+def test_a_revoked_token_fails_a_run_with_no_change_in_one_request(workspace: Workspace) -> None:
+    """No change and a revoked token: the run fails (exit 4) after one refused read, naming target.scim_token."""
+    workspace.write(make_directory(3, {"eng": [0, 1, 2]}))
+    assert 0 == sync(workspace)[0]
+    out = _revoked_run(workspace)
     assert 1 == out["requests"]["target"]
     assert "fix target.scim_token" in out["errors"][0]
 
@@ -32,11 +38,7 @@ def test_a_revoked_token_meets_a_change_of_many_writes_with_one_request(workspac
     workspace.write(make_directory(1))
     assert 0 == sync(workspace)[0]
     workspace.write(make_directory(41))
-    workspace.emu.app.rotate_token("a-new-token-from-the-console")
-    workspace.emu.stats.reset()
-    code, out = sync(workspace)
-    assert (4, "failed") == (code, out["status"])
-    assert {401: 1} == workspace.emu.stats.by_status
+    out = _revoked_run(workspace)
     assert 0 == out["changes"]["users_created"]
     workspace.emu.app.rotate_token(TOKEN)
     code, out = sync(workspace)
