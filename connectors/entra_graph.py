@@ -131,7 +131,7 @@ def user_update(entry: Any, kept: Mapping[str, PackedUser]) -> tuple[str, Packed
 
 def unpack_user(user_id: str, packed: PackedUser, settings: EntraSettings) -> SourceUser | Skipped:
     """A kept user as the engine wants it, or why it is left out."""
-    upn, mail, given, surname, display, enabled, user_type, employee_id, department, _title, company, _ = packed
+    upn, mail, given, surname, display, enabled, user_type, employee_id, department, _title, company, manager = packed
     guest = user_type == "Guest" or (isinstance(upn, str) and "#EXT#" in upn)
     if guest and not settings.include_guests:
         return Skipped("user", user_id, "a guest (userType Guest); set include_guests = true to sync guests")
@@ -141,7 +141,13 @@ def unpack_user(user_id: str, packed: PackedUser, settings: EntraSettings) -> So
         return Skipped("user", user_id, f"the user has no {attribute}, which is its userName here")
     enterprise = {
         key: value
-        for key, value in (("employee_number", employee_id), ("department", department), ("organization", company))
+        for key, value in (
+            ("employee_number", employee_id),
+            ("department", department),
+            ("organization", company),
+            # The manager's object id, which is their source id: syncd sends their Identity Center id.
+            ("manager", manager),
+        )
         if value
     }
     return SourceUser(

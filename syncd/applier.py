@@ -32,6 +32,7 @@ from syncd.plan import (
     Phase,
     Plan,
     count_changes,
+    manager_waves,
     membership_changes,
     tally,
 )
@@ -100,7 +101,8 @@ class Applier:
             self._done(change)
         if live is not None:
             self.mirror.refresh_memberships(live)
-        await self._run_all(by_phase.get(Phase.USERS, []), self._user)
+        for wave in manager_waves(by_phase.get(Phase.USERS, [])):
+            await self._run_all(wave, self._user)
         await self._run_all(by_phase.get(Phase.GROUPS, []), self._group)
         if not self.access_only:  # members are re-planned from the cache: not in an access-only run
             await self._member_phases(deleting_users, deleting_groups)
@@ -116,7 +118,8 @@ class Applier:
             # real one and fails.
             deferred, self.deferred = self.deferred, []
             self.deleting_users, self.deleting_groups = set(), set()
-            await self._run_all([c for c in deferred if c.phase is Phase.USERS], self._user)
+            for wave in manager_waves(c for c in deferred if c.phase is Phase.USERS):
+                await self._run_all(wave, self._user)
             await self._run_all([c for c in deferred if c.phase is Phase.GROUPS], self._group)
             await self._member_phases(deleting_users, deleting_groups)
 

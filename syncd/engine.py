@@ -34,7 +34,7 @@ from syncd.errors import (
 from syncd.grace import Grace
 from syncd.guard import DEFAULT_MEMBER_LIMIT, Limit, check
 from syncd.live import LiveState
-from syncd.mirror import Mirror
+from syncd.mirror import Mirror, Owners
 from syncd.model import ApplicationAssignment, Group, Snapshot, User
 from syncd.normalise import Scope, build_snapshot
 from syncd.plan import (
@@ -253,6 +253,8 @@ class Engine:
             if options.progress is not None:
                 options.progress.planned(plan)
             mirror = Mirror(self.cache, state, snapshot.groups)
+            # A user's manager is sent as the manager's Identity Center id, as it is when sent.
+            self.target.manager_id = mirror.user_target
             applier = Applier(
                 self.target, mirror, snapshot, bound, self._stop, self.assigner, options.progress, access_only=only
             )
@@ -341,7 +343,11 @@ class Engine:
         The matches (source to live) are made here, once: the plan and the access plan use them too.
         """
         users, groups = await asyncio.gather(
-            self.target.list_users(expected=snapshot.users, known_ids=(c.target_id for c in state.users.values())),
+            self.target.list_users(
+                expected=snapshot.users,
+                known_ids=(c.target_id for c in state.users.values()),
+                owners=Owners(state),
+            ),
             self.target.list_groups(),
         )
         live = LiveState(users=users, groups=groups)

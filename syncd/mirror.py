@@ -5,7 +5,7 @@ Every change the applier confirms goes through here, so the cache and the index 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from typing import Any
@@ -15,6 +15,29 @@ from syncd.model import Group, User, digest
 from syncd.plan import Action, Change
 from syncd.ports import CacheLike
 from syncd.state import NO_DATA, AuditEntry, CachedGroup, CachedUser, CacheState
+
+
+class Owners(Mapping[str, str]):
+    """Identity Center id → source id of the cached users, indexed on first use (a full resync
+    only asks when a live user names a manager)."""
+
+    def __init__(self, state: CacheState) -> None:
+        self._state = state
+        self._index: dict[str, str] | None = None
+
+    def _map(self) -> dict[str, str]:
+        if self._index is None:
+            self._index = {c.target_id: sid for sid, c in self._state.users.items()}
+        return self._index
+
+    def __getitem__(self, target_id: str) -> str:
+        return self._map()[target_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map())
+
+    def __len__(self) -> int:
+        return len(self._state.users)
 
 
 class Mirror:

@@ -19,6 +19,7 @@ A record that cannot be made valid is skipped with a reason; the rest of the run
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -304,4 +305,37 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
         kept = group.members & users.keys()
         if kept != group.members:
             groups[gid] = Group(group.source_id, group.display_name, group.description, kept)
+    _resolve_managers(users)
     return Snapshot(users=users, groups=groups, skipped=skipped)
+
+
+def _resolve_managers(users: dict[str, User]) -> None:
+    """Make each user's ``manager`` the synced manager's source id, or drop it.
+
+    Identity Center's manager is "the id of the SCIM resource representing the User's manager"
+    (RFC 7643 §4.3, enterprise extension ``manager.value``): an Identity Center id, which the SCIM
+    target puts in place of this source id when it sends the user. A connector may name the
+    manager by source id (Google, Entra) or by userName (LDAP, a file export); a manager who is
+    not synced (or a free-text name, as an Okta profile may hold) cannot be referenced and is left out.
+    """
+    by_name: dict[str, str] | None = None
+    for uid, user in users.items():
+        if not user.enterprise:
+            continue
+        values = dict(user.enterprise)
+        manager = values.get("manager")
+        if manager is None:
+            continue
+        if manager not in users:
+            if by_name is None:
+                by_name = {u.user_name.casefold(): u.source_id for u in users.values()}
+            found = by_name.get(manager.casefold())
+            if found is None or found == uid:
+                del values["manager"]
+            else:
+                values["manager"] = found
+        elif manager == uid:
+            del values["manager"]
+        if values.get("manager") != manager:
+            kept = tuple((key, values[key]) for key, _ in user.enterprise if key in values)
+            users[uid] = dataclasses.replace(user, enterprise=kept)

@@ -741,3 +741,37 @@ def make_plan(
         managed_groups=len(cache.groups) + (len(matches.adopted_groups) if matches else 0),
         managed_memberships=memberships,
     )
+
+
+def manager_waves(changes: Iterable[Change]) -> list[list[Change]]:
+    """The users phase in waves, so that a manager created in this run exists before the users
+    who name them: Identity Center's ``manager.value`` is the manager's Identity Center id, which
+    a user created in the same wave could not know yet. Without managers created in this run
+    (the usual case) there is one wave; a chain of new managers adds one wave per level, and a
+    cycle of managers ends the chain where it closes.
+    """
+    changes = list(changes)
+    created = {c.source_id for c in changes if c.action is Action.CREATE_USER}
+
+    def manager_of(source_id: str) -> str | None:
+        change = by_id.get(source_id)
+        user = change.user if change is not None else None
+        manager = dict(user.enterprise).get("manager") if user is not None and user.enterprise else None
+        return manager if manager in created and manager != source_id else None
+
+    by_id = {c.source_id: c for c in changes}
+    depth: dict[str, int] = {}
+    for change in changes:
+        chain: list[str] = []
+        current: str | None = change.source_id
+        while current is not None and current not in depth and current not in chain:
+            chain.append(current)
+            current = manager_of(current)
+        level = depth.get(current, -1) if current is not None else -1
+        for source_id in reversed(chain):
+            level += 1
+            depth[source_id] = level
+    waves: dict[int, list[Change]] = {}
+    for change in changes:
+        waves.setdefault(depth[change.source_id], []).append(change)
+    return [waves[level] for level in sorted(waves)]

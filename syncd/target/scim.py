@@ -29,7 +29,7 @@ same advice (fix ``target.scim_token``) instead of a burst of refused requests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -144,9 +144,16 @@ def _detail(exc: Exception) -> str:
 
 
 def user_resource(
-    user: model.User, model_cls: type[User[EnterpriseUser]], target_id: str | None = None
+    user: model.User,
+    model_cls: type[User[EnterpriseUser]],
+    target_id: str | None = None,
+    manager_id: Callable[[str], str | None] | None = None,
 ) -> User[EnterpriseUser]:
-    """The SCIM user for ``user``: the attributes syncd owns, one primary email."""
+    """The SCIM user for ``user``: the attributes syncd owns, one primary email.
+
+    ``manager_id`` turns the manager's source id into its Identity Center id (RFC 7643 §4.3:
+    ``manager.value`` is the id of the manager's SCIM resource); a manager without one is left out.
+    """
     resource = model_cls(
         id=target_id,
         external_id=user.source_id,
@@ -159,20 +166,28 @@ def user_resource(
     if user.enterprise:
         values = dict(user.enterprise)
         ext = EnterpriseUser(**{k: values[k] for k in _ENTERPRISE_KEYS if k in values})
-        if "manager" in values:
-            ext.manager = Manager(value=values["manager"])
+        manager = values.get("manager")
+        if manager is not None and manager_id is not None:
+            manager = manager_id(manager)
+        if manager is not None:
+            ext.manager = Manager(value=manager)
         resource[EnterpriseUser] = ext
     return resource
 
 
 def live_user(
-    raw: Mapping[str, Any], expected: Mapping[str, model.User] | None = None, ids: dict[str, str] | None = None
+    raw: Mapping[str, Any],
+    expected: Mapping[str, model.User] | None = None,
+    ids: dict[str, str] | None = None,
+    owners: Mapping[str, str] | None = None,
 ) -> LiveUser:
     """Reduce a SCIM user body to what :meth:`syncd.model.User.payload` compares.
 
     ``expected`` (source id → user) lets a user whose externalId names one and whose attributes
     are exactly its payload be kept as a reference to it (see :class:`~syncd.live.LiveUser`);
-    ``ids`` gives the id string to keep for an id already held (the cache's), not a copy.
+    ``ids`` gives the id string to keep for an id already held (the cache's), not a copy;
+    ``owners`` (Identity Center id → source id) turns the manager back into the source id the
+    snapshot compares (the reverse of :func:`user_resource`'s ``manager_id``).
     """
     name = raw.get("name") or {}
     emails = raw.get("emails") or []
@@ -192,6 +207,8 @@ def live_user(
     ext = raw.get(ENTERPRISE_URN) or {}
     enterprise = {k: ext[v] for k, v in _ENTERPRISE_KEYS.items() if ext.get(v)}
     manager = (ext.get("manager") or {}).get("value")
+    if manager and owners is not None:
+        manager = owners.get(manager, manager)
     if manager:
         enterprise["manager"] = manager
     if enterprise:
@@ -258,6 +275,8 @@ class ScimTarget:
         self._first = asyncio.Lock()  # held by the one request in flight until the token is proven
         self._refused: TargetError | None = None  # why nothing more is sent (a 401/403, or the first request failed)
         self._user_ids: dict[str, str] = {}  # the ids of the last full user listing
+        self.manager_id: Callable[[str], str | None] | None = None
+        """Source id → Identity Center id of a manager, for the users this target sends (the run's)."""
         self.pacer = Pacer(requests_per_second)
         self.retry_timeout = retry_timeout
         self.attempts = attempts
@@ -381,13 +400,13 @@ class ScimTarget:
 
     async def create_user(self, user: model.User) -> LiveUser:
         """POST /Users; returns the created user."""
-        resource = user_resource(user, self.user_model)
+        resource = user_resource(user, self.user_model, manager_id=self.manager_id)
         created = await self._call(f"create user {user.user_name!r}", lambda: self._scim.create(resource))
         return live_user(created.model_dump(mode="json", scim_ctx=None, by_alias=True))
 
     async def replace_user(self, target_id: str, user: model.User) -> None:
         """PUT /Users/{id} with the full desired state (a rename included: ids survive)."""
-        resource = user_resource(user, self.user_model, target_id)
+        resource = user_resource(user, self.user_model, target_id, manager_id=self.manager_id)
         await self._call(f"update user {user.user_name!r}", lambda: self._scim.replace(resource))
 
     async def deactivate_user(self, target_id: str) -> None:
@@ -493,7 +512,11 @@ class ScimTarget:
         return body
 
     async def list_users(
-        self, *, expected: Mapping[str, model.User] | None = None, known_ids: Iterable[str] = ()
+        self,
+        *,
+        expected: Mapping[str, model.User] | None = None,
+        known_ids: Iterable[str] = (),
+        owners: Mapping[str, str] | None = None,
     ) -> list[LiveUser]:
         """Every user in Identity Center.
 
@@ -504,7 +527,7 @@ class ScimTarget:
         ids = {i: i for i in known_ids}
         users: list[LiveUser] = []
         async for page in self._pages("Users"):
-            users.extend(live_user(item, expected, ids) for item in page)
+            users.extend(live_user(item, expected, ids, owners) for item in page)
         # Member listings that follow name these users again: they reuse these id strings
         # (a full resync of 500k memberships would otherwise hold 500k more copies of them).
         self._user_ids = ids
