@@ -35,6 +35,7 @@ from pydantic_settings import (
 )
 
 from connectors import base as connectors
+from syncd import secrets as secrets_module
 from syncd.assignments.config import ApplicationRule, AssignmentRule, AwsConfig, PermissionSetConfig
 from syncd.durations import Duration
 from syncd.errors import ConfigError
@@ -355,6 +356,19 @@ def _resolve_paths(settings: Settings | CacheOnly, base: Path) -> None:
             for key, value in table.items():
                 if _PATH_KEY.search(key) and isinstance(value, str) and value and not Path(value).is_absolute():
                     table[key] = str(base / Path(value).expanduser()) if not value.startswith("~") else value
+                elif _relative_file_ref(value):
+                    # A secret in a file beside the config: read from there, wherever syncd runs.
+                    table[key] = f"file:{base / value[5:]}"
+
+
+def _relative_file_ref(value: Any) -> bool:
+    """Whether ``value`` is a ``file:`` secret reference with a relative path."""
+    return (
+        isinstance(value, str)
+        and value.startswith("file:")
+        and not value.startswith("file:~")
+        and not Path(value[5:]).is_absolute()
+    )
 
 
 _PATH_KEY = re.compile(r"(^path$|_path$|_file$)")
@@ -399,6 +413,7 @@ def load(path: Path | None = None, **overrides: Any) -> Settings:
     toml_path = find_config(path)
     raw = _read_toml(toml_path)
     Settings._toml_path = toml_path
+    relative = secrets_module.RELATIVE_TO.set(toml_path.parent)
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -407,6 +422,7 @@ def load(path: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(f"{toml_path} cannot be read as TOML: {exc}") from None
     finally:
         Settings._toml_path = None
+        secrets_module.RELATIVE_TO.reset(relative)
     for warning in secret_warnings(raw):
         log.warning("config.secret: %s", warning, extra={"config": str(toml_path)})
     _resolve_paths(settings, toml_path.parent)

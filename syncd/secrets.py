@@ -29,6 +29,7 @@ import re
 import sys
 import threading
 import traceback
+from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
 from typing import Annotated, Any
@@ -102,6 +103,10 @@ def install_excepthooks() -> None:
     threading.excepthook = _scrubbing_thread_hook
 
 
+RELATIVE_TO: ContextVar[Path | None] = ContextVar("syncd_secrets_relative_to", default=None)
+"""The folder a relative ``file:`` reference is read from while a config loads (the config's own)."""
+
+
 def _read(value: str) -> tuple[str, str]:
     """The value a setting names, and how to name it in a message (never the value itself)."""
     if value.startswith("env:"):
@@ -115,6 +120,9 @@ def _read(value: str) -> tuple[str, str]:
         return found, value
     if value.startswith("file:"):
         path = Path(value[5:]).expanduser()
+        base = RELATIVE_TO.get()
+        if not path.is_absolute() and base is not None:
+            path = base / path  # relative to the config file's folder, like every path in it
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:

@@ -201,3 +201,22 @@ def test_a_missing_extra_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     cfg = _relative_config(tmp_path, "http://127.0.0.1:9/scim/v2", '[cache]\nurl = "postgresql://syncd@db/syncd"')
     code, output = invoke("status", "--config", str(cfg))
     assert (2, True) == (code, "pip install 'syncd[postgres]'" in output)
+
+
+def test_a_relative_secret_file_is_read_beside_the_config(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scim_token = "file:secrets/token" is read from the config's folder, not the current one."""
+    folder = tmp_path / "srv"
+    cfg = _relative_config(folder, workspace.emu.url)
+    (folder / "secrets").mkdir()
+    (folder / "secrets" / "token").write_text(TOKEN + "\n", encoding="utf-8")
+    cfg.write_text(
+        cfg.read_text(encoding="utf-8").replace('"env:SYNCD_TEST_SCIM_TOKEN"', '"file:secrets/token"'),
+        encoding="utf-8",
+    )
+    elsewhere = tmp_path / "home"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, output = invoke("sync", "--config", str(cfg))
+    assert 0 == code, output
