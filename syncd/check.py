@@ -32,16 +32,12 @@ class CheckResult:
     """What the one authenticated read of Identity Center found (empty when it was not made)."""
 
 
-PROBE_USER = "syncd-probe@example.invalid"
-"""The userName the probe looks up: a filtered read of one page that finds nobody."""
-
-
 async def prove_target(settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> str:
     """One authenticated read of Identity Center, so that a wrong token or URL fails before a plan looks green.
 
-    Until the SCIM client has a probe of its own, the read is a filtered user lookup
-    (``GET /Users?filter=userName eq ...``), the cheapest authenticated request it makes. It is
-    tried twice with short timeouts: an unreachable host fails in seconds, not minutes.
+    The read is the SCIM target's own token check (:meth:`~syncd.target.scim.ScimTarget.probe`,
+    the one every run makes), tried twice with short timeouts: an unreachable host fails in
+    seconds, not minutes.
 
     Raises:
         ConfigError: the token is refused (401/403) or the URL is not a SCIM endpoint (exit 2).
@@ -60,7 +56,7 @@ async def prove_target(settings: Settings, *, transport: httpx2.AsyncBaseTranspo
         attempts=2,
     )
     try:
-        await target.find_user(user_name=PROBE_USER)
+        await target.probe()
     except TargetAuthError as exc:
         raise ConfigError(f"target.scim_token: {exc}") from None
     except TargetUnavailable as exc:
