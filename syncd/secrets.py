@@ -37,7 +37,17 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, SecretStr
 
 
-__all__ = ["Secret", "SecretText", "describe", "forget_all", "install_excepthooks", "remember", "resolve", "scrub"]
+__all__ = [
+    "Secret",
+    "SecretPassword",
+    "SecretText",
+    "describe",
+    "forget_all",
+    "install_excepthooks",
+    "remember",
+    "resolve",
+    "scrub",
+]
 
 MASK = "***"
 _SHORTEST = 4  # shorter values are not scrubbed by value: every "abc" in every message would go
@@ -135,7 +145,7 @@ def _read(value: str) -> tuple[str, str]:
     return value, "the value"
 
 
-def _resolve(value: Any, *, multiline: bool) -> Any:
+def _resolve(value: Any, *, multiline: bool, ascii_only: bool = True) -> Any:
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     if not isinstance(value, str):
@@ -153,7 +163,7 @@ def _resolve(value: Any, *, multiline: bool) -> Any:
             f"{named} has a line break, tab or other control character inside it (surrounding "
             "whitespace is ignored); store the secret on one line exactly as issued"
         )
-    if not multiline and not text.isascii():
+    if not multiline and ascii_only and not text.isascii():
         raise ValueError(
             f"{named} has a character outside ASCII; a token goes into an HTTP header, which carries "
             "only ASCII: copy it again from where it was issued"
@@ -171,6 +181,12 @@ def resolve(value: Any) -> Any:
     return _resolve(value, multiline=False)
 
 
+def resolve_password(value: Any) -> Any:
+    """Resolve a single-line password sent outside HTTP headers (an LDAP bind): like :func:`resolve`,
+    but any Unicode letter may be in it (LDAP passwords are UTF-8, RFC 4513 §5.1.2)."""
+    return _resolve(value, multiline=False, ascii_only=False)
+
+
 def resolve_text(value: Any) -> Any:
     """Resolve multi-line key material like :func:`resolve`; line breaks and tabs may be inside."""
     return _resolve(value, multiline=True)
@@ -178,6 +194,9 @@ def resolve_text(value: Any) -> Any:
 
 Secret = Annotated[SecretStr, BeforeValidator(resolve)]
 """A single-line ``SecretStr`` setting (a token or password) that may be written ``env:NAME`` or ``file:PATH``."""
+
+SecretPassword = Annotated[SecretStr, BeforeValidator(resolve_password)]
+"""A single-line ``SecretStr`` password that may hold any Unicode letter (not a header token)."""
 
 SecretText = Annotated[SecretStr, BeforeValidator(resolve_text)]
 """A multi-line ``SecretStr`` setting (a PEM key, a JSON key file) that may be written ``env:NAME`` or ``file:PATH``."""

@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from syncd.durations import Duration
-from syncd.secrets import Secret
+from syncd.secrets import SecretPassword
 
 
 __all__ = ["PRESETS", "AttributeMap", "LdapSettings", "Preset"]
@@ -161,7 +161,7 @@ class LdapSettings(BaseModel):
     tls_verify: bool = Field(True, description="false accepts any certificate (a loud warning on every run).")
     allow_plaintext: bool = Field(False, description="Allow ldap:// without StartTLS (test servers only).")
     bind_dn: str | None = Field(None, description="The service account: a DN, or user@domain on AD.")
-    bind_password: Secret | None = Field(None, description="Its password (env:NAME or file:PATH).")
+    bind_password: SecretPassword | None = Field(None, description="Its password (env:NAME or file:PATH).")
     user_base: list[str] = Field(description="DN(s) under which users are searched.")
     group_base: list[str] = Field(description="DN(s) under which groups are searched.")
     user_filter: str | None = Field(None, description="Users to read (the preset's by default).")

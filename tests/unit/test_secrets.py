@@ -125,3 +125,16 @@ def test_errors_logs_and_exception_descriptions_are_scrubbed() -> None:
     assert {"event": "x", "error": "***", "nested": {"list": ["***"]}} == event
     assert "ValueError: bad ***" == describe(ValueError(f"bad {TOKEN_VALUE}"))
     assert TOKEN_VALUE == SecretStr(TOKEN_VALUE).get_secret_value()  # the value itself is untouched
+
+
+def test_an_ldap_password_may_hold_any_letter_but_a_token_may_not() -> None:
+    """A UTF-8 bind password (RFC 4513 §5.1.2) is accepted; the same text as a header token is refused."""
+    import pytest
+
+    from syncd.secrets import resolve, resolve_password
+
+    assert "pässwörd" == resolve_password("  pässwörd\n")
+    with pytest.raises(ValueError, match="outside ASCII"):
+        resolve("pässwörd")
+    with pytest.raises(ValueError, match="control character"):
+        resolve_password("pass\nword")
