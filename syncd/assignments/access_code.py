@@ -276,6 +276,15 @@ class AccessCode:
                 assert resource.spec is not None
                 arn = await self._call(self.api.create_permission_set, resource.spec)
                 self._created[pending_arn(resource.name)] = arn
+                if self.store is not None:
+                    # Recorded as syncd's the moment it exists: if filling it in fails below, the
+                    # next run updates it instead of refusing a permission set "syncd did not create".
+                    self.store.put_permission_set(
+                        resource.name,
+                        arn,
+                        "created",
+                        AuditEntry(str(change.action), "permission_set", resource.name, arn, None, None, "created"),
+                    )
                 for step in steps(None, resource.spec):
                     await self._call(self.api.run_step, arn, step)
             elif change.action is Action.UPDATE_PERMISSION_SET:

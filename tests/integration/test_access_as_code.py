@@ -363,3 +363,21 @@ def test_a_config_of_permission_sets_alone_is_applied_and_cleaned_up(workspace: 
     code, out = cli(workspace, "sync")
     assert (0, 1) == (code, out["changes"]["permission_sets_deleted"]), out["errors"]
     assert "Lonely" not in permission_sets(org)
+
+
+def test_a_permission_set_half_made_is_finished_by_the_next_run(workspace: Workspace, org: Org) -> None:
+    """A create whose policy attach fails leaves the set recorded as syncd's; the fixed config updates it next run."""
+    workspace.write(directory())
+    table = f'[aws]\nregion = "{REGION}"\n\n[[permission_sets]]\nname = "Half"\nmanaged_policies = ["{{policy}}"]\n'
+    workspace.configure(table.format(policy="NoSuchManagedPolicy"))
+    code, out = cli(workspace, "sync")
+    assert (1, "failed") == (code, out["status"])
+    assert "Half" in permission_sets(org)
+
+    workspace.configure(table.format(policy="ReadOnlyAccess"))
+    code, out = cli(workspace, "sync")
+    assert (0, "ok") == (code, out["status"]), out["errors"]
+    assert (0, 1) == (out["changes"]["permission_sets_created"], out["changes"]["permission_sets_updated"])
+    arn = permission_sets(org)["Half"]
+    listed = org.sso.list_managed_policies_in_permission_set(InstanceArn=org.instance_arn, PermissionSetArn=arn)
+    assert ["arn:aws:iam::aws:policy/ReadOnlyAccess"] == [p["Arn"] for p in listed["AttachedManagedPolicies"]]
