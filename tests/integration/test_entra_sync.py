@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
-from syncd.cli import app
 from syncd.emulator import RunningEmulator
 from tests.conftest import TOKEN
 from tests.entra.conftest import CLIENT_ID, CLIENT_SECRET, ISSUER, SUBJECT, federated_token
 from tests.fakes.entra import FakeEntra, FederatedCredential
 from tests.fakes.entra_tenant import build_tenant
 from tests.fakes.serve import serve
+from tests.integration.cli import idc_view, sync
 
 
 runner = CliRunner()
@@ -73,21 +72,6 @@ url = "sqlite:///{path / "syncd.db"}"
         encoding="utf-8",
     )
     return config
-
-
-def sync(config: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    result = runner.invoke(app, ["--log-level", "WARNING", "sync", "--config", str(config), "--json", *args])
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    assert lines, result.output
-    return result.exit_code, json.loads(lines[-1])
-
-
-def idc_view(emu: RunningEmulator) -> tuple[dict[str, tuple[str, bool]], dict[str, frozenset[str]]]:
-    """Identity Center's users by externalId (userName, active) and groups by name (member externalIds)."""
-    by_id = {u["id"]: u["externalId"] for u in emu.state.users}
-    users = {u["externalId"]: (u["userName"], u["active"]) for u in emu.state.users}
-    groups = {g["displayName"]: frozenset(by_id[m] for m in emu.state.members(g["id"])) for g in emu.state.groups}
-    return users, groups
 
 
 def wanted(fake: FakeEntra) -> tuple[dict[str, tuple[str, bool]], dict[str, frozenset[str]]]:
