@@ -296,10 +296,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Precedence: arguments, then the environment, then the TOML file."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls._toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
-        return tuple(sources)
+        return _sources(settings_cls, init_settings, env_settings, cls._toml_path)
 
     def connector_settings(self) -> BaseModel:
         """The ``[source.<type>]`` table validated by that connector's settings model."""
@@ -316,6 +313,19 @@ def candidates() -> list[tuple[Path, str]]:
     """Where a config is looked for when neither ``--config`` nor ``$SYNCD_CONFIG`` names one."""
     xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "syncd" / "syncd.toml"
     return [(DEFAULT_PATH, "the current directory"), (xdg, "$XDG_CONFIG_HOME"), (SYSTEM_PATH, "/etc/syncd")]
+
+
+def _sources(
+    settings_cls: type[BaseSettings],
+    init_settings: PydanticBaseSettingsSource,
+    env_settings: PydanticBaseSettingsSource,
+    toml_path: Path | None,
+) -> tuple[PydanticBaseSettingsSource, ...]:
+    """Arguments, then the environment, then the TOML file (when one is being read)."""
+    sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+    if toml_path is not None:
+        sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+    return tuple(sources)
 
 
 def find_config(explicit: Path | None) -> Path:
@@ -463,10 +473,7 @@ class CacheOnly(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Arguments, the environment, then the TOML file, as for :class:`Settings`."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls._toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
-        return tuple(sources)
+        return _sources(settings_cls, init_settings, env_settings, cls._toml_path)
 
 
 def load_cache_only(path: Path | None = None) -> CacheOnly:

@@ -35,7 +35,7 @@ from syncd.grace import Grace
 from syncd.guard import DEFAULT_MEMBER_LIMIT, Limit, check
 from syncd.live import LiveState
 from syncd.mirror import Mirror, Owners
-from syncd.model import ApplicationAssignment, Group, Snapshot, User
+from syncd.model import ApplicationAssignment, Assignment, Group, Snapshot, User
 from syncd.normalise import Scope, build_snapshot
 from syncd.plan import (
     Action,
@@ -216,12 +216,12 @@ class Engine:
             plan = make_plan(snapshot, state, live, grace=grace, matches=matches) if not only else Plan()
             if self.assigner is not None:
                 groups = snapshot if not only else Snapshot(groups=_known_groups(snapshot, state))
+                # What syncd made: what the rules are reconciled with, and the guard's base for removals.
+                made, apps = self.cache.assignments(), self.cache.application_assignments()
                 assignment_changes = _keep_pending_access(
-                    plan, await self._plan_assignments(groups, state, matches), state, snapshot
+                    plan, await self._plan_assignments(groups, state, matches, made), state, snapshot
                 )
                 plan.changes = sorted(plan.changes + assignment_changes, key=lambda c: c.phase)
-                # The guard's base for access removals: what syncd made and may delete.
-                made, apps = self.cache.assignments(), self.cache.application_assignments()
                 plan.managed_access = len(made) + len(apps)
                 result.access = plan.access = access_impact(
                     directory_of(state, snapshot.users, made, apps),
@@ -328,14 +328,16 @@ class Engine:
         if self.check_every and not dry_run:
             self.cache.set_value(_TARGET_CHECKED_KEY, now.isoformat())
 
-    async def _plan_assignments(self, snapshot: Snapshot, state: CacheState, matches: Matches | None) -> list[Change]:
+    async def _plan_assignments(
+        self, snapshot: Snapshot, state: CacheState, matches: Matches | None, made: set[Assignment]
+    ) -> list[Change]:
         """Assignment changes; an unknown permission set, account or OU fails here, before any write."""
         assert self.assigner is not None
         group_targets = {sid: c.target_id for sid, c in state.groups.items()}
         if matches is not None:
             # Groups a full resync adopts have ids already: their existing assignments count.
             group_targets.update({sid: g.target_id for sid, g in matches.groups.items()})
-        return await self.assigner.plan(snapshot, self.cache.assignments(), group_targets)
+        return await self.assigner.plan(snapshot, made, group_targets)
 
     async def _read_live(self, snapshot: Snapshot, state: CacheState) -> tuple[LiveState, Matches]:
         """Everything a full resync compares: users, groups, and members of the groups syncd manages.

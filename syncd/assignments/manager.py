@@ -214,7 +214,8 @@ class AssignmentManager:
         ous = [ou for rule in self.rules for ou in rule.ous or ()]
         directory = await asyncio.to_thread(self.aws.directory, ous)
         ps_plan, pending = PermissionSetPlan(), dict[str, str]()
-        if self.access.active:
+        access = self.access.active  # one look at the config and the cache for the whole plan
+        if access:
             ps_plan, pending = await self.access.plan_permission_sets(directory.permission_sets)
         if pending:
             # Rules may name a permission set this run creates: it resolves to a stand-in ARN.
@@ -247,7 +248,7 @@ class AssignmentManager:
             synced_groups=snapshot.groups.keys(),
             frozen_accounts=frozen,
         )
-        if self.access.active:
+        if access:
             await self.access.check_deletions(ps_plan, changes, resolution.desired)
             changes = [*ps_plan.changes, *changes, *await self.access.plan_applications(snapshot, group_targets)]
         log.info(
