@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,11 +29,11 @@ import httpx2
 from pydantic import BaseModel
 
 from syncd.errors import SourceError
-from syncd.model import RequestStats, SourceRead
+from syncd.model import RequestStats, SourceGroup, SourceRead, SourceUser
 from syncd.normalise import Scope
 
 
-__all__ = ["Deps", "ReadContext", "Source", "SourceError", "SourceType", "get", "names", "register"]
+__all__ = ["Deps", "ReadContext", "ReadListener", "Source", "SourceError", "SourceType", "get", "names", "register"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +54,45 @@ class Deps:
     ldap: Callable[..., Any] | None = None
 
 
+class ReadListener(Protocol):
+    """Told during a read which parts of it are already final, so that the run can start the
+    writes that are safe before the read ends (``[safety] write_during_read``).
+
+    Every call is optional: a connector that makes none is taken as a whole at the end, as
+    before. A part announced is final for this read: the :class:`SourceRead` returned at the end
+    holds the same records, unchanged (a read that fails or comes back incomplete makes the run
+    remove nothing, whatever was announced). Calls are made from the read's own coroutine, on the
+    event loop; they return at once (the listener only takes note).
+    """
+
+    def users_read(self, users: Sequence[SourceUser]) -> None:
+        """Every user this read will return (called at most once, after the last user page)."""
+        ...
+
+    def groups_listed(self, groups: Sequence[SourceGroup]) -> None:
+        """Every group this read will return, with ids, names, emails and descriptions final and
+        members not yet known (called at most once, before any :meth:`group_read`)."""
+        ...
+
+    def group_read(self, group: SourceGroup) -> None:
+        """One group of :meth:`groups_listed` with its final direct members and nested group ids."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ReadContext:
     """What the engine tells a connector about this read.
 
     ``full``: a full read is required (``--full-resync``, or no state yet); incremental
     connectors must then ignore ``state``. ``state``: what the connector returned in
-    ``SourceRead.state`` on the last successful run.
+    ``SourceRead.state`` on the last successful run. ``listener``: told which parts of a read
+    are final before it ends (None: nobody asks; see :class:`ReadListener`).
     """
 
     scope: Scope = field(default_factory=Scope)
     full: bool = True
     state: Mapping[str, Any] = field(default_factory=dict)
+    listener: ReadListener | None = None
 
 
 class Source(Protocol):
