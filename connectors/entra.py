@@ -62,6 +62,7 @@ from connectors.entra_graph import (
 )
 from connectors.entra_settings import EntraSettings
 from connectors.kit import (
+    Announcer,
     ClientSecret,
     Delta,
     FederatedAssertion,
@@ -333,14 +334,14 @@ class EntraSource:
             full_read_every=self.settings.full_read_every,
             user_width=USER_WIDTH,
             group_width=GROUP_WIDTH,
-            full=lambda skipped: self._full_read(ctx.scope, digest, skipped),
+            full=lambda skipped, announce: self._full_read(ctx.scope, digest, skipped, announce),
             incremental=lambda kept, skipped: self._delta_read(ctx.scope, kept, skipped),
             user=lambda uid, packed: unpack_user(uid, packed, self.settings),
             group=unpack_group,
             prefiltered=ctx.scope.users == "members",
         )
 
-    async def _full_read(self, scope: Scope, digest: str, skipped: list[Skipped]) -> KeptDirectory:
+    async def _full_read(self, scope: Scope, digest: str, skipped: list[Skipped], announce: Announcer) -> KeptDirectory:
         started = self._clock()
         users_link = (
             await self._delta_round(

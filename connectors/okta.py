@@ -10,8 +10,9 @@ Authentication: an SSWS API token, or (preferred) an OAuth 2.0 service app that 
 * **Full read** (first run, ``--full-resync``, scope changed, ``full_read_every`` elapsed):
   every user (``search=status pr``, which unlike the default listing includes DEPROVISIONED
   users, okta/okta-sdk-java#718), every group, and the members of every synced group, in
-  parallel. With ``users = "members"`` the user listing is skipped: members come back as full
-  user objects.
+  parallel in the order listed. With ``users = "members"`` the user listing is skipped: members
+  come back as full user objects. The read tells ``ctx.listener`` the users once listed, the
+  groups once listed, and each group once its members are (:mod:`connectors.kit.announce`).
 * **Incremental read**: users with ``lastUpdated`` after the last watermark minus an overlap
   (the ``filter`` form returns DEPROVISIONED users too), the group list (one request per 200
   groups; it shows deleted and renamed groups), and members only of groups whose
@@ -43,6 +44,7 @@ import structlog
 
 from connectors.base import Deps, ReadContext, SourceError, SourceType, register
 from connectors.kit import (
+    Announcer,
     Delta,
     FullReadNeeded,
     Http,
@@ -416,7 +418,7 @@ class OktaSource:
             full_read_every=self.settings.full_read_every,
             user_width=USER_WIDTH,
             group_width=GROUP_WIDTH,
-            full=lambda skipped: self._full_read(ctx.scope, digest, started, skipped),
+            full=lambda skipped, announce: self._full_read(ctx.scope, digest, started, skipped, announce),
             incremental=lambda kept, skipped: self._incremental_read(ctx.scope, kept, skipped),
             user=lambda uid, packed: _unpack_user(uid, packed, self.settings.include_staged),
             group=_unpack_group,
@@ -427,15 +429,19 @@ class OktaSource:
         """The watermark: the server's clock when this read's first response was sent (ours if unknown)."""
         return format_time(self._http.began if self._http.began is not None else fallback)
 
-    async def _full_read(self, scope: Scope, digest: str, started: float, skipped: list[Skipped]) -> KeptDirectory:
+    async def _full_read(
+        self, scope: Scope, digest: str, started: float, skipped: list[Skipped], announce: Announcer
+    ) -> KeptDirectory:
         users: dict[str, PackedUser] = {}
         if scope.users != "members":
             # The default listing leaves DEPROVISIONED users out; `search=status pr` returns every
-            # status (okta/okta-sdk-java#718).
+            # status (okta/okta-sdk-java#718). Users come first: their creates start at once.
             users = await self._users({"search": "status pr"}, skipped)
+            announce.users(users)
         groups = await self._groups(scope, skipped)
+        announce.groups((group.id, _pack_group(group, [])) for group in groups)
         kept: dict[str, PackedGroup] = {}
-        await self._reread(groups, scope, kept, users, skipped)
+        await self._reread(groups, scope, kept, users, skipped, announce)
         return KeptDirectory(
             scope=digest, last_full_read=started, marks={"watermark": self._began(started)}, users=users, groups=kept
         )
@@ -447,17 +453,29 @@ class OktaSource:
         kept: dict[str, PackedGroup],
         users: dict[str, PackedUser],
         skipped: list[Skipped],
+        announce: Announcer | None = None,
     ) -> None:
-        """Read the members of ``groups`` into ``kept`` (and, with users="members", ``users``).
+        """Read the members of ``groups`` into ``kept`` (and, with users="members", ``users``),
+        in the order listed; each group is announced as soon as its members are read.
 
         A group gone between its listing and its member listing is left out.
         """
-        listings = await bounded([g.id for g in groups], self._members, self.settings.concurrency)
-        for group, members in zip(groups, listings, strict=True):
+
+        async def one(group: _GroupHead) -> tuple[_Members, PackedGroup] | None:
+            members = await self._members(group.id)
             if members is None:
+                return None
+            packed = _pack_group(group, members.ids)
+            if announce is not None:
+                announce.group(group.id, packed)
+            return members, packed
+
+        listings = await bounded(groups, one, self.settings.concurrency)
+        for group, listing in zip(groups, listings, strict=True):
+            if listing is None:
                 continue
+            members, kept[group.id] = listing
             skipped.extend(members.skipped)
-            kept[group.id] = _pack_group(group, members.ids)
             if scope.users == "members":
                 users.update(members.users)
 

@@ -40,7 +40,14 @@ Results (:mod:`.read`) and concurrency
     user=, group=, ...)`` is a whole incremental read: resume, then your ``incremental(kept,
     skipped)`` or ``full(skipped)`` (raise ``FullReadNeeded(why)`` from the incremental one when
     a delta token expired), then assemble and log. ``bounded(items, worker, limit)`` runs
-    listings in parallel.
+    listings in parallel, taking items in order.
+Announcing a full read (:mod:`.announce`)
+    ``Announcer(ctx.listener, user=, group=)`` (``read_kept`` hands one to ``full``) tells the
+    run what is final while the read goes on: ``announce.users(users)`` after the user listing,
+    ``announce.groups((id, packed_without_members), ...)`` after the group listing,
+    ``announce.group(id, packed)`` as each group's members are final. List users before group
+    members, and members in the order groups were listed, so that writes start early.
+    ``assemble(..., announce=)`` announces the rest and returns the records announced.
 
 A connector in a few lines (an API with bearer tokens and ``nextPageToken`` paging)::
 
@@ -76,6 +83,7 @@ A connector in a few lines (an API with bearer tokens and ``nextPageToken`` pagi
 from __future__ import annotations
 
 from connectors.base import Deps
+from connectors.kit.announce import Announcer
 from connectors.kit.auth import (
     ClientSecret,
     FederatedAssertion,
@@ -106,6 +114,7 @@ from syncd.aio import bounded
 
 
 __all__ = [
+    "Announcer",
     "ClientSecret",
     "Delta",
     "Deps",

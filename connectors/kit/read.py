@@ -8,6 +8,7 @@ from datetime import timedelta
 import structlog
 
 from connectors.base import ReadContext
+from connectors.kit.announce import Announcer
 from connectors.kit.http import Http
 from connectors.kit.kept import KeptDirectory, PackedGroup, PackedUser, resume
 from syncd.model import Skipped, SourceGroup, SourceRead, SourceUser
@@ -26,20 +27,25 @@ def assemble(
     skipped: list[Skipped],
     requests: int,
     prefiltered: bool = False,
+    announce: Announcer | None = None,
 ) -> SourceRead:
     """The read: users in id order (``user`` may skip one, with its reason), groups as kept,
     the records skipped while reading, the requests it cost, and the directory as next state.
 
     ``prefiltered``: the connector already limited users to members of synced groups.
+    ``announce``: the full read's :class:`~connectors.kit.announce.Announcer` (built with the
+    same ``user`` and ``group``): what it has not announced yet is announced now, and the read
+    holds the very records it announced.
     """
+    made = announce or Announcer(None, user=user, group=group)
+    made.finish(directory)
     read = SourceRead(skipped=skipped, prefiltered=prefiltered, requests=requests)
-    for user_id in sorted(directory.users):
-        made = user(user_id, directory.users[user_id])
-        if isinstance(made, Skipped):
-            read.skipped.append(made)
+    for record in made.made_users(directory):
+        if isinstance(record, Skipped):
+            read.skipped.append(record)
         else:
-            read.users.append(made)
-    read.groups.extend(group(group_id, packed) for group_id, packed in directory.groups.items())
+            read.users.append(record)
+    read.groups.extend(made.made_group(group_id, packed) for group_id, packed in directory.groups.items())
     read.state = directory.dump()
     return read
 
@@ -58,7 +64,7 @@ async def read_kept(
     full_read_every: timedelta | None,
     user_width: int,
     group_width: int,
-    full: Callable[[list[Skipped]], Awaitable[KeptDirectory]],
+    full: Callable[[list[Skipped], Announcer], Awaitable[KeptDirectory]],
     incremental: Callable[[KeptDirectory, list[Skipped]], Awaitable[KeptDirectory]],
     user: Callable[[str, PackedUser], SourceUser | Skipped],
     group: Callable[[str, PackedGroup], SourceGroup],
@@ -67,8 +73,11 @@ async def read_kept(
     """One read of an incremental connector, start to end.
 
     :func:`~connectors.kit.kept.resume` decides between ``incremental(kept, skipped)`` and
-    ``full(skipped)`` (an incremental read may still raise :class:`FullReadNeeded`); the result is
-    :func:`assemble`'d with the requests this read made. ``name`` prefixes the log events
+    ``full(skipped, announce)`` (an incremental read may still raise :class:`FullReadNeeded`); the
+    result is :func:`assemble`'d with the requests this read made. ``announce`` is the full read's
+    :class:`~connectors.kit.announce.Announcer` for ``ctx.listener`` (made with ``user`` and
+    ``group``): announce users, the group list and each group as they become final; an
+    incremental read announces nothing. ``name`` prefixes the log events
     (``<name>.read``, ``<name>.read_done``). ``http.began`` is reset for the read.
     """
     before = http.requests
@@ -76,6 +85,7 @@ async def read_kept(
     kept, why = resume(ctx, digest, http.now(), full_read_every, user_width=user_width, group_width=group_width)
     skipped: list[Skipped] = []
     directory: KeptDirectory | None = None
+    announce: Announcer | None = None
     if kept is not None:
         log.info(f"{name}.read", mode="incremental")
         try:
@@ -84,9 +94,16 @@ async def read_kept(
             why, skipped = str(exc), []
     if directory is None:
         log.info(f"{name}.read", mode="full", why=why)
-        directory = await full(skipped)
+        announce = Announcer(ctx.listener, user=user, group=group)
+        directory = await full(skipped, announce)
     read = assemble(
-        directory, user=user, group=group, skipped=skipped, requests=http.requests - before, prefiltered=prefiltered
+        directory,
+        user=user,
+        group=group,
+        skipped=skipped,
+        requests=http.requests - before,
+        prefiltered=prefiltered,
+        announce=announce,
     )
     log.info(
         f"{name}.read_done",

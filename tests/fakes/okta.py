@@ -572,6 +572,12 @@ class FakeOkta:
         """
         self.faults.append(Fault(str(kind), on, path, times))
 
+    def spend(self, bucket: str, requests: int) -> None:
+        """Another client of the org spends ``requests`` from ``bucket``'s current window
+        (the buckets are shared org-wide, §1.8); never below zero."""
+        state = self._bucket(bucket)
+        state.remaining = max(0, state.remaining - requests)
+
     def calls(self, path: str | None = None, method: str = "GET") -> list[Call]:
         """The recorded requests, optionally only those whose path is ``path`` (``*`` matches a segment)."""
         pattern = None

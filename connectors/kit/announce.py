@@ -1,0 +1,145 @@
+"""Telling the run, during a full read, which parts of it are final (:class:`connectors.base.ReadListener`).
+
+A full read that lists users first, then groups, then each group's members can say so as it
+goes, and the run starts user creates, group creates and member adds while the rest is read.
+What is announced must be what the read returns, unchanged; an :class:`Announcer` makes that
+structural: it builds every announced record with the *same* ``user(...)`` and ``group(...)``
+functions :func:`~connectors.kit.read.assemble` uses, from the same packed records, and
+``assemble(..., announce=announcer)`` then returns the very objects announced, so that they
+cannot differ. The steps, each optional and each at most once:
+
+* :meth:`Announcer.users` once the user listing is done (every packed user; skipped ones are
+  left out, as ``assemble`` leaves them out);
+* :meth:`Announcer.groups` once the group listing is done (each group's packed record with its
+  member list empty: names, emails and descriptions are final, members are not);
+* :meth:`Announcer.group` as soon as one group's *final* members are known (a connector whose
+  members are final only at the end leaves this to ``assemble``).
+
+``assemble`` announces what the connector did not (all of it, for a connector that announces
+nothing), so a full read read through the kit always tells the listener everything. Without a
+listener every step costs nothing. Incremental reads do not announce: pass no announcer.
+
+A group deleted between the group listing and its member listing (the member listing answers
+404) is not in the read; it is the one difference from what :meth:`Announcer.groups` said, and
+it is logged (``read.announced_group_gone``): the run then treats it as any group deleted in
+the source, after the read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+
+import structlog
+
+from connectors.base import ReadListener
+from connectors.kit.kept import KeptDirectory, PackedGroup, PackedUser
+from syncd.model import Skipped, SourceGroup, SourceUser
+
+
+__all__ = ["Announcer", "GroupMaker", "UserMaker"]
+
+log = structlog.get_logger(__name__)
+
+UserMaker = Callable[[str, PackedUser], SourceUser | Skipped]
+"""``user(id, packed)``: the SourceUser of a packed user, or why it is skipped."""
+GroupMaker = Callable[[str, PackedGroup], SourceGroup]
+"""``group(id, packed)``: the SourceGroup of a packed group."""
+
+
+class AnnouncedDiffers(RuntimeError):
+    """A connector's bug: what it announced is not what its read holds (the read fails)."""
+
+
+class Announcer:
+    """Announces the final parts of one full read to ``listener`` (None: nobody listens).
+
+    ``user`` and ``group`` are the functions the read is assembled with; build the announcer
+    once both are what ``assemble`` will get (e.g. after the user listing, when ``user`` needs
+    every user's email to resolve managers).
+    """
+
+    def __init__(self, listener: ReadListener | None, *, user: UserMaker, group: GroupMaker) -> None:
+        self.listener = listener
+        self.user = user
+        self.group_of = group
+        self._user_ids: list[str] | None = None
+        self._users: list[SourceUser | Skipped] = []
+        self._listed: dict[str, SourceGroup] | None = None
+        self._read: dict[str, tuple[PackedGroup, SourceGroup]] = {}
+
+    @property
+    def on(self) -> bool:
+        """Whether anyone listens (connectors may skip work that only announcing needs)."""
+        return self.listener is not None
+
+    @property
+    def users_announced(self) -> bool:
+        """Whether :meth:`users` has announced the users."""
+        return self._user_ids is not None
+
+    def users(self, users: Mapping[str, PackedUser]) -> None:
+        """Announce every user this read returns: ``users`` must be the read's final users."""
+        if self.listener is None or self._user_ids is not None:
+            return
+        self._user_ids = sorted(users)
+        self._users = [self.user(user_id, users[user_id]) for user_id in self._user_ids]
+        self.listener.users_read([made for made in self._users if isinstance(made, SourceUser)])
+
+    def groups(self, groups: Iterable[tuple[str, PackedGroup]]) -> None:
+        """Announce the read's groups, given as (id, packed record with an empty member list)."""
+        if self.listener is None or self._listed is not None:
+            return
+        self._listed = {group_id: self.group_of(group_id, packed) for group_id, packed in groups}
+        self.listener.groups_listed(list(self._listed.values()))
+
+    def group(self, group_id: str, packed: PackedGroup) -> None:
+        """Announce one group with its final members; ``packed`` is the record the read will keep."""
+        if self.listener is None or self._listed is None or group_id in self._read:
+            return
+        made = self.group_of(group_id, packed)
+        self._check_head(made)
+        self._read[group_id] = (packed, made)
+        self.listener.group_read(made)
+
+    # -- for assemble --------------------------------------------------------------------------
+
+    def finish(self, directory: KeptDirectory) -> None:
+        """Announce what is left, from the read's final directory (called by ``assemble``)."""
+        if self.listener is None:
+            return
+        self.users(directory.users)
+        self.groups((group_id, [*packed[:-1], []]) for group_id, packed in directory.groups.items())
+        assert self._listed is not None
+        gone = [group_id for group_id in self._listed if group_id not in directory.groups]
+        if gone:
+            log.info("read.announced_group_gone", groups=len(gone), first=gone[0])
+        for group_id, packed in directory.groups.items():
+            if group_id not in self._listed:
+                raise AnnouncedDiffers(f"group {group_id} is in the read but was not announced with the others")
+            self.group(group_id, packed)
+
+    def made_users(self, directory: KeptDirectory) -> list[SourceUser | Skipped]:
+        """The read's users in id order: those announced, or made now when nothing was."""
+        if self._user_ids is None:
+            return [self.user(user_id, directory.users[user_id]) for user_id in sorted(directory.users)]
+        if self._user_ids != sorted(directory.users):
+            raise AnnouncedDiffers("the users announced during the read are not the read's users")
+        return self._users
+
+    def made_group(self, group_id: str, packed: PackedGroup) -> SourceGroup:
+        """The read's group: the one announced (checked unchanged), or made now."""
+        announced = self._read.get(group_id)
+        if announced is None:
+            return self.group_of(group_id, packed)
+        if announced[0] is not packed:
+            made = self.group_of(group_id, packed)
+            if made != announced[1]:
+                raise AnnouncedDiffers(f"group {group_id} changed after it was announced")
+        return announced[1]
+
+    def _check_head(self, made: SourceGroup) -> None:
+        assert self._listed is not None
+        listed = self._listed.get(made.id)
+        if listed is None or replace(made, members=(), groups=()) != listed:
+            raise AnnouncedDiffers(f"group {made.id} differs from the group listing announced")
