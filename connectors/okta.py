@@ -57,10 +57,10 @@ from connectors.kit import (
     PrivateKeyJwt,
     RateLimitHeaders,
     StaticToken,
-    bounded,
     collect,
     format_time,
     json_or_empty,
+    member_listings,
     parse_time,
     read_kept,
     scope_digest,
@@ -456,21 +456,17 @@ class OktaSource:
         announce: Announcer | None = None,
     ) -> None:
         """Read the members of ``groups`` into ``kept`` (and, with users="members", ``users``),
-        in the order listed; each group is announced as soon as its members are read.
+        in the order listed, announcing each group as its members arrive.
 
         A group gone between its listing and its member listing is left out.
         """
-
-        async def one(group: _GroupHead) -> tuple[_Members, PackedGroup] | None:
-            members = await self._members(group.id)
-            if members is None:
-                return None
-            packed = _pack_group(group, members.ids)
-            if announce is not None:
-                announce.group(group.id, packed)
-            return members, packed
-
-        listings = await bounded(groups, one, self.settings.concurrency)
+        listings = await member_listings(
+            groups,
+            lambda group: self._members(group.id),
+            self.settings.concurrency,
+            pack=lambda group, members: (group.id, _pack_group(group, members.ids)),
+            announce=announce,
+        )
         for group, listing in zip(groups, listings, strict=True):
             if listing is None:
                 continue

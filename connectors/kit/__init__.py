@@ -45,8 +45,10 @@ Announcing a full read (:mod:`.announce`)
     ``Announcer(ctx.listener, user=, group=)`` (``read_kept`` hands one to ``full``) tells the
     run what is final while the read goes on: ``announce.users(users)`` after the user listing,
     ``announce.groups((id, packed_without_members), ...)`` after the group listing,
-    ``announce.group(id, packed)`` as each group's members are final. List users before group
-    members, and members in the order groups were listed, so that writes start early.
+    ``announce.group(id, packed)`` as each group's members are final; ``member_listings(groups,
+    listing, limit, pack=, announce=)`` lists members in the order groups were listed and
+    announces each group as its listing ends. List users before group members, so that user
+    creates start first.
     ``assemble(..., announce=)`` announces the rest and returns the records announced.
 
 A connector in a few lines (an API with bearer tokens and ``nextPageToken`` paging)::
@@ -83,7 +85,7 @@ A connector in a few lines (an API with bearer tokens and ``nextPageToken`` pagi
 from __future__ import annotations
 
 from connectors.base import Deps
-from connectors.kit.announce import Announcer
+from connectors.kit.announce import Announcer, member_listings
 from connectors.kit.auth import (
     ClientSecret,
     FederatedAssertion,
@@ -146,6 +148,7 @@ __all__ = [
     "format_time",
     "json_or_empty",
     "load_signing_key",
+    "member_listings",
     "next_link",
     "pages",
     "parse_time",

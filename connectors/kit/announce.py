@@ -27,17 +27,22 @@ the source, after the read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 import structlog
 
 from connectors.base import ReadListener
 from connectors.kit.kept import KeptDirectory, PackedGroup, PackedUser
+from syncd.aio import bounded
 from syncd.model import Skipped, SourceGroup, SourceUser
 
 
-__all__ = ["Announcer", "GroupMaker", "UserMaker"]
+__all__ = ["Announcer", "GroupMaker", "UserMaker", "member_listings"]
+
+G = TypeVar("G")
+L = TypeVar("L")
 
 log = structlog.get_logger(__name__)
 
@@ -143,3 +148,32 @@ class Announcer:
         listed = self._listed.get(made.id)
         if listed is None or replace(made, members=(), groups=()) != listed:
             raise AnnouncedDiffers(f"group {made.id} differs from the group listing announced")
+
+
+async def member_listings(
+    groups: Sequence[G],
+    listing: Callable[[G], Awaitable[L | None]],
+    limit: int,
+    *,
+    pack: Callable[[G, L], tuple[str, PackedGroup]],
+    announce: Announcer | None = None,
+) -> list[tuple[L, PackedGroup] | None]:
+    """Each group's member listing, ``limit`` at a time, started in the order of ``groups`` (the
+    order they were listed, so the first listed are the first complete); as soon as one ends,
+    ``pack(group, listing)`` gives its (id, packed record) and ``announce`` is told the group.
+
+    The results are in the order of ``groups``: the listing and the packed record, or None where
+    ``listing`` found the group gone. The first failure ends every listing and is raised.
+    Announce only members that are final when their own listing ends (e.g. transitive ones).
+    """
+
+    async def one(group: G) -> tuple[L, PackedGroup] | None:
+        found = await listing(group)
+        if found is None:
+            return None
+        group_id, packed = pack(group, found)
+        if announce is not None:
+            announce.group(group_id, packed)
+        return found, packed
+
+    return await bounded(groups, one, limit)
