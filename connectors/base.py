@@ -143,8 +143,9 @@ def register(source_type: SourceType) -> SourceType:
     return source_type
 
 
-def _load_builtins() -> None:
-    for module in _BUILTIN.values():
+def _load_builtins(*names: str) -> None:
+    """Import the built-in connectors named (every one when none is), each registering itself."""
+    for module in (_BUILTIN[name] for name in names) if names else _BUILTIN.values():
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -159,6 +160,13 @@ def names() -> list[str]:
 
 
 def get(name: str) -> SourceType:
-    """The connector registered as ``name``; KeyError when there is none."""
-    _load_builtins()
+    """The connector registered as ``name``; KeyError when there is none.
+
+    A built-in one is imported alone: a run of the file source does not load Okta's JWT signing,
+    nor LDAP's client.
+    """
+    if name in _BUILTIN:
+        _load_builtins(name)
+    elif name not in _REGISTRY:
+        _load_builtins()
     return _REGISTRY[name]

@@ -63,6 +63,18 @@ class LogLevel(enum.StrEnum):
     ERROR = "ERROR"
 
 
+def _log_level(value: str | None) -> LogLevel | None:
+    """``--log-level``, any case; an unknown level ends the command with one line naming the choices (exit 2)."""
+    if value is None:
+        return None
+    try:
+        return LogLevel(value.upper())
+    except ValueError:
+        choices = ", ".join(level.value for level in LogLevel)
+        error_line(f"--log-level {value}: not a log level; use one of {choices}")
+        raise typer.Exit(2) from None
+
+
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
@@ -98,11 +110,11 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     log_level: Annotated[
-        LogLevel | None,
+        str | None,
         typer.Option(
             "--log-level",
+            metavar="<debug|info|warning|error>",
             help="Default: INFO in JSON, WARNING on a terminal.",
-            case_sensitive=False,
             show_default=False,
         ),
     ] = None,
@@ -118,7 +130,8 @@ def _main(
     """Logs go to stderr; results to stdout."""
     from syncd import logging as syncd_logging
 
-    syncd_logging.configure(log_level.value if log_level else None, json=log_json)
+    level = _log_level(log_level)
+    syncd_logging.configure(level.value if level else None, json=log_json)
 
 
 app.command()(runs.sync)

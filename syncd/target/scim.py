@@ -20,6 +20,9 @@ AWS quirks handled here, each with its source (``docs/references.md``):
   may modify a single attribute only [DG:patchgroup; goauthentik/authentik#12321];
 * one email, marked primary [A.4, DG:createuser].
 
+scim2-client and scim2-models (half a second to import) are loaded by the first write: a run with
+nothing to write sends its one token check, and reads, as plain httpx2 requests without them.
+
 A refused token is found with the fewest requests: :meth:`ScimTarget.probe` is one filtered read
 that proves it, and until some request has had an authenticated answer the target sends one
 request at a time. The first 401 or 403 ends the sending: every later call fails at once with the
@@ -29,31 +32,13 @@ same advice (fix ``target.scim_token``) instead of a burst of refused requests.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 import httpx2
 import structlog
-from pydantic import SecretStr
-from scim2_client import RequestNetworkException, SCIMClientException, UnexpectedStatusCodeException
-from scim2_client.engines.httpx2 import AsyncSCIMClient
-from scim2_models import (
-    Email,
-    EnterpriseUser,
-    Group,
-    GroupMember,
-    Manager,
-    Name,
-    PatchOp,
-    PatchOperation,
-    ResourceType,
-    SCIMException,
-    ScimPolicy,
-    ScimProvider,
-    ServiceProviderConfig,
-    User,
-)
 
 from syncd import model
 from syncd.errors import (
@@ -69,6 +54,12 @@ from syncd.model import RequestStats
 from syncd.ratelimit import Pacer
 from syncd.retry import Backoff, RetryPolicy
 from syncd.secrets import describe
+
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+    from scim2_client.engines.httpx2 import AsyncSCIMClient
+    from scim2_models import EnterpriseUser, ScimProvider, User
 
 
 log = structlog.get_logger(__name__)
@@ -94,6 +85,16 @@ def normalise_base_url(url: str) -> str:
 
 
 def _provider() -> ScimProvider:
+    from scim2_models import (
+        EnterpriseUser,
+        Group,
+        ResourceType,
+        ScimPolicy,
+        ScimProvider,
+        ServiceProviderConfig,
+        User,
+    )
+
     return ScimProvider(
         models=[User, EnterpriseUser, Group],
         resource_types=[ResourceType.from_resource(User[EnterpriseUser]), ResourceType.from_resource(Group)],
@@ -110,6 +111,30 @@ class _HttpStatusError(Exception):
         self.status = status
 
 
+class _NoAnswer(Exception):
+    """A request sent without scim2-client that got no answer (its cause is the transport's error)."""
+
+
+def _scim2_errors() -> tuple[type[Exception], ...]:
+    """scim2's error classes once a write has loaded it; none of them can be raised before."""
+    if "scim2_client" not in sys.modules:
+        return ()
+    from scim2_client import SCIMClientException
+    from scim2_models import SCIMException
+
+    return (SCIMException, SCIMClientException)
+
+
+def _is_network_error(exc: Exception) -> bool:
+    if isinstance(exc, _NoAnswer):
+        return True
+    if "scim2_client" not in sys.modules:
+        return False
+    from scim2_client import RequestNetworkException
+
+    return isinstance(exc, RequestNetworkException)
+
+
 def _error_detail(response: httpx2.Response) -> str:
     try:
         body = response.json()
@@ -119,7 +144,7 @@ def _error_detail(response: httpx2.Response) -> str:
 
 
 def _is_retryable(exc: Exception) -> bool:
-    if isinstance(exc, RequestNetworkException):
+    if _is_network_error(exc):
         return True
     status = _status_of(exc)
     return status is not None and (status == 429 or status >= 500)
@@ -128,6 +153,11 @@ def _is_retryable(exc: Exception) -> bool:
 def _status_of(exc: Exception) -> int | None:
     if isinstance(exc, _HttpStatusError):
         return exc.status
+    if "scim2_client" not in sys.modules:
+        return None
+    from scim2_client import UnexpectedStatusCodeException
+    from scim2_models import SCIMException
+
     if isinstance(exc, SCIMException):
         return int(exc.status) if exc.status is not None else None
     if isinstance(exc, UnexpectedStatusCodeException):
@@ -138,8 +168,11 @@ def _status_of(exc: Exception) -> int | None:
 
 
 def _detail(exc: Exception) -> str:
-    if isinstance(exc, SCIMException):
-        return str(exc.to_error().detail or exc)
+    if "scim2_models" in sys.modules:
+        from scim2_models import SCIMException
+
+        if isinstance(exc, SCIMException):
+            return str(exc.to_error().detail or exc)
     return str(exc)
 
 
@@ -154,6 +187,8 @@ def user_resource(
     ``manager_id`` turns the manager's source id into its Identity Center id (RFC 7643 §4.3:
     ``manager.value`` is the id of the manager's SCIM resource); a manager without one is left out.
     """
+    from scim2_models import Email, EnterpriseUser, Manager, Name
+
     resource = model_cls(
         id=target_id,
         external_id=user.source_id,
@@ -295,10 +330,23 @@ class ScimTarget:
             ),
             event_hooks={"response": [self._count]},
         )
-        self._scim = AsyncSCIMClient(self._http, provider=_provider())
+        self._client: AsyncSCIMClient | None = None
+
+    @property
+    def _scim(self) -> AsyncSCIMClient:
+        """scim2-client on this target's connection pool, made (and scim2 imported) by the first write."""
+        if self._client is None:
+            from scim2_client.engines.httpx2 import AsyncSCIMClient
+
+            self._client = AsyncSCIMClient(self._http, provider=_provider())
+        return self._client
+
+    @property
+    def user_model(self) -> type[User[EnterpriseUser]]:
+        """The SCIM user model with the enterprise extension, as the provider registers it."""
         user_model = self._scim.get_resource_model("User")
         assert user_model is not None  # registered by _provider()
-        self.user_model: type[User[EnterpriseUser]] = user_model  # type: ignore[assignment]
+        return user_model  # type: ignore[return-value]
 
     async def _count(self, response: httpx2.Response) -> None:
         self.stats.by_status[response.status_code] += 1
@@ -351,13 +399,15 @@ class ScimTarget:
         policy = RetryPolicy(attempts=self.attempts, timeout=self.retry_timeout, backoff=_BACKOFF)
         try:
             return await policy.run(paced, on=_is_retryable)
-        except (SCIMException, SCIMClientException, _HttpStatusError) as exc:
+        except Exception as exc:
+            if not isinstance(exc, (_HttpStatusError, _NoAnswer, *_scim2_errors())):
+                raise
             raise self._translate(what, exc) from exc
 
     def _translate(self, what: str, exc: Exception) -> TargetError:
         status = _status_of(exc)
         detail = _detail(exc)
-        if isinstance(exc, RequestNetworkException):
+        if _is_network_error(exc):
             return TargetUnavailable(f"{what}: Identity Center could not be reached ({describe(exc.__cause__ or exc)})")
         if status in (401, 403):
             return TargetAuthError(
@@ -412,6 +462,8 @@ class ScimTarget:
     async def deactivate_user(self, target_id: str) -> None:
         """PATCH ``active`` to false, with its path [DG:patchuser]: sign-in ends at once while the
         id, and the account assignments that point at it, stay (the first step of a two-step delete)."""
+        from scim2_models import EnterpriseUser, PatchOp, PatchOperation, User
+
         op = PatchOp[User[EnterpriseUser]](
             operations=[PatchOperation[User[EnterpriseUser]](op="replace", path="active", value=False)]
         )
@@ -425,6 +477,8 @@ class ScimTarget:
 
     async def create_group(self, group: model.Group, member_ids: list[str]) -> LiveGroup:
         """POST /Groups with up to 100 members inline [DG:creategroup]."""
+        from scim2_models import Group, GroupMember
+
         resource = Group(
             external_id=group.source_id,
             display_name=group.display_name,
@@ -441,6 +495,8 @@ class ScimTarget:
         answers 400 otherwise [DG:patchgroup; goauthentik/authentik#12321]. ``before`` is what
         Identity Center holds (None: unknown, send both); when nothing differs no request is sent.
         """
+        from scim2_models import Group, PatchOp, PatchOperation
+
         wanted = group.payload()
         operations = [
             PatchOperation[Group](op="replace", path=attr, value=wanted[attr])
@@ -456,6 +512,8 @@ class ScimTarget:
         """PATCH members: ``add``/``remove`` ops on path ``members``, at most 100 in all [DG:patchgroup]."""
         if len(add) + len(remove) > 100:
             raise ValueError("Identity Center takes at most 100 member changes per PATCH")
+        from scim2_models import Group, PatchOp, PatchOperation
+
         operations = []
         if add:
             operations.append(PatchOperation[Group](op="add", path="members", value=[{"value": m} for m in add]))
@@ -473,6 +531,8 @@ class ScimTarget:
 
     async def delete_group(self, target_id: str) -> None:
         """DELETE /Groups/{id}."""
+        from scim2_models import Group
+
         await self._call(f"delete group {target_id}", lambda: self._scim.delete(Group, target_id))
 
     # ----- reads
@@ -503,7 +563,7 @@ class ScimTarget:
         try:
             response = await self._http.get(url)
         except httpx2.TransportError as exc:
-            raise RequestNetworkException() from exc
+            raise _NoAnswer(str(exc)) from exc
         if response.status_code >= 400:
             raise _HttpStatusError(response.status_code, _error_detail(response))
         body = response.json()

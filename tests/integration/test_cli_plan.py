@@ -176,6 +176,19 @@ def test_unknown_log_level_is_a_one_line_usage_error() -> None:
     """--log-level FOO is a usage error (exit 2) that names the option, not a traceback."""
     code, output = invoke("--log-level", "FOO", "status")
     assert (2, True, False) == (code, "--log-level" in output, "Traceback" in output)
+    assert ["error: --log-level FOO: not a log level; use one of DEBUG, INFO, WARNING, ERROR"] == output.splitlines()
+
+
+def test_log_level_is_read_in_any_case_after_the_subcommand_too(workspace: Workspace) -> None:
+    """--log-level takes a level in any case, and a wrong one after the subcommand fails the same one-line way."""
+    code, output = invoke("status", "--log-level", "bogus")
+    assert (2, ["error: --log-level bogus: not a log level; use one of DEBUG, INFO, WARNING, ERROR"]) == (
+        code,
+        output.splitlines(),
+    )
+    workspace.write(make_directory(1, {"eng": [0]}))
+    code, output = invoke("plan", "--config", str(workspace.config), "--log-level", "error")
+    assert (0, True) == (code, "+ user user0@example.com" in output)
 
 
 def test_plan_with_a_wrong_token_exits_2(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
