@@ -6,7 +6,7 @@ at the token endpoint for an hour's access token ("Using OAuth 2.0 for Server to
 Applications", https://developers.google.com/identity/protocols/oauth2/service-account). The
 JWT is signed with the key of a key file (``credentials``; its ``token_uri`` is honoured), or,
 keyless, by IAM Credentials ``signJwt`` for ``service_account`` with Application Default
-Credentials (:mod:`connectors.google_keyless`).
+Credentials (:mod:`connectors.google_keyless`). Settings: :mod:`connectors.google_settings`.
 
 What a read does (there is no change feed for groups, so every read lists everything):
 
@@ -19,6 +19,10 @@ What a read does (there is no change feed for groups, so every read lists everyt
   refuses derived membership, syncd lists direct members and expands nested groups itself
   (visited set, so a cycle ends); ``includeDerivedMembership`` is reported to under-count in
   some domains (GAM-team/GAM#1210).
+* the read tells ``ctx.listener`` the users once listed, the groups once listed, and each group
+  once its flattened members are known (derived: when its listing ends; expanded: when every
+  group below it is listed); :mod:`connectors.kit.announce`. Groups Google flattened and the
+  listener was told of keep those members should Google refuse derived membership later on.
 
 Quotas ("Directory API: Limits and Quotas",
 https://developers.google.com/workspace/admin/directory/v1/limits): requests are paced to
@@ -37,16 +41,13 @@ group's etag, so every synced group's members are listed on every read.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import httpx2
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from connectors.base import Deps, ReadContext, SourceError, SourceType, register
 from connectors.google_keyless import IamSigner
@@ -65,155 +66,39 @@ from connectors.google_records import (
     unpack_user,
     wanted,
 )
+from connectors.google_settings import DIRECTORY, SCOPES, TOKEN_URI, GoogleSettings
 from connectors.kit import (
+    Announcer,
     Http,
     JwtBearer,
     KeptDirectory,
     KeySigner,
     Limits,
     OAuthToken,
+    PackedGroup,
     PageToken,
     Signer,
-    SigningKey,
     assemble,
     bounded,
     collect,
     json_or_empty,
-    load_signing_key,
+    member_listings,
     resume,
     scope_digest,
 )
 from syncd.errors import SourceAuthError
-from syncd.model import RequestStats, Skipped, SourceGroup, SourceRead
+from syncd.model import RequestStats, Skipped, SourceGroup, SourceRead, SourceUser
 from syncd.normalise import Scope
-from syncd.secrets import SecretText
 
 
 __all__ = ["SCOPES", "GoogleSettings", "GoogleSource"]
 
 log = structlog.get_logger(__name__)
 
-API_URL = "https://admin.googleapis.com"
-TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
-IAM_URL = "https://iamcredentials.googleapis.com"
-DIRECTORY = "/admin/directory/v1"
-SCOPES = (
-    "https://www.googleapis.com/auth/admin.directory.user.readonly",
-    "https://www.googleapis.com/auth/admin.directory.group.readonly",
-    "https://www.googleapis.com/auth/admin.directory.group.member.readonly",
-)
 ASSERTION_LIFETIME = 3600  # Google's most (reference: "Using OAuth 2.0 for Server to Server Applications")
 DIRECTORY_BUCKETS = frozenset({"users", "groups", "members"})
 THROTTLED = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})
 GROUP_WIDTH = 4  # [name, email, description, members]
-
-
-# --- settings ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceAccountKey:
-    """What syncd uses of a service-account key file."""
-
-    email: str
-    client_id: str
-    token_uri: str
-    signing_key: SigningKey
-
-
-def _load_key(text: str) -> ServiceAccountKey:
-    """Read a key file's JSON; ValueError naming what is wrong, never quoting the key."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise ValueError(
-            "credentials is not JSON; give the service account's key file (file:PATH or env:NAME)"
-        ) from None
-    if not isinstance(data, dict) or data.get("type") != "service_account":
-        raise ValueError('credentials is not a service-account key file (its "type" must be "service_account")')
-    missing = [
-        k for k in ("client_email", "client_id", "private_key") if not isinstance(data.get(k), str) or not data[k]
-    ]
-    if missing:
-        raise ValueError(f"credentials lacks {', '.join(missing)}; download a new JSON key for the service account")
-    kid = data.get("private_key_id") if isinstance(data.get("private_key_id"), str) else None
-    key = load_signing_key(data["private_key"], kid, name="the private_key in credentials")
-    token_uri = data.get("token_uri")
-    if not isinstance(token_uri, str) or not token_uri:
-        token_uri = TOKEN_URI
-    return ServiceAccountKey(data["client_email"], data["client_id"], token_uri, key)
-
-
-def _base_url(value: str, name: str) -> str:
-    url = value.strip().rstrip("/")
-    parsed = httpx2.URL(url)
-    if parsed.scheme not in {"https", "http"} or not parsed.host:
-        raise ValueError(f"{name} must be a URL with its scheme, e.g. https://example.googleapis.com")
-    return url
-
-
-class GoogleSettings(BaseModel):
-    """``[source.google]``: the domain, the admin to act as, and how to sign the delegation JWT.
-
-    Give ``credentials`` (a service-account key file's JSON, as ``file:PATH`` or ``env:NAME``),
-    or, keyless, ``service_account`` (signed through IAM with Application Default Credentials).
-    """
-
-    # Validation errors must not echo the input: it holds the private key.
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-    credentials: SecretText | None = Field(None, description="Service-account key JSON (file:PATH or env:NAME).")
-    admin_email: str = Field(description="The admin to act as (the JWT sub); needs read rights on users and groups.")
-    customer: str = Field("my_customer", description="The customer id, or my_customer (the admin's own).")
-    api_url: str = Field(API_URL, description="Directory API base URL.")
-    token_uri: str | None = Field(None, description="Token endpoint; default: the key file's token_uri, or Google's.")
-    service_account: str | None = Field(None, description="Keyless: the service account IAM signs as.")
-    iam_url: str = Field(IAM_URL, description="IAM Credentials base URL (keyless signing).")
-    nesting: Literal["derived", "expand"] = Field(
-        "derived", description="derived: Google flattens nested groups; expand: syncd does it."
-    )
-    concurrency: int = Field(8, ge=1, le=32, description="Member listings read in parallel.")
-    queries_per_minute: int = Field(2400, ge=1, description="Directory API queries per minute to stay under.")
-    max_retries: int = Field(5, ge=0, le=20, description="Retries on 5xx, 429, rate-limit 403s and network errors.")
-
-    _key: ServiceAccountKey | None = PrivateAttr(None)
-
-    @field_validator("api_url", "iam_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _base_url(value, "the URL").removesuffix(DIRECTORY)
-
-    @field_validator("token_uri")
-    @classmethod
-    def _token_uri(cls, value: str | None) -> str | None:
-        return None if value is None else _base_url(value, "token_uri")
-
-    @field_validator("admin_email", "service_account")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is not None and ("@" not in value or value.strip() != value or not value.split("@")[1]):
-            raise ValueError("must be an email address, e.g. admin@example.com")
-        return value
-
-    @model_validator(mode="after")
-    def _one_signer(self) -> GoogleSettings:
-        if self.credentials is not None and self.service_account is not None:
-            raise ValueError(
-                "set either credentials (a key file) or service_account (keyless, signed through IAM), not both"
-            )
-        if self.credentials is None and self.service_account is None:
-            raise ValueError(
-                "set credentials (the service account's key file, file:PATH or env:NAME) or, keyless, "
-                "service_account (name@project.iam.gserviceaccount.com, signed with Application Default Credentials)"
-            )
-        if self.credentials is not None:
-            self._key = _load_key(self.credentials.get_secret_value())
-        return self
-
-    @property
-    def key(self) -> ServiceAccountKey | None:
-        """The loaded key file (None when keyless)."""
-        return self._key
 
 
 # --- quotas -----------------------------------------------------------------------------------
@@ -413,84 +298,129 @@ class GoogleSource:
             missing_ok=True,
         )
 
-    async def _derived(self, groups: list[GroupHead], known: Mapping[str, Any]) -> dict[str, Members | None]:
+    async def _derived(
+        self, groups: list[GroupHead], known: Mapping[str, Any], announce: Announcer, done: dict[str, _Listed]
+    ) -> dict[str, _Listed | None]:
+        """Google's flattened members: each group is final, and announced, once its listing ends."""
+
         async def one(group: GroupHead) -> Members | None:
             rows = await self._member_rows(group.id, derived=True)
             return None if rows is None else sort_members(rows, known)
 
-        listings = await bounded(groups, one, self.settings.concurrency)
+        def pack(group: GroupHead, members: Members) -> tuple[str, PackedGroup]:
+            done[group.id] = (members, packed := _pack_group(group, members.users))
+            return group.id, packed
+
+        listings = await member_listings(groups, one, self.settings.concurrency, pack=pack, announce=announce)
         return {g.id: m for g, m in zip(groups, listings, strict=True)}
 
-    async def _expanded(self, groups: list[GroupHead], known: Mapping[str, Any]) -> dict[str, Members | None]:
+    async def _expanded(
+        self, groups: list[GroupHead], known: Mapping[str, Any], announce: Announcer
+    ) -> dict[str, _Listed | None]:
         """Direct members of the synced groups and of every group nested below them, level by
-        level, then flattened here (each group listed once, so a cycle ends)."""
+        level, then flattened here (each group listed once, so a cycle ends). A synced group is
+        final, and announced, once every group below it is listed."""
         direct: dict[str, Members] = {}
         gone: set[str] = set()
+        out: dict[str, _Listed | None] = {}
+
+        def settle(candidates: list[GroupHead]) -> None:
+            for group in candidates:
+                if group.id in out or not _closed(group.id, direct, gone):
+                    continue
+                if group.id in gone:
+                    out[group.id] = None
+                    continue
+                own = direct[group.id]
+                members = Members(expand(group.id, direct), own.groups, own.everyone, own.outsiders, own.unreadable)
+                out[group.id] = (members, packed := _pack_group(group, members.users))
+                announce.group(group.id, packed)
+
+        synced = {g.id: g for g in groups}
+
+        async def one(group_id: str) -> None:
+            rows = await self._member_rows(group_id, derived=False)
+            if rows is None:
+                gone.add(group_id)
+            else:
+                direct[group_id] = sort_members(rows, known)
+            if group_id in synced:  # a group with nothing nested is final at once
+                settle([synced[group_id]])
+
         frontier = [g.id for g in groups]
         while frontier:
-
-            async def one(group_id: str) -> Members | None:
-                rows = await self._member_rows(group_id, derived=False)
-                return None if rows is None else sort_members(rows, known)
-
-            listings = await bounded(frontier, one, self.settings.concurrency)
+            await bounded(frontier, one, self.settings.concurrency)
             following: list[str] = []
-            for group_id, listing in zip(frontier, listings, strict=True):
-                if listing is None:
-                    gone.add(group_id)
-                    continue
-                direct[group_id] = listing
-                following += [n for n in listing.groups if n not in direct and n not in gone and n not in following]
+            for group_id in frontier:
+                listing = direct.get(group_id)
+                if listing is not None:
+                    following += [n for n in listing.groups if n not in direct and n not in gone and n not in following]
             frontier = [n for n in following if n not in direct]
-        out: dict[str, Members | None] = {}
-        for group in groups:
-            if group.id in gone:
-                out[group.id] = None
-                continue
-            own = direct[group.id]
-            out[group.id] = Members(expand(group.id, direct), own.groups, own.everyone, own.outsiders, own.unreadable)
+            settle(groups)
         return out
 
-    async def _memberships(self, groups: list[GroupHead], known: Mapping[str, Any]) -> dict[str, Members | None]:
+    async def _memberships(
+        self, groups: list[GroupHead], known: Mapping[str, Any], announce: Announcer
+    ) -> dict[str, _Listed | None]:
         if self.settings.nesting == "derived":
+            done: dict[str, _Listed] = {}
             try:
-                return await self._derived(groups, known)
+                return await self._derived(groups, known, announce, done)
             except _DerivedRefused as exc:
                 log.warning("google.derived_refused", error=str(exc), fallback="syncd expands nested groups")
-        return await self._expanded(groups, known)
+            if announce.on and done:  # groups already announced stay as Google flattened them
+                rest = await self._expanded([g for g in groups if g.id not in done], known, announce)
+                return {g.id: done[g.id] if g.id in done else rest[g.id] for g in groups}
+        return await self._expanded(groups, known, announce)
 
     # -- reads -------------------------------------------------------------------------------
 
     async def read(self, ctx: ReadContext) -> SourceRead:
-        """Read the domain in scope (see the module docstring); always complete, or an error."""
+        """Read the domain in scope (see the module docstring); always complete, or an error.
+
+        Users are listed first and announced to ``ctx.listener`` (with ``users = "members"``
+        only at the end, once pruned), then the groups, then each group as its members are final.
+        """
         before = self._http.requests
         self._http.mark()
         digest = scope_digest(ctx.scope, customer=self.settings.customer, api_url=self.settings.api_url)
         previous, why = resume(ctx, digest, self._clock(), None, user_width=USER_WIDTH, group_width=GROUP_WIDTH)
         log.info("google.read", etags_from_last_read=previous is not None, why=why or None)
         skipped: list[Skipped] = []
+        members_only = ctx.scope.users == "members"
+        managers: dict[str, str] = {}  # a synced user's folded email -> id, once the users are final
+
+        def user(user_id: str, packed: PackedUser) -> SourceUser:
+            return unpack_user(user_id, packed, managers)
+
+        announce = Announcer(ctx.listener, user=user, group=_unpack_group)
         users = await self._users(previous.users if previous is not None else {}, skipped)
+        if not members_only:
+            managers.update(_managers(users))
+            announce.users(users)
         groups = await self._groups(ctx.scope, skipped)
-        listings = await self._memberships(groups, users)
+        announce.groups((group.id, _pack_group(group, [])) for group in groups)
+        listings = await self._memberships(groups, users, announce)
         directory = KeptDirectory(digest, self._clock())
         for group in groups:
-            members = listings[group.id]
-            if members is None:
+            listing = listings[group.id]
+            if listing is None:
                 log.info("google.group_vanished", group=group.email)
                 continue
-            self._count_dropped(group, members, skipped)
-            directory.groups[group.id] = [group.name, group.email, group.description, members.users]
+            self._count_dropped(group, listing[0], skipped)
+            directory.groups[group.id] = listing[1]
         directory.users = users
-        if ctx.scope.users == "members":
+        if members_only:
             directory.prune_users(directory.member_ids())
-        managers = {packed[0].casefold(): uid for uid, packed in directory.users.items()}
+            managers.update(_managers(directory.users))
         read = assemble(
             directory,
-            user=lambda uid, packed: unpack_user(uid, packed, managers),
-            group=lambda gid, p: SourceGroup(id=gid, name=p[0], email=p[1], description=p[2], members=tuple(p[3])),
+            user=user,
+            group=_unpack_group,
             skipped=skipped,
             requests=self._http.requests - before,
-            prefiltered=ctx.scope.users == "members",
+            prefiltered=members_only,
+            announce=announce,
         )
         log.info(
             "google.read_done",
@@ -521,6 +451,38 @@ class GoogleSource:
         if members.unreadable:
             parts.append(f"{members.unreadable} member row(s) without an id")
         skipped.append(Skipped("membership", group.id, f"{' and '.join(parts)} in {group.email}: not synced"))
+
+
+_Listed = tuple[Members, PackedGroup]
+"""A group's member listing, and the group as kept: [name, email, description, member ids]."""
+
+
+def _pack_group(group: GroupHead, members: list[str]) -> PackedGroup:
+    return [group.name, group.email, group.description, members]
+
+
+def _unpack_group(group_id: str, packed: PackedGroup) -> SourceGroup:
+    return SourceGroup(id=group_id, name=packed[0], email=packed[1], description=packed[2], members=tuple(packed[3]))
+
+
+def _managers(users: Mapping[str, PackedUser]) -> dict[str, str]:
+    """Each user's folded email -> its id, to name managers by id."""
+    return {packed[0].casefold(): user_id for user_id, packed in users.items()}
+
+
+def _closed(group_id: str, direct: Mapping[str, Members], gone: set[str]) -> bool:
+    """Whether ``group_id`` and every group nested below it are listed (or known gone)."""
+    seen: set[str] = set()
+    stack = [group_id]
+    while stack:
+        current = stack.pop()
+        if current in seen or current in gone:
+            continue
+        if current not in direct:
+            return False
+        seen.add(current)
+        stack.extend(direct[current].groups)
+    return True
 
 
 def _build(settings: GoogleSettings, deps: Deps) -> GoogleSource:
