@@ -9,17 +9,21 @@ expired delta link):
 
 1. ``/users/delta?$deltatoken=latest`` — the users delta link *before* reading, so nothing
    that changes during the read is missed (a change seen twice is harmless);
-2. the initial round of ``/groups/delta?$select=displayName,description,members``: every group's
-   name and direct members in one pass, which gives the nesting graph and the groups delta link;
-3. ``/users`` with an explicit ``$select``, ``$expand=manager($select=id)`` and ``$top=999``
+2. ``/users`` with an explicit ``$select``, ``$expand=manager($select=id)`` and ``$top=999``
    ("List users": ``accountEnabled`` and ``userType`` are not default properties) — not with
    ``users = "members"``: the member listings then carry the members' whole records instead, so
    only members of synced groups are read at all;
-4. for every synced group, ``/transitiveMembers/microsoft.graph.user`` with
+3. the initial round of ``/groups/delta?$select=displayName,description,members``: every group's
+   name and direct members in one pass, which gives the nesting graph and the groups delta link;
+4. for every synced group, in the order listed, ``/transitiveMembers/microsoft.graph.user`` with
    ``ConsistencyLevel: eventual`` and ``$count=true`` on every page (the header is not part of
    the next link, "Paging Microsoft Graph data"), a few groups at a time. Members that are not
    users despite the cast (microsoftgraph/microsoft-graph-docs#11881, #17604) are skipped and
    counted by ``@odata.type``.
+
+A full read tells ``ctx.listener`` the users after step 2 (with ``users = "members"``, at the
+end), the synced groups after step 3, and each group as its transitive listing ends
+(:mod:`connectors.kit.announce`); a delta read announces nothing.
 
 **Delta read**: the two delta links, followed to their new delta links. Changed users are
 merged into the kept directory; ``@removed`` users and groups leave it (the engine then
@@ -41,7 +45,7 @@ suspended state). Guests (``userType = Guest``, ``#EXT#`` UPNs) are skipped unle
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +76,12 @@ from connectors.kit import (
     KeySigner,
     OAuthToken,
     ODataLinks,
+    PackedGroup,
     PackedUser,
     PrivateKeyJwt,
     bounded,
     json_or_empty,
+    member_listings,
     pages,
     read_kept,
     scope_digest,
@@ -296,24 +302,47 @@ class EntraSource:
         return _Listing(ids, users, skipped)
 
     async def _resolve(
-        self, group_ids: Iterable[str], users: dict[str, PackedUser] | None, skipped: list[Skipped]
+        self,
+        group_ids: Iterable[str],
+        users: dict[str, PackedUser] | None,
+        skipped: list[Skipped],
+        *,
+        pack: Callable[[str, list[str]], PackedGroup] | None = None,
+        announce: Announcer | None = None,
     ) -> dict[str, list[str] | None]:
-        """Each group's transitive user ids (None: deleted meanwhile), a few groups at a time.
+        """Each group's transitive user ids (None: deleted meanwhile), by group id, a few groups
+        at a time, listed in the order given. With ``pack`` (a full read), each group is announced
+        as ``pack(id, members)`` as soon as its listing ends: transitive members are final.
 
         With ``users`` (``users = "members"``: no user listing), the members' records go there.
         """
-        wanted = sorted(set(group_ids))
+        wanted = list(dict.fromkeys(group_ids))
         records = users is not None
-        found = await bounded(wanted, lambda gid: self._transitive(gid, records), self.settings.concurrency)
+
+        async def listing(group_id: str) -> _Listing | None:
+            return await self._transitive(group_id, records)
+
+        found: list[_Listing | None]
+        if pack is None:
+            found = await bounded(wanted, listing, self.settings.concurrency)
+        else:
+            announced = await member_listings(
+                wanted,
+                listing,
+                self.settings.concurrency,
+                pack=lambda group_id, done: (group_id, pack(group_id, done.ids)),
+                announce=announce,
+            )
+            found = [None if item is None else item[0] for item in announced]
         out: dict[str, list[str] | None] = {}
-        for group_id, listing in zip(wanted, found, strict=True):
-            if listing is None:
+        for group_id, listed in sorted(zip(wanted, found, strict=True), key=lambda pair: pair[0]):
+            if listed is None:
                 out[group_id] = None
                 continue
-            out[group_id] = listing.ids
-            skipped.extend(listing.skipped)
+            out[group_id] = listed.ids
+            skipped.extend(listed.skipped)
             if users is not None:
-                users.update(listing.users)
+                users.update(listed.users)
         return out
 
     # -- reads ---------------------------------------------------------------------------------
@@ -350,26 +379,33 @@ class EntraSource:
                 {"$select": ",".join((*USER_SELECT, "manager")), "$deltatoken": "latest"},
             )
         )[1]
+        members_only = scope.users == "members"
+        users = {} if members_only else await self._users(skipped)
+        if not members_only:
+            announce.users(users)  # before any member listing: user creates start now
         entries, groups_link = await self._delta_round(
             f"{self._graph}/groups/delta", "groups", {"$select": GROUP_SELECT}
         )
         changes = merge_group_changes(entries)
         nesting = Nesting({})
         nesting.apply(changes)
-        members_only = scope.users == "members"
-        users = {} if members_only else await self._users(skipped)
         heads = {gid: c.props for gid, c in changes.groups.items() if isinstance(c.props.get("displayName"), str)}
         synced = [gid for gid, props in heads.items() if scope.wants_group(props["displayName"])]
+
+        def pack(group_id: str, members: list[str]) -> PackedGroup:
+            return [heads[group_id]["displayName"], heads[group_id].get("description"), members]
+
+        announce.groups((group_id, pack(group_id, [])) for group_id in synced)
         directory = KeptDirectory(
             scope=digest,
             last_full_read=started,
             marks={"users_delta": users_link, "groups_delta": groups_link, "nesting": nesting.dump()},
             users=users,
         )
-        for group_id, members in (await self._resolve(synced, users if members_only else None, skipped)).items():
+        resolved = await self._resolve(synced, users if members_only else None, skipped, pack=pack, announce=announce)
+        for group_id, members in resolved.items():
             if members is not None:
-                props = heads[group_id]
-                directory.groups[group_id] = [props["displayName"], props.get("description"), members]
+                directory.groups[group_id] = pack(group_id, members)
         log.info("entra.full_read", users=len(users), groups=len(heads), synced=len(directory.groups))
         return directory
 
@@ -414,7 +450,7 @@ class EntraSource:
         synced = (set(previous.groups) | set(delta.groups)) - delta.removed_groups
         again |= nesting.affected(changed, synced)
         listed: dict[str, PackedUser] | None = {} if members_only else None
-        resolved = await self._resolve(again, listed, skipped)
+        resolved = await self._resolve(sorted(again), listed, skipped)
         for group_id, members in resolved.items():
             if members is None:  # deleted since the delta round
                 delta.groups.pop(group_id, None)
