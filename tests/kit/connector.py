@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from connectors.base import Deps, ReadContext, SourceType
 from connectors.kit import (
+    Announcer,
     ClientSecret,
     Delta,
     Http,
@@ -68,23 +69,32 @@ class AcmeSource:
         await self._http.aclose()
 
     async def read(self, ctx: ReadContext) -> SourceRead:
-        """Full on the first run (or when the kit's resume says so), else only the changes."""
+        """Full on the first run (or when the kit's resume says so), else only the changes.
+
+        A full read announces its users once listed; members come in ``members@delta`` slices
+        that are final only at the end, so ``assemble`` announces the groups then.
+        """
         before = self._http.requests
         digest = scope_digest(ctx.scope, url=self.settings.url)
         kept, _why = resume(ctx, digest, self._clock(), self.settings.full_read_every, user_width=2, group_width=2)
+        announce = None
         if kept is None:
             kept = KeptDirectory(scope=digest, last_full_read=self._clock())
+            announce = Announcer(ctx.listener, user=_make_user, group=_make_group)
         delta = Delta()
         kept.marks["users_delta"] = await self._changes("users", kept, delta)
+        if announce is not None:
+            announce.users(delta.users)  # a first delta round lists every user, none removed
         kept.marks["groups_delta"] = await self._changes("groups", kept, delta)
         kept.apply(delta)
         skipped: list[Skipped] = []
         return assemble(
             kept,
-            user=lambda uid, p: SourceUser(id=uid, user_name=p[0], email=p[0], active=p[1]),
-            group=lambda gid, p: SourceGroup(id=gid, name=p[0], members=tuple(p[-1])),
+            user=_make_user,
+            group=_make_group,
             skipped=skipped,
             requests=self._http.requests - before,
+            announce=announce,
         )
 
     async def _changes(self, kind: str, kept: KeptDirectory, delta: Delta) -> str:
@@ -100,6 +110,14 @@ class AcmeSource:
                     _group(item, kept, delta)
             resume_from = ODataLinks.delta_link(page.body) or resume_from
         return resume_from
+
+
+def _make_user(user_id: str, packed: PackedUser) -> SourceUser:
+    return SourceUser(id=user_id, user_name=packed[0], email=packed[0], active=packed[1])
+
+
+def _make_group(group_id: str, packed: PackedGroup) -> SourceGroup:
+    return SourceGroup(id=group_id, name=packed[0], members=tuple(packed[-1]))
 
 
 def _user(item: dict[str, Any], delta: Delta) -> None:
