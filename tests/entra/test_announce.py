@@ -1,4 +1,4 @@
-"""A full read of Entra tells the run what is final as it goes: users, the groups, then each group's transitive members."""
+"""A full read of Entra tells the run what is final as it goes: users, groups, then each transitive listing."""
 
 from __future__ import annotations
 
