@@ -36,6 +36,7 @@ import structlog
 from connectors.base import ReadListener
 from connectors.kit.kept import KeptDirectory, PackedGroup, PackedUser
 from syncd.aio import bounded
+from syncd.errors import SourceError
 from syncd.model import Skipped, SourceGroup, SourceUser
 
 
@@ -52,8 +53,9 @@ GroupMaker = Callable[[str, PackedGroup], SourceGroup]
 """``group(id, packed)``: the SourceGroup of a packed group."""
 
 
-class AnnouncedDiffers(RuntimeError):
-    """A connector's bug: what it announced is not what its read holds (the read fails)."""
+class AnnouncedDiffers(SourceError):
+    """A connector's bug: what it announced is not what its read holds, so the read fails (and
+    the run, having been told otherwise, removes nothing)."""
 
 
 class Announcer:
