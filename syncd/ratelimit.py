@@ -10,7 +10,8 @@ Every request first takes a token from the pacer. Tokens flow in at ``rate`` per
 bucket of ``burst``; a token is taken at the moment the request may go, not booked in advance, so
 a slot the process missed while it was busy (the event loop held by planning, a slow disk, a
 loaded host) is not lost: the tokens wait in the bucket and the requests behind them go at once,
-up to the bucket's size, and never more than ``burst + rate × t`` over any ``t`` seconds. When a
+up to the bucket's size, and never more than ``burst + rate × t`` over any ``t`` seconds. The
+bucket starts with one token, so a run begins at the steady pace rather than with a burst. When a
 429 arrives anyway (another client shares the quota), the pacer empties its bucket, slows down by
 a quarter and recovers slowly as requests succeed.
 """
@@ -61,7 +62,10 @@ class Pacer:
         self.floor = min(floor, rate)
         self._clock = clock
         self._sleep = sleep
-        self._tokens = self.max_burst  # an idle quota is a full bucket
+        # One token to start, not a full bucket: the quota's own bucket may have just been spent (by
+        # the run before, by another client), and two buckets spent whole leave no room for the
+        # jitter between our sending and its counting (the emulator answered 429s when both started full).
+        self._tokens = 1.0
         self._stamp = clock()
         self._lock = asyncio.Lock()
         self.throttled = 0

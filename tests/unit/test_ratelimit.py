@@ -7,7 +7,6 @@ real waiting, and nothing depends on how fast the machine is.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 from collections.abc import Sequence
 
@@ -60,22 +59,29 @@ def _most_in_any_window(times: Sequence[float], window: float) -> int:
     return most
 
 
-def test_steady_rate_after_the_first_burst() -> None:
-    """An idle quota lets a bucket's worth go at once, then one request every 1/rate seconds."""
+def test_steady_rate_from_the_start() -> None:
+    """A run starts at the pace, one request every 1/rate seconds, not with a burst."""
     time = FakeTime()
     pacer = _pacer(time)
-    times = _sends(pacer, time, 60)
-    assert times[:20] == [0.0] * 20
-    gaps = [b - a for a, b in itertools.pairwise(times[20:])]
-    assert gaps == pytest.approx([0.05] * 39)
-    assert times[-1] == pytest.approx(40 * 0.05)  # 60 requests: 20 at once, then 40 at 20/s
+    times = _sends(pacer, time, 41)
+    assert times == pytest.approx([0.05 * k for k in range(41)])
+
+
+def test_an_idle_second_fills_the_bucket_and_no_more() -> None:
+    """After a second or more with nothing to send, a bucket's worth (20) goes at once, then the pace resumes."""
+    time = FakeTime()
+    pacer = _pacer(time)
+    time.now = 10.0
+    times = _sends(pacer, time, 23)
+    assert times[:20] == [10.0] * 20
+    assert times[20:] == pytest.approx([10.05, 10.10, 10.15])
 
 
 def test_a_stall_is_caught_up_with_what_it_missed() -> None:
     """After a half-second stall at full pace, the ten slots it missed go at once, then the pace resumes."""
     time = FakeTime()
     pacer = _pacer(time)
-    _sends(pacer, time, 40)  # the bucket is empty: the pacer is at full speed
+    _sends(pacer, time, 40)  # the pacer is at full speed: the bucket is empty
     time.now += 0.5  # the host was busy: no request asked for a token for half a second
     stalled_at = time.now
     times = _sends(pacer, time, 12)
@@ -118,7 +124,7 @@ def test_never_more_than_rate_plus_burst_over_any_interval() -> None:
 def test_concurrent_waiters_go_in_order_at_the_rate() -> None:
     """Sixteen coroutines sharing the pacer get their tokens in the order they asked, at the rate."""
     time = FakeTime()
-    pacer = _pacer(time, rate=10.0, burst=2)
+    pacer = _pacer(time, rate=10.0)
     order: list[tuple[int, float]] = []
 
     async def worker(n: int) -> None:
@@ -130,13 +136,14 @@ def test_concurrent_waiters_go_in_order_at_the_rate() -> None:
 
     asyncio.run(run())
     assert [n for n, _ in order] == list(range(16))
-    assert [t for _, t in order] == pytest.approx([0.0, 0.0, *(0.1 * k for k in range(1, 15))])
+    assert [t for _, t in order] == pytest.approx([0.1 * k for k in range(16)])
 
 
 def test_a_429_empties_the_bucket_and_slows_down_then_recovers_slowly() -> None:
     """A 429 makes the next request wait at three quarters of the rate, with a smaller bucket; successes creep back."""
     time = FakeTime()
     pacer = _pacer(time)
+    time.now += 5.0
     assert 0.0 == pacer.wait_time()  # a full bucket
     pacer.on_throttled()
     assert (pacer.rate, pacer.burst, pacer.throttled) == (15.0, 15.0, 1)
@@ -159,7 +166,7 @@ def test_repeated_429s_stop_at_the_floor() -> None:
         pacer.on_throttled()
     assert (pacer.rate, pacer.burst) == (1.0, 1.0)
     times = _sends(pacer, time, 3)
-    assert times == pytest.approx([1.0, 2.0, 3.0])
+    assert times == pytest.approx([1.0, 2.0, 3.0])  # the 429 emptied the bucket: the first waits too
 
 
 def test_bad_settings_are_refused() -> None:
