@@ -2,8 +2,10 @@
 
 As with the benchmark's Okta (:mod:`tests.bench.okta`), two departures from the tests' use of the
 fake: its clock follows the machine's, and requests and responses are not recorded. Its
-resource-unit budget is set far above Graph's (the benchmark measures syncd against Identity
-Center's quota; the connector's handling of Graph's throttling has its own tests).
+resource-unit budget is Graph's for a tenant over 500 users, 8,000 per 10 s ("Microsoft Graph
+service-specific throttling limits", identity and access): what the read spends of it is metered
+(:mod:`tests.bench.quota`) and makes the source floor; ``quotas=False`` sets it far above
+(``--source-quota none``, for the memory size).
 
 Nested groups stay nested here (Graph has them): a group's direct members are its users and the
 groups nested in it, and the connector flattens them through ``transitiveMembers``.
@@ -19,12 +21,15 @@ from typing import Any
 import httpx2
 
 from tests.bench.directory import Directory
-from tests.fakes.entra import DirObject, FakeEntra, graph_time
+from tests.bench.quota import Meter, Quota
+from tests.fakes.entra import BUCKET_WINDOW, DirObject, FakeEntra, graph_time
 from tests.fakes.serve import serve
 
 
 CLIENT_ID = "5b0c7e2a-9d41-4f3b-8a6e-1c2d3e4f5a6b"
 SECRET = "bench~entra-client-secret"  # the fake's test credential
+RESOURCE_UNITS = 8_000
+"""Graph's resource units per 10 s for an app in a tenant of over 500 users (L)."""
 
 
 def _props(user: dict[str, Any]) -> dict[str, Any]:
@@ -44,8 +49,10 @@ def _props(user: dict[str, Any]) -> dict[str, Any]:
 class BenchEntra(FakeEntra):
     """A fake tenant on the machine's clock that keeps no request log."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(graph_url=url, login_url=url, now=time.time(), resource_units=10**9)
+    def __init__(self, url: str, *, quotas: bool = True) -> None:
+        units = RESOURCE_UNITS if quotas else 10**9
+        super().__init__(graph_url=url, login_url=url, now=time.time(), resource_units=units)
+        self.meter = Meter({"resource units": Quota(units, BUCKET_WINDOW)})
         self.add_app(CLIENT_ID, secret=SECRET)
         self.served = 0
 
@@ -58,6 +65,15 @@ class BenchEntra(FakeEntra):
         self.tick()
         self.served += 1
         return self._handle(request)
+
+    def charge(self, cost: int) -> dict[str, str] | httpx2.Response:
+        """Spend resource units as the fake does, and meter them."""
+        charged = super().charge(cost)
+        if isinstance(charged, httpx2.Response):
+            self.meter.refuse()
+        else:
+            self.meter.spend("resource units", cost)
+        return charged
 
     def load(self, directory: Directory) -> None:
         """Hold ``directory``: users, groups, direct members (users and nested groups)."""
@@ -103,10 +119,10 @@ class BenchEntra(FakeEntra):
 
 
 @contextmanager
-def serving(directory: Directory) -> Iterator[BenchEntra]:
+def serving(directory: Directory, *, quotas: bool = True) -> Iterator[BenchEntra]:
     """A fake tenant holding ``directory``, served on a free port of 127.0.0.1 (a thread of this process)."""
     with serve() as served:
-        fake = BenchEntra(served.url)
+        fake = BenchEntra(served.url, quotas=quotas)
         fake.load(directory)
         served.handler = fake.handler
         yield fake

@@ -1,9 +1,10 @@
 """The benchmark's Google: ``tests.fakes.google.FakeGoogle`` holding a synthetic directory, served over HTTP.
 
 As with the benchmark's Okta and Entra, two departures from the tests' use of the fake: its
-clock follows the machine's, and requests and responses are not recorded. Its per-minute quota
-is set far above Google's (the benchmark measures syncd against Identity Center's quota; the
-connector's handling of Google's quotas has its own tests).
+clock follows the machine's, and requests and responses are not recorded. Its quota is Google's,
+2,400 queries per minute per user (the impersonated admin): what the read spends of it is metered
+(:mod:`tests.bench.quota`) and makes the source floor; ``quotas=False`` sets it far above
+(``--source-quota none``, for the memory size).
 
 Nested groups stay nested (Google has them): a group's direct members are its users and the
 groups nested in it, and the connector asks for derived membership.
@@ -22,6 +23,7 @@ from typing import Any
 import httpx2
 
 from tests.bench.directory import Directory
+from tests.bench.quota import Meter, Quota
 from tests.fakes.google import FakeGoogle
 from tests.fakes.google_records import FakeGroup, FakeUser, Member
 from tests.fakes.serve import serve
@@ -29,6 +31,8 @@ from tests.fakes.serve import serve
 
 ADMIN = "syncd-admin@example.com"
 KEY_FILE = "google-key.json"
+QUERIES_PER_MINUTE = 2_400
+"""Directory API queries per minute per user ("Directory API: Limits and Quotas")."""
 
 
 def _group_email(group: dict[str, Any]) -> str:
@@ -38,8 +42,10 @@ def _group_email(group: dict[str, Any]) -> str:
 class BenchGoogle(FakeGoogle):
     """A fake domain on the machine's clock that keeps no request log."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(api_url=url, token_uri=f"{url}/token", iam_url=url, live=True, quota_per_minute=10**9)
+    def __init__(self, url: str, *, quotas: bool = True) -> None:
+        per_minute = QUERIES_PER_MINUTE if quotas else 10**9
+        super().__init__(api_url=url, token_uri=f"{url}/token", iam_url=url, live=True, quota_per_minute=per_minute)
+        self.meter = Meter({"queries": Quota(per_minute, 60.0)})
         self.add_user(ADMIN, admin=True)
         self.account = self.add_service_account()
         self.delegate(self.account)
@@ -52,6 +58,15 @@ class BenchGoogle(FakeGoogle):
         response = self._route(request)
         response.headers["Date"] = formatdate(self.now, usegmt=True)
         return response
+
+    def _spend(self, user: str) -> httpx2.Response | None:
+        """Count the query against the quota as the fake does, and meter it."""
+        refused = super()._spend(user)
+        if refused is None:
+            self.meter.spend("queries")
+        else:
+            self.meter.refuse()
+        return refused
 
     def write_key(self, path: Path) -> None:
         """The service account's key file, where the config's ``credentials`` points."""
@@ -88,10 +103,10 @@ class BenchGoogle(FakeGoogle):
 
 
 @contextmanager
-def serving(directory: Directory, workdir: Path) -> Iterator[BenchGoogle]:
+def serving(directory: Directory, workdir: Path, *, quotas: bool = True) -> Iterator[BenchGoogle]:
     """A fake domain holding ``directory``, served on a free port of 127.0.0.1, its key in ``workdir``."""
     with serve() as served:
-        fake = BenchGoogle(served.url)
+        fake = BenchGoogle(served.url, quotas=quotas)
         fake.apply(directory)
         fake.write_key(workdir / KEY_FILE)
         served.handler = fake.handler

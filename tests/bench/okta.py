@@ -7,8 +7,9 @@ Two departures from the tests' use of the fake, both for a long-running benchmar
 * requests and responses are not recorded (the fake keeps them all for assertions; over a
   benchmark that is hundreds of megabytes of someone else's memory).
 
-Its rate-limit buckets are set far above Okta's own (the benchmark measures syncd against
-Identity Center's quota; the connector's handling of Okta's limits has its own tests).
+Its rate-limit buckets are Okta's Workforce ones (``tests.fakes.okta.DEFAULT_LIMITS``, per minute):
+what the read spends of each is metered (:mod:`tests.bench.quota`) and makes the source floor.
+``quotas=False`` sets them far above (``--source-quota none``, for the memory size).
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ from typing import Any
 import httpx2
 
 from tests.bench.directory import Directory, flatten
-from tests.fakes.okta import FakeGroup, FakeOkta, FakeUser
+from tests.bench.quota import Meter, Quota
+from tests.fakes.okta import DEFAULT_LIMITS, FakeGroup, FakeOkta, FakeUser
 from tests.fakes.serve import serve
 
 
 TOKEN = "00T-bench-ssws-token"  # the fake's test credential
 LOADED_AGO = 86_400.0
 """How long before the benchmark the synthetic org was last changed, in seconds."""
-LIMITS = {"users": 1_000_000, "groups": 1_000_000, "group-users": 1_000_000, "token": 10_000, "other": 10_000}
+UNLIMITED = dict.fromkeys(DEFAULT_LIMITS, 1_000_000)
+"""Buckets far above Okta's, for ``--source-quota none``."""
+WINDOW = 60.0
+"""Okta's buckets are per minute (idp-apis §1.8; the fake's windows last 60 s)."""
 
 
 def _profile(user: dict[str, Any]) -> dict[str, Any]:
@@ -47,8 +52,10 @@ def _profile(user: dict[str, Any]) -> dict[str, Any]:
 class BenchOkta(FakeOkta):
     """A fake org on the machine's clock that keeps no request log."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url=url, token=TOKEN, now=time.time(), limits=LIMITS)
+    def __init__(self, url: str, *, quotas: bool = True) -> None:
+        limits = dict(DEFAULT_LIMITS) if quotas else UNLIMITED
+        super().__init__(url=url, token=TOKEN, now=time.time(), limits=limits)
+        self.meter = Meter({name: Quota(limit, WINDOW) for name, limit in limits.items()})
         self.served = 0
 
     def tick(self) -> None:
@@ -59,7 +66,12 @@ class BenchOkta(FakeOkta):
         """Answer as the fake does, without recording."""
         self.tick()
         self.served += 1
-        return self._handle(request)
+        response = self._handle(request)
+        if response.status_code == 429:
+            self.meter.refuse()
+        else:  # every answer but a 429 spent a unit of its bucket
+            self.meter.spend(self._bucket_name(request))
+        return response
 
     def load(self, directory: Directory) -> None:
         """Make the org hold ``directory`` (users, groups, memberships), last changed a day ago.
@@ -106,10 +118,10 @@ class BenchOkta(FakeOkta):
 
 
 @contextmanager
-def serving(directory: Directory) -> Iterator[BenchOkta]:
+def serving(directory: Directory, *, quotas: bool = True) -> Iterator[BenchOkta]:
     """A fake org holding ``directory``, served on a free port of 127.0.0.1 (a thread of this process)."""
     with serve() as served:
-        fake = BenchOkta(served.url)
+        fake = BenchOkta(served.url, quotas=quotas)
         fake.load(directory)
         served.handler = fake.handler
         yield fake

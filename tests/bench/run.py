@@ -6,8 +6,10 @@ Three kinds of process, so that none distorts another's clock, GIL or memory:
   per answer, counting what it is sent;
 * each scenario as ``python -m syncd sync --json`` (through :mod:`tests.bench.peak`), timed
   from spawn to exit, its peak RSS read by syncd's own process as it exits;
-* this one, which writes the directory (or serves the fake Okta from a thread) and waits.
+* this one, which writes the directory (or serves the fake Okta, Google or Entra from a thread,
+  metering what the read spends of its quotas) and waits.
 
+Each scenario's whole run is measured against both sides' floors (:mod:`tests.bench.report`).
 After each scenario the emulator's state is compared with what the directory says Identity
 Center should hold, so a fast run that got it wrong does not pass as a good figure.
 """
@@ -17,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -25,15 +26,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from tests.bench.directory import (
     SIZES,
     Directory,
-    Floor,
-    Size,
     describe,
     generate,
     one_percent_change,
@@ -42,78 +40,13 @@ from tests.bench.directory import (
     target_of,
     write_floor,
 )
+from tests.bench.quota import NO_SOURCE
+from tests.bench.report import QUOTA, SCENARIOS, Bench, Outcome, can_overlap, report
 
 
-SCENARIOS = ("initial", "nochange", "change", "fullresync")
-TITLES = {
-    "initial": "initial sync",
-    "nochange": "no change",
-    "change": "1% change",
-    "fullresync": "`--full-resync`, no change",
-}
 SCIM_TOKEN = "bench-scim-token-0123456789"  # the emulator's test credential
-QUOTA = 20.0
-"""Identity Center's SCIM quota: 20 requests per second for the whole instance [UG:limits]."""
-RSS_LIMIT_MB = 250
 _ROOT = Path(__file__).resolve().parents[2]
 """The checkout: child processes start here so that ``python -m tests.bench...`` finds the tests package."""
-
-
-@dataclass(slots=True)
-class Outcome:
-    """One scenario's figures."""
-
-    scenario: str
-    wall: float
-    exit_code: int
-    result: dict[str, Any]
-    emulator: dict[str, Any]
-    floor: Floor
-    peak_rss_mb: float
-    converged: bool
-
-    @property
-    def target_requests(self) -> int:
-        """Every request syncd sent to Identity Center, retries and 429s included."""
-        return int(self.result.get("requests", {}).get("target", 0))
-
-    @property
-    def source_requests(self) -> int:
-        """Requests to the source (0 for a file)."""
-        return int(self.result.get("requests", {}).get("source", 0))
-
-    @property
-    def writes(self) -> int:
-        """Writes Identity Center accepted or refused, 429s left out (the emulator's count)."""
-        return int(self.emulator.get("writes", 0))
-
-    @property
-    def reads(self) -> int:
-        """Reads, 429s left out."""
-        return int(self.emulator.get("reads", 0))
-
-    @property
-    def throttled(self) -> int:
-        """Requests the emulator answered 429."""
-        return int(self.emulator.get("throttled", 0))
-
-
-@dataclass(slots=True)
-class Bench:
-    """One benchmark: a size, a source, and where its files live."""
-
-    size: Size
-    source: str
-    workdir: Path
-    rate: float | None
-    latency: float
-    log_level: str
-    outcomes: list[Outcome] = field(default_factory=list)
-
-    @property
-    def syncd_rate(self) -> float:
-        """The pace syncd is configured with: the quota, or as fast as config allows when unthrottled."""
-        return self.rate if self.rate else 1000.0
 
 
 def _env() -> dict[str, str]:
@@ -200,9 +133,12 @@ def write_config(bench: Bench, emu_url: str, source_url: str | None) -> Path:
         source = (
             f'[source]\ntype = "okta"\n\n[source.okta]\nurl = "{source_url}"\ntoken = "env:SYNCD_BENCH_OKTA_TOKEN"\n'
         )
+    safety = ""
+    if bench.write_during_read is not None:
+        safety = f"\n[safety]\nwrite_during_read = {str(bench.write_during_read).lower()}\n"
     config = bench.workdir / "syncd.toml"
     config.write_text(
-        f"""{source}
+        f"""{source}{safety}
 [target]
 scim_url = "{emu_url}"
 scim_token = "env:SYNCD_BENCH_SCIM_TOKEN"
@@ -259,17 +195,19 @@ def run(bench: Bench, scenarios: tuple[str, ...]) -> None:
         if bench.source == "okta":
             from tests.bench.okta import serving
 
-            served = stack.enter_context(serving(base))
+            served = stack.enter_context(serving(base, quotas=bench.source_quota))
         elif bench.source == "entra":
             from tests.bench.entra import serving as serving_entra
 
-            served = stack.enter_context(serving_entra(base))
+            served = stack.enter_context(serving_entra(base, quotas=bench.source_quota))
         elif bench.source == "google":
             from tests.bench.google import serving as serving_google
 
-            served = stack.enter_context(serving_google(base, bench.workdir))
+            served = stack.enter_context(serving_google(base, bench.workdir, quotas=bench.source_quota))
         else:
             write_directory(bench, base)
+        if served is not None:
+            bench.quotas = served.meter.quotas
         urls = {"okta": "url", "entra": "graph_url", "google": "api_url"}
         config = write_config(bench, emu.url, getattr(served, urls[bench.source]) if served else None)
         held = None  # what Identity Center holds (None: empty)
@@ -287,107 +225,24 @@ def run(bench: Bench, scenarios: tuple[str, ...]) -> None:
             floor = read_floor(wanted) if scenario == "fullresync" else write_floor(held, wanted)
             extra = ("--full-resync",) if scenario == "fullresync" else ()
             emu.ask("reset")
+            if served is not None:
+                served.meter.reset()
             _progress(f"{scenario}: running (floor {floor.writes} writes, {floor.reads} reads)...")
             wall, code, result, rss = run_sync(bench, config, scenario, *extra)
             counts = emu.ask("stats")
             state = emu.ask("state")
+            spent = served.meter.snapshot() if served is not None else NO_SOURCE
             converged = state.get("digest") == target_digest(wanted)
-            bench.outcomes.append(Outcome(scenario, wall, code, result, counts, floor, rss, converged))
+            overlap = can_overlap(scenario, bench.overlapping)
+            outcome = Outcome(scenario, wall, code, result, counts, floor, rss, converged, spent, overlap)
+            bench.outcomes.append(outcome)
             _progress(
-                f"{scenario}: {result.get('status')} in {wall:.1f} s, {counts['total']} target requests"
-                f" ({counts['throttled']} 429s), peak RSS {rss:.0f} MB, converged={converged}"
+                f"{scenario}: {result.get('status')} in {wall:.1f} s (run {outcome.run_time:.1f} s),"
+                f" {counts['total']} target requests ({counts['throttled']} 429s), source spent"
+                f" {dict(spent.used)} ({spent.throttled} refused, floor {spent.floor:.1f} s),"
+                f" floor {outcome.whole_floor:.1f} s, peak RSS {rss:.0f} MB, converged={converged}"
             )
             held = wanted
-
-
-# --- the table --------------------------------------------------------------------------------
-
-
-def _ratio(numerator: float, denominator: float) -> str:
-    if denominator <= 0:
-        return "—"  # nothing is needed: the figure that counts is the absolute one
-    return f"{numerator / denominator:.2f}×"
-
-
-def table(bench: Bench) -> str:
-    """The Markdown table of the outcomes."""
-    rate = QUOTA
-    header = (
-        "| scenario | wall | target requests | floor | wall ÷ floor | requests ÷ floor | 429s"
-        " | source requests | peak RSS |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|"
-    )
-    rows = [header]
-    for o in bench.outcomes:
-        is_read = o.scenario == "fullresync"
-        floor_requests = o.floor.reads if is_read else o.floor.writes
-        kind = "reads" if is_read else "writes"
-        floor_text = f"{floor_requests:,} {kind} = {o.floor.seconds(rate):.1f} s" if floor_requests else "0"
-        requests = f"{o.target_requests:,}"
-        if o.target_requests:
-            requests += f" ({o.writes:,} writes, {o.reads:,} reads)"
-        measured = o.reads + o.writes if is_read else o.writes
-        wall_ratio = _ratio(o.wall, o.floor.seconds(rate)) if bench.rate else "n/a (unthrottled)"
-        status = "" if o.exit_code == 0 and o.converged else f" ⚠ {o.result.get('status')}, converged={o.converged}"
-        rows.append(
-            f"| {TITLES[o.scenario]}{status} | {o.wall:.1f} s | {requests} | {floor_text} | {wall_ratio}"
-            f" | {_ratio(measured, floor_requests)} | {o.throttled}"
-            f" | {o.source_requests:,} | {o.peak_rss_mb:.0f} MB |"
-        )
-    return "\n".join(rows)
-
-
-def verdicts(bench: Bench) -> list[tuple[str, bool]]:
-    """The issue's targets that apply to this run, each met or not."""
-    checks: list[tuple[str, bool]] = []
-    for o in bench.outcomes:
-        converged = o.exit_code == 0 and o.converged
-        checks.append((f"{o.scenario}: exit 0 and Identity Center holds the directory", converged))
-        if o.scenario == "initial" and bench.rate:
-            checks.append(("initial: within 1.15× of the floor", o.wall <= 1.15 * o.floor.seconds(QUOTA)))
-            few_429s = o.throttled < 0.01 * max(1, o.target_requests)
-            checks.append(("initial: under 1% of requests answered 429", few_429s))
-        if o.scenario == "nochange":
-            token_check_only = o.writes == 0 and o.target_requests <= 1
-            checks.append(("no change: no writes, one read (the token check)", token_check_only))
-            if bench.source == "file" and bench.size.users <= 10_000:
-                checks.append(("no change: under 10 s with the file source", o.wall < 10))
-        if o.scenario == "change":
-            checks.append(("1% change: target writes equal the floor", o.writes == o.floor.writes))
-        if o.scenario == "fullresync":
-            checks.append(
-                (
-                    "full resync: no writes, only the reads paging requires",
-                    o.writes == 0 and o.reads == o.floor.reads,
-                )
-            )
-        if bench.size.users >= 100_000:
-            checks.append((f"{o.scenario}: peak RSS under {RSS_LIMIT_MB} MB", o.peak_rss_mb < RSS_LIMIT_MB))
-    return checks
-
-
-def report(bench: Bench, command: str, out: IO[str]) -> bool:
-    """Print the run's description, the table and the verdicts; True when every target is met."""
-    stats = describe(generate(bench.size))
-    throttle = (
-        f"throttled at {bench.rate:g} requests/s, {bench.latency * 1000:g} ms per answer"
-        if bench.rate
-        else f"unthrottled, {bench.latency * 1000:g} ms per answer"
-    )
-    print(f"$ {command}", file=out)
-    print(
-        f"\n{bench.size.name}: {stats['users']:,} users ({stats['suspended']:,} suspended), {stats['groups']:,} groups"
-        f" ({stats['nested_groups']} nesting another), {stats['memberships']:,} memberships"
-        f" ({stats['flattened_memberships']:,} flattened; largest group {stats['largest_group']:,},"
-        f" {stats['groups_over_100']} over 100); source: {bench.source}; emulator {throttle};"
-        f" {os.cpu_count()} CPUs, Python {platform.python_version()}.\n",
-        file=out,
-    )
-    print(table(bench), file=out)
-    checks = verdicts(bench)
-    print("", file=out)
-    for name, ok in checks:
-        print(f"- {'met' if ok else 'MISSED'}: {name}", file=out)
-    return all(ok for _, ok in checks)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,6 +262,18 @@ def main(argv: list[str] | None = None) -> int:
         help="the emulator's throttle (default 20; 0 for none, the default of --size memory)",
     )
     parser.add_argument("--latency", type=float, default=None, help="seconds per answer (default 0.02; 0 unthrottled)")
+    parser.add_argument(
+        "--source-quota",
+        choices=("real", "none"),
+        default=None,
+        help="the served source's quotas: the provider's (default) or far above them (the default of --size memory)",
+    )
+    parser.add_argument(
+        "--write-during-read",
+        choices=("true", "false"),
+        default=None,
+        help="set safety.write_during_read (default: syncd's own default, true); false measures against the sum",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="keep the files here (default: a temporary folder)")
     parser.add_argument("--log-level", default="INFO", help="syncd's log level (logs go to <workdir>/<scenario>.log)")
     args = parser.parse_args(argv)
@@ -421,7 +288,18 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="syncd-bench-")))
         workdir.mkdir(parents=True, exist_ok=True)
-        bench = Bench(SIZES[args.size], args.source, workdir, rate or None, latency, args.log_level)
+        source_quota = args.source_quota == "real" if args.source_quota else not unthrottled_default
+        write_during_read = None if args.write_during_read is None else args.write_during_read == "true"
+        bench = Bench(
+            SIZES[args.size],
+            args.source,
+            workdir,
+            rate or None,
+            latency,
+            args.log_level,
+            source_quota=source_quota,
+            write_during_read=write_during_read,
+        )
         started = time.perf_counter()
         run(bench, scenarios)
         _progress(f"benchmark took {time.perf_counter() - started:.0f} s")

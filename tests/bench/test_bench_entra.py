@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import httpx2
+
 from tests.bench.directory import Size, flatten, generate, one_percent_change
 from tests.bench.entra import BenchEntra
 
@@ -26,3 +28,11 @@ def test_load_and_apply_hold_the_directory() -> None:
     assert _flat(fake) == flatten({g["id"]: g for g in changed["groups"]})
     assert {u.id for u in fake.users()} == {u["id"] for u in changed["users"]}
     assert fake.delta.changes  # the change went through the helpers that delta queries see
+
+
+def test_resource_units_are_graphs_and_metered() -> None:
+    """8,000 resource units per 10 s: what a request costs is metered, and one over the budget is refused."""
+    fake = BenchEntra("http://127.0.0.1:1")
+    assert isinstance(fake.charge(7_999), dict)
+    assert isinstance(fake.charge(2), httpx2.Response)  # over the 8,000 of this window
+    assert (7_999, 1) == (fake.meter.used["resource units"], fake.meter.throttled)

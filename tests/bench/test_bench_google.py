@@ -30,3 +30,12 @@ def test_apply_holds_the_directory_and_its_change() -> None:
     inactive = {u["id"] for u in changed["users"] if not u["active"]}
     assert {uid for uid, u in fake.users.items() if u.suspended} == inactive
     assert fake.user_by_email(ADMIN) is not None
+
+
+def test_queries_are_googles_per_minute_quota_and_metered() -> None:
+    """2,400 queries a minute per user go through and are metered; the next one is refused."""
+    fake = BenchGoogle("http://127.0.0.1:1")
+    answers = [fake._spend(ADMIN) for _ in range(2_401)]
+    assert answers[:2_400] == [None] * 2_400
+    assert answers[-1] is not None
+    assert (2_400, 1) == (fake.meter.used["queries"], fake.meter.throttled)
