@@ -277,3 +277,37 @@ async def test_listing_headers_go_with_every_page() -> None:
     )
 
     assert (items, seen) == ([1, 2], ["eventual", "eventual"])
+
+
+@pytest.mark.anyio
+async def test_an_answer_that_arrives_late_does_not_raise_remaining_again() -> None:
+    """Two answers of one window arriving out of order: the lower Remaining is the later one, so
+    the next request waits for the reset instead of spending what is no longer there."""
+    date = 1750000000
+    remaining = iter(["2", "1", "0"])  # as the server counted them
+    held, released = asyncio.Event(), asyncio.Event()
+
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        count = next(remaining)
+        if count == "2":  # counted first, answered last
+            held.set()
+            await released.wait()
+        headers = {
+            "Date": "Sun, 15 Jun 2025 15:06:40 GMT",
+            "X-Rate-Limit-Limit": "3",
+            "X-Rate-Limit-Remaining": count,
+            "X-Rate-Limit-Reset": str(date + 30),
+        }
+        return httpx2.Response(200, headers=headers)
+
+    session, recorder = await _session(httpx2.MockTransport(handler), clock=lambda: float(date))
+    late = asyncio.create_task(session.request("GET", "https://acme.okta.com/api/v1/users"))
+    await held.wait()
+    await session.request("GET", "https://acme.okta.com/api/v1/users")  # answered: 1 left
+    released.set()
+    await late  # answered afterwards: "2 left", from before
+    assert recorder.sleeps == []
+
+    await session.request("GET", "https://acme.okta.com/api/v1/users")
+
+    assert recorder.sleeps == [30 + 1.0]  # 1 left (the last one), not the 2 the late answer said
