@@ -13,12 +13,24 @@ import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from syncd.changes import (
+    Action,
+    ApplicationAssignmentChange,
+    AssignmentChange,
+    GroupChange,
+    GroupRemoval,
+    MemberChange,
+    UserChange,
+    UserRemoval,
+)
 from syncd.model import ApplicationAssignment, Assignment
-from syncd.plan import Action, Plan
+from syncd.plan import Plan
 from syncd.state import AuditEntry, CacheState
 
+
+T = TypeVar("T")
 
 __all__ = [
     "ADMIN_PATTERNS",
@@ -192,45 +204,46 @@ def _after(directory: Directory, plan: Plan) -> tuple[Directory, set[str]]:
 
     for change in plan:
         action = change.action
-        if action is Action.CREATE_USER or action is Action.UPDATE_USER:
-            if change.user is not None:
-                users[change.source_id] = (change.user.user_name, change.user.active)
+        match change:
+            case UserChange(user=user) if action is Action.CREATE_USER or action is Action.UPDATE_USER:
+                users[change.source_id] = (user.user_name, user.active)
                 touched.add(change.source_id)
-        elif action in (Action.DEACTIVATE_USER, Action.DELETE_USER):
-            name = users.get(change.source_id, (change.label(), True))[0]
-            users[change.source_id] = (name, False)
-            touched.add(change.source_id)
-        elif action is Action.CREATE_GROUP:
-            if change.group is not None:
-                groups[change.source_id] = change.group.display_name
-            members_of(change.source_id).update(change.members)
-            touched.update(change.members)
-        elif action is Action.ADD_MEMBERS:
-            members_of(change.source_id).update(change.members)
-            touched.update(change.members)
-        elif action is Action.REMOVE_MEMBERS:
-            members_of(change.source_id).difference_update(change.members)
-            touched.update(change.members)
-        elif action is Action.DELETE_GROUP:
-            touched_groups.add(change.source_id)
-            members_of(change.source_id).clear()
-        elif action is Action.CREATE_ASSIGNMENT and change.assignment is not None:
-            assignments.add(change.assignment)
-            touched_groups.add(change.assignment.group)
-        elif action is Action.DELETE_ASSIGNMENT and change.assignment is not None:
-            assignments.discard(change.assignment)
-            touched_groups.add(change.assignment.group)
-        elif action is Action.CREATE_APPLICATION_ASSIGNMENT and isinstance(change.resource, ApplicationAssignment):
-            applications.add(change.resource)
-            touched_groups.add(change.resource.group)
-        elif action is Action.DELETE_APPLICATION_ASSIGNMENT and isinstance(change.resource, ApplicationAssignment):
-            applications.discard(change.resource)
-            touched_groups.add(change.resource.group)
+            case UserChange() | UserRemoval() if action in (Action.DEACTIVATE_USER, Action.DELETE_USER):
+                name = users.get(change.source_id, (change.label(), True))[0]
+                users[change.source_id] = (name, False)
+                touched.add(change.source_id)
+            case GroupChange(group=created, members=inline) if action is Action.CREATE_GROUP:
+                groups[change.source_id] = created.display_name
+                members_of(change.source_id).update(inline)
+                touched.update(inline)
+            case MemberChange(members=batch) if action is Action.ADD_MEMBERS:
+                members_of(change.source_id).update(batch)
+                touched.update(batch)
+            case MemberChange(members=batch):
+                members_of(change.source_id).difference_update(batch)
+                touched.update(batch)
+            case GroupRemoval() if action is Action.DELETE_GROUP:
+                touched_groups.add(change.source_id)
+                members_of(change.source_id).clear()
+            case AssignmentChange(assignment=assignment):
+                _hold(assignments, assignment, action is Action.CREATE_ASSIGNMENT)
+                touched_groups.add(change.source_id)
+            case ApplicationAssignmentChange(assignment=application):
+                _hold(applications, application, action is Action.CREATE_APPLICATION_ASSIGNMENT)
+                touched_groups.add(change.source_id)
     for group in touched_groups:
         touched.update(directory.members.get(group, ()))
         touched.update(members.get(group, ()))
     merged = {**directory.members, **members}
     return Directory(users, groups, merged, assignments, applications), touched
+
+
+def _hold(items: set[T], item: T, held: bool) -> None:
+    """Add ``item`` to ``items`` when ``held``, else take it away (a create, or a delete)."""
+    if held:
+        items.add(item)
+    else:
+        items.discard(item)
 
 
 def _admin(grant: Grant, patterns: Sequence[str]) -> bool:

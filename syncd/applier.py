@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from syncd.aio import bounded_landing
+from syncd.changes import Action, Change, GroupChange, GroupRemoval, MemberChange, Phase, UserChange, UserRemoval
 from syncd.errors import (
     TargetAuthError,
     TargetConflict,
@@ -25,17 +26,7 @@ from syncd.live import LiveState
 from syncd.members import MemberRequest, member_requests
 from syncd.mirror import Mirror, group_record, user_record
 from syncd.model import Group, Snapshot, User, digest
-from syncd.plan import (
-    ADOPTED,
-    Action,
-    Change,
-    Phase,
-    Plan,
-    count_changes,
-    manager_waves,
-    membership_changes,
-    tally,
-)
+from syncd.plan import ADOPTED, Plan, count_changes, manager_waves, membership_changes, tally
 from syncd.ports import Assigner, Progress
 from syncd.state import AuditEntry, CachedUser
 from syncd.target.scim import ScimTarget
@@ -45,10 +36,12 @@ CONCURRENCY = 16
 """Requests in flight at once; the pacer, not this, sets the rate."""
 
 
-def _adopted(create: Change, target_id: str) -> Change:
+def _adopted(create: UserChange | GroupChange, target_id: str) -> Change:
     """A create that met a 409 and adopted the object that was there: counted as an adoption."""
-    action = Action.ADOPT_USER if create.action is Action.CREATE_USER else Action.ADOPT_GROUP
-    return replace(create, action=action, target_id=target_id, members=(), reason=f"{ADOPTED} after 409")
+    reason = f"{ADOPTED} after 409"
+    if isinstance(create, UserChange):
+        return replace(create, action=Action.ADOPT_USER, target_id=target_id, reason=reason)
+    return replace(create, action=Action.ADOPT_GROUP, target_id=target_id, members=(), reason=reason)
 
 
 class Applier:
@@ -141,12 +134,10 @@ class Applier:
             message = f"{change.action} {change.label()}: {error}"
             self.errors.append(message)
             self.log.error("change.failed", action=str(change.action), object=change.label(), error=error)
-            group = (
-                change.assignment.group if change.assignment is not None else getattr(change.resource, "group", None)
-            )
+            # An account or application assignment's source id is its group's.
             deleting = change.action in (Action.DELETE_ASSIGNMENT, Action.DELETE_APPLICATION_ASSIGNMENT)
-            if deleting and group in self.deleting_groups:
-                self.kept_groups.add(group)
+            if deleting and change.source_id in self.deleting_groups:
+                self.kept_groups.add(change.source_id)
 
         targets = {sid: g.target_id for sid, g in self.mirror.state.groups.items()}
         await assigner.apply(changes, targets, on_done)
@@ -218,11 +209,11 @@ class Applier:
 
     # ----- users
 
-    async def _user(self, change: Change) -> None:
-        user = change.user
-        if user is None:
+    async def _user(self, change: UserChange | UserRemoval) -> None:
+        if isinstance(change, UserRemoval):
             await self._retire_user(change)
             return
+        user = change.user
         if change.action is Action.CREATE_USER:
             await self._create_user(change, user, drift=bool(change.reason.startswith("drift")))
             return
@@ -237,12 +228,8 @@ class Applier:
             # Deleted by hand since the last run: make it again (its memberships follow below).
             self.log.warning("drift.user_missing", user=user.user_name, target_id=change.target_id)
             await self._create_user(
-                Change(
-                    Action.CREATE_USER,
-                    user.source_id,
-                    user=user,
-                    before=change.before,
-                    reason="drift: deleted in Identity Center by hand",
+                UserChange(
+                    Action.CREATE_USER, user, before=change.before, reason="drift: deleted in Identity Center by hand"
                 ),
                 user,
                 drift=True,
@@ -262,10 +249,9 @@ class Applier:
         )
         self._done(change)
 
-    async def _retire_user(self, change: Change) -> None:
+    async def _retire_user(self, change: UserRemoval) -> None:
         """The first step of a two-step delete: deactivate a user gone from the source (syncd.grace)."""
         cached = self.mirror.state.users.get(change.source_id)
-        assert change.target_id is not None
         assert cached is not None
         before = dict(change.before) if change.before else None
         try:
@@ -306,12 +292,12 @@ class Applier:
         self.deferred.append(change)
         return True
 
-    def _create_sent(self, change: Change, kind: str, after: dict[str, Any]) -> None:
+    def _create_sent(self, change: UserChange | GroupChange, kind: str, after: dict[str, Any]) -> None:
         """Audit a create before its POST: if the run dies before the answer is recorded, the
         adoption after 409 that follows is tied to this run (see :meth:`Mirror.adopted_after_409`)."""
         self.mirror.create_answered(change, kind, after, "sent")
 
-    async def _create_user(self, change: Change, user: User, *, drift: bool) -> None:
+    async def _create_user(self, change: UserChange, user: User, *, drift: bool) -> None:
         self._create_sent(change, "user", user.payload())
         try:
             created = await self.target.create_user(user)
@@ -334,7 +320,7 @@ class Applier:
         )
         self._done(change, target_id=created.target_id)
 
-    async def _adopt_user_after_conflict(self, change: Change, user: User) -> None:
+    async def _adopt_user_after_conflict(self, change: UserChange, user: User) -> None:
         """A 409 on create: find the user that holds the name and adopt it (ssosync#13, #104)."""
         found = await self.target.find_user(external_id=user.source_id, user_name=user.user_name)
         if found is None:
@@ -377,8 +363,7 @@ class Applier:
             )
         self._done(_adopted(change, found.target_id), target_id=found.target_id, adopted=True)
 
-    async def _delete_user(self, change: Change) -> None:
-        assert change.target_id is not None
+    async def _delete_user(self, change: UserRemoval) -> None:
         try:
             await self.target.delete_user(change.target_id)
             result = f"ok: {change.reason}" if change.reason else "ok"
@@ -400,9 +385,8 @@ class Applier:
 
     # ----- groups
 
-    async def _group(self, change: Change) -> None:
+    async def _group(self, change: GroupChange) -> None:
         group = change.group
-        assert group is not None
         if change.action is Action.CREATE_GROUP:
             await self._create_group(change, group, drift=change.reason.startswith("drift"))
             return
@@ -432,7 +416,7 @@ class Applier:
         )
         self._done(change)
 
-    async def _create_group(self, change: Change, group: Group, *, drift: bool) -> None:
+    async def _create_group(self, change: GroupChange, group: Group, *, drift: bool) -> None:
         sids, tids = self.mirror.inline_members(group)
         self._create_sent(change, "group", {**group.payload(), "members": len(sids)})
         try:
@@ -456,17 +440,10 @@ class Applier:
         )
         if sids:
             self.mirror.add_members(group.source_id, sids, None)
-        done = Change(
-            Action.CREATE_GROUP,
-            group.source_id,
-            created.target_id,
-            group=group,
-            members=tuple(sids),
-            reason=change.reason,
-        )
+        done = GroupChange(Action.CREATE_GROUP, group, created.target_id, members=tuple(sids), reason=change.reason)
         self._done(done, target_id=created.target_id, members=len(sids))
 
-    async def _adopt_group_after_conflict(self, change: Change, group: Group) -> None:
+    async def _adopt_group_after_conflict(self, change: GroupChange, group: Group) -> None:
         found = await self.target.find_group(external_id=group.source_id, display_name=group.display_name)
         if found is None:
             raise TargetError(
@@ -516,8 +493,7 @@ class Applier:
             )
         self._done(_adopted(change, found.target_id), target_id=found.target_id, adopted=True)
 
-    async def _delete_group(self, change: Change) -> None:
-        assert change.target_id is not None
+    async def _delete_group(self, change: GroupRemoval) -> None:
         try:
             await self.target.delete_group(change.target_id)
             result = f"ok: {change.reason}" if change.reason else "ok"
@@ -557,12 +533,7 @@ class Applier:
                 # The group was deleted by hand: make it again and add every member.
                 self.log.warning("drift.group_missing", group=group.display_name)
                 await self._create_group(
-                    Change(
-                        Action.CREATE_GROUP,
-                        group.source_id,
-                        group=group,
-                        reason="drift: deleted in Identity Center by hand",
-                    ),
+                    GroupChange(Action.CREATE_GROUP, group, reason="drift: deleted in Identity Center by hand"),
                     group,
                     drift=True,
                 )
@@ -599,4 +570,4 @@ class Applier:
                 self.mirror.add_members(request.group, sids, audit)
             else:
                 self.mirror.remove_members(request.group, sids, audit)
-            self._done(Change(action, request.group, group_tid, group=group, members=tuple(sids)), members=len(sids))
+            self._done(MemberChange(action, request.group, tuple(sids), group_tid, group=group), members=len(sids))

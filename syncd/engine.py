@@ -26,6 +26,7 @@ from syncd.access import AccessRules, access_entries, directory_of
 from syncd.access import impact as access_impact
 from syncd.aio import bounded
 from syncd.applier import Applier
+from syncd.changes import AccessChange, Action
 from syncd.errors import (
     ConfigError,
     SourceError,
@@ -34,18 +35,11 @@ from syncd.errors import (
 from syncd.grace import Grace
 from syncd.guard import DEFAULT_MEMBER_LIMIT, Limit, check
 from syncd.live import LiveState
+from syncd.matching import Matches, match_live
 from syncd.mirror import Mirror, Owners
-from syncd.model import ApplicationAssignment, Assignment, Group, Snapshot, User
+from syncd.model import Assignment, Group, Snapshot, User
 from syncd.normalise import Scope, build_snapshot
-from syncd.plan import (
-    Action,
-    Change,
-    Matches,
-    Plan,
-    count_changes,
-    make_plan,
-    match_live,
-)
+from syncd.plan import Plan, count_changes, make_plan
 from syncd.ports import Assigner, CacheLike, Progress
 from syncd.results import RunMode, RunResult, RunStatus
 from syncd.state import CacheState, Current
@@ -221,7 +215,7 @@ class Engine:
                 assignment_changes = _keep_pending_access(
                     plan, await self._plan_assignments(groups, state, matches, made), state, snapshot
                 )
-                plan.changes = sorted(plan.changes + assignment_changes, key=lambda c: c.phase)
+                plan.changes = sorted([*plan.changes, *assignment_changes], key=lambda c: c.phase)
                 plan.managed_access = len(made) + len(apps)
                 result.access = plan.access = access_impact(
                     directory_of(state, snapshot.users, made, apps),
@@ -330,7 +324,7 @@ class Engine:
 
     async def _plan_assignments(
         self, snapshot: Snapshot, state: CacheState, matches: Matches | None, made: set[Assignment]
-    ) -> list[Change]:
+    ) -> list[AccessChange]:
         """Assignment changes; an unknown permission set, account or OU fails here, before any write."""
         assert self.assigner is not None
         group_targets = {sid: c.target_id for sid, c in state.groups.items()}
@@ -366,7 +360,9 @@ def _known_groups(snapshot: Snapshot, state: CacheState) -> dict[str, Group]:
     return {sid: group for sid, group in snapshot.groups.items() if sid in state.groups}
 
 
-def _keep_pending_access(plan: Plan, changes: list[Change], state: CacheState, snapshot: Snapshot) -> list[Change]:
+def _keep_pending_access(
+    plan: Plan, changes: list[AccessChange], state: CacheState, snapshot: Snapshot
+) -> list[AccessChange]:
     """Assignment changes without the deletes of groups waiting for their own delete (syncd.grace).
 
     A group gone from the source keeps its account and application assignments through the grace period (it has
@@ -377,15 +373,6 @@ def _keep_pending_access(plan: Plan, changes: list[Change], state: CacheState, s
     pending = state.groups.keys() - snapshot.groups.keys() - deleted
     if not pending:
         return changes
-    return [
-        c
-        for c in changes
-        if not (
-            (c.action is Action.DELETE_ASSIGNMENT and c.assignment is not None and c.assignment.group in pending)
-            or (
-                c.action is Action.DELETE_APPLICATION_ASSIGNMENT
-                and isinstance(c.resource, ApplicationAssignment)
-                and c.resource.group in pending
-            )
-        )
-    ]
+    # An account or application assignment's source id is its group's.
+    deleting = (Action.DELETE_ASSIGNMENT, Action.DELETE_APPLICATION_ASSIGNMENT)
+    return [c for c in changes if not (c.action in deleting and c.source_id in pending)]

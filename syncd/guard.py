@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from syncd.plan import Action, Change, Plan
+from syncd.changes import Action, GroupRemoval, MemberChange, UserRemoval
+from syncd.plan import Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,19 +86,28 @@ def check(
     user_removals = sum(
         1
         for c in plan
-        if c.action is Action.DEACTIVATE_USER or (c.action is Action.DELETE_USER and c.gone_since is None)
+        if c.action is Action.DEACTIVATE_USER
+        or (isinstance(c, UserRemoval) and c.action is Action.DELETE_USER and c.gone_since is None)
     )
-    group_removals = sum(1 for c in plan if c.action is Action.DELETE_GROUP and c.gone_since is None)
-    member_removals = sum(len(c.members) for c in plan if c.action is Action.REMOVE_MEMBERS)
+    group_removals = sum(
+        1 for c in plan if isinstance(c, GroupRemoval) and c.action is Action.DELETE_GROUP and c.gone_since is None
+    )
+    member_removals = sum(
+        len(c.members) for c in plan if isinstance(c, MemberChange) and c.action is Action.REMOVE_MEMBERS
+    )
     users_allowed = limit.allowed(plan.managed_users)
     groups_allowed = limit.allowed(plan.managed_groups)
     members_allowed = member_limit.allowed(plan.managed_memberships)
     # Access that goes with a group whose grace period is over granted nothing: it had no members.
-    graced = {c.source_id for c in plan if c.action is Action.DELETE_GROUP and c.gone_since is not None}
+    graced = {
+        c.source_id
+        for c in plan
+        if isinstance(c, GroupRemoval) and c.action is Action.DELETE_GROUP and c.gone_since is not None
+    }
     access_removals = sum(
         1
         for c in plan
-        if c.action in (Action.DELETE_ASSIGNMENT, Action.DELETE_APPLICATION_ASSIGNMENT) and _group_of(c) not in graced
+        if c.action in (Action.DELETE_ASSIGNMENT, Action.DELETE_APPLICATION_ASSIGNMENT) and c.source_id not in graced
     )
     access_allowed = limit.allowed(plan.managed_access)
     problems = []
@@ -143,10 +153,3 @@ def check(
         access_removals,
         access_allowed,
     )
-
-
-def _group_of(change: Change) -> str | None:
-    """The group source id an access change is about."""
-    if change.assignment is not None:
-        return change.assignment.group
-    return getattr(change.resource, "group", None)

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from syncd.plan import MAX_MEMBER_CHANGES, Action, Change
+from syncd.changes import Action, Change, MemberChange
+from syncd.plan import MAX_MEMBER_CHANGES
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +26,10 @@ class MemberRequest:
     add: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
 
-    def as_change(self) -> Change:
+    def as_change(self) -> MemberChange:
         """The change this request stands for, for failure reports."""
         action = Action.ADD_MEMBERS if self.add else Action.REMOVE_MEMBERS
-        return Change(action, self.group, members=self.add + self.remove)
+        return MemberChange(action, self.group, self.add + self.remove)
 
 
 def _chunks(items: list[str]) -> list[tuple[str, ...]]:
@@ -45,7 +46,7 @@ def member_requests(changes: Iterable[Change]) -> tuple[list[list[MemberRequest]
     adds: dict[str, list[str]] = {}
     removes: dict[str, list[str]] = {}
     for change in changes:
-        if change.action in (Action.ADD_MEMBERS, Action.REMOVE_MEMBERS) and change.members:
+        if isinstance(change, MemberChange) and change.members:
             into = adds if change.action is Action.ADD_MEMBERS else removes
             into.setdefault(change.source_id, []).extend(change.members)
     first: list[list[MemberRequest]] = []

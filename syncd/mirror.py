@@ -10,9 +10,9 @@ from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from typing import Any
 
+from syncd.changes import Action, Change, GroupChange, GroupRemoval, UserChange
 from syncd.live import LiveState
 from syncd.model import Group, User, digest
-from syncd.plan import Action, Change
 from syncd.ports import CacheLike
 from syncd.state import NO_DATA, AuditEntry, CachedGroup, CachedUser, CacheState
 
@@ -192,7 +192,7 @@ class Mirror:
     def record_only(self, change: Change) -> None:
         """Record a change that needs no request (an adoption, a record dropped or retired)."""
         before = dict(change.before) if change.before else None
-        if change.action is Action.ADOPT_USER and change.user is not None and change.target_id:
+        if change.action is Action.ADOPT_USER and isinstance(change, UserChange) and change.target_id:
             record = user_record(change.user, change.target_id, "adopted", before)
             self.put_user(
                 record,
@@ -200,7 +200,7 @@ class Mirror:
                     "adopt_user", "user", change.source_id, change.target_id, None, before, f"ok: {change.reason}"
                 ),
             )
-        elif change.action is Action.ADOPT_GROUP and change.group is not None and change.target_id:
+        elif change.action is Action.ADOPT_GROUP and isinstance(change, GroupChange) and change.target_id:
             record_g = group_record(change.group, change.target_id, "adopted", before)
             self.put_group(
                 record_g,
@@ -217,7 +217,7 @@ class Mirror:
             )
         elif change.action is Action.RETIRE_GROUP:
             cached = self.state.groups.get(change.source_id)
-            if cached is not None:
+            if cached is not None and isinstance(change, GroupRemoval):
                 self.put_group(
                     replace(cached, gone_since=change.gone_since),
                     AuditEntry(
@@ -257,7 +257,7 @@ class Mirror:
         cached = self.state.users.get(source_id)
         return cached.origin if cached else "created"
 
-    def create_answered(self, change: Change, kind: str, after: dict[str, Any], result: str) -> None:
+    def create_answered(self, change: UserChange | GroupChange, kind: str, after: dict[str, Any], result: str) -> None:
         before = dict(change.before) if change.before else None
         self.cache.record(AuditEntry(f"create_{kind}", kind, change.source_id, None, before, after, result))
 

@@ -1,7 +1,8 @@
 """The diff: from (source snapshot, cache[, live Identity Center]) to an ordered list of changes.
 
 Pure functions, no I/O: the plan is a value that ``plan`` prints, ``--json`` counts, the guard
-checks and the engine applies.
+checks and the engine applies. Its steps are the typed changes of :mod:`syncd.changes`; a full
+resync pairs source and live objects with :mod:`syncd.matching`.
 
 Incremental runs trust the cache: an object whose digest equals the cached one needs no write,
 so a run with no source change plans nothing. A full resync also takes the live state read from
@@ -22,268 +23,23 @@ survive.
 
 from __future__ import annotations
 
-import enum
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
+from syncd.changes import Action, Change, GroupChange, GroupRemoval, MemberChange, UserChange, UserRemoval, members_of
 from syncd.grace import GROUP_RETURNED, NO_GRACE, RETURNED, Grace, Step
-from syncd.live import LiveGroup, LiveState, LiveUser
-from syncd.memberset import MemberSet
-from syncd.model import ApplicationAssignment, Assignment, Group, PermissionSetChange, Snapshot, User
+from syncd.live import LiveState
+from syncd.matching import Matches, live_by_group, match_live
+from syncd.model import Group, Snapshot, User
 from syncd.state import UNCHANGED, CachedGroup, CachedUser, CacheState
 
 
 MAX_MEMBER_CHANGES = 100
 """Identity Center takes at most 100 membership changes per PATCH, and 100 members on
 CreateGroup [DG:patchgroup, DG:creategroup]; more is a 400 (slashdevops/idp-scim-sync#62)."""
-
-
-class Action(enum.StrEnum):
-    """What a change does."""
-
-    ADOPT_USER = "adopt_user"
-    ADOPT_GROUP = "adopt_group"
-    FORGET_USER = "forget_user"
-    FORGET_GROUP = "forget_group"
-    RETIRE_GROUP = "retire_group"
-    CREATE_USER = "create_user"
-    UPDATE_USER = "update_user"
-    DEACTIVATE_USER = "deactivate_user"
-    CREATE_GROUP = "create_group"
-    UPDATE_GROUP = "update_group"
-    ADD_MEMBERS = "add_members"
-    REMOVE_MEMBERS = "remove_members"
-    DELETE_GROUP = "delete_group"
-    DELETE_USER = "delete_user"
-    CREATE_ASSIGNMENT = "create_assignment"
-    DELETE_ASSIGNMENT = "delete_assignment"
-    CREATE_PERMISSION_SET = "create_permission_set"
-    UPDATE_PERMISSION_SET = "update_permission_set"
-    PROVISION_PERMISSION_SET = "provision_permission_set"
-    DELETE_PERMISSION_SET = "delete_permission_set"
-    ADOPT_PERMISSION_SET = "adopt_permission_set"
-    FORGET_PERMISSION_SET = "forget_permission_set"
-    CREATE_APPLICATION_ASSIGNMENT = "create_application_assignment"
-    DELETE_APPLICATION_ASSIGNMENT = "delete_application_assignment"
-
-
-class Phase(enum.IntEnum):
-    """When a change is applied; changes of one phase run concurrently."""
-
-    RECORD = 0
-    USERS = 1
-    GROUPS = 2
-    ADD_MEMBERS = 3
-    REMOVE_MEMBERS = 4
-    ASSIGNMENTS = 5
-    DELETE_GROUPS = 6
-    DELETE_USERS = 7
-
-
-PHASE = {
-    Action.ADOPT_USER: Phase.RECORD,
-    Action.ADOPT_GROUP: Phase.RECORD,
-    Action.FORGET_USER: Phase.RECORD,
-    Action.FORGET_GROUP: Phase.RECORD,
-    Action.RETIRE_GROUP: Phase.RECORD,
-    Action.CREATE_USER: Phase.USERS,
-    Action.UPDATE_USER: Phase.USERS,
-    Action.DEACTIVATE_USER: Phase.USERS,
-    Action.CREATE_GROUP: Phase.GROUPS,
-    Action.UPDATE_GROUP: Phase.GROUPS,
-    Action.ADD_MEMBERS: Phase.ADD_MEMBERS,
-    Action.REMOVE_MEMBERS: Phase.REMOVE_MEMBERS,
-    Action.DELETE_GROUP: Phase.DELETE_GROUPS,
-    Action.DELETE_USER: Phase.DELETE_USERS,
-    Action.CREATE_ASSIGNMENT: Phase.ASSIGNMENTS,
-    Action.DELETE_ASSIGNMENT: Phase.ASSIGNMENTS,
-    # The assignment manager orders these within its phase: permission sets are created and
-    # updated before the assignments that use them, re-provisioned after, and deleted last.
-    Action.CREATE_PERMISSION_SET: Phase.ASSIGNMENTS,
-    Action.UPDATE_PERMISSION_SET: Phase.ASSIGNMENTS,
-    Action.PROVISION_PERMISSION_SET: Phase.ASSIGNMENTS,
-    Action.DELETE_PERMISSION_SET: Phase.ASSIGNMENTS,
-    Action.ADOPT_PERMISSION_SET: Phase.ASSIGNMENTS,
-    Action.FORGET_PERMISSION_SET: Phase.ASSIGNMENTS,
-    Action.CREATE_APPLICATION_ASSIGNMENT: Phase.ASSIGNMENTS,
-    Action.DELETE_APPLICATION_ASSIGNMENT: Phase.ASSIGNMENTS,
-}
-
-ACCESS = frozenset(action for action, phase in PHASE.items() if phase is Phase.ASSIGNMENTS)
-"""Actions on AWS access (sso-admin), applied by the assignment manager."""
-
-WRITES = frozenset(PHASE) - {
-    Action.ADOPT_USER,
-    Action.ADOPT_GROUP,
-    Action.FORGET_USER,
-    Action.FORGET_GROUP,
-    Action.ADOPT_PERMISSION_SET,
-    Action.FORGET_PERMISSION_SET,
-    Action.RETIRE_GROUP,
-}
-"""Actions that send a request to Identity Center (SCIM or sso-admin); the rest only update the cache."""
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One step of the plan.
-
-    ``source_id`` names the user or group the change is about; ``target_id`` is its Identity
-    Center id when known (None for a create). ``members`` carries user source ids for member
-    changes, and the members sent inline with a CreateGroup. ``before`` is what the cache or
-    Identity Center held; ``reason`` says why (e.g. "renamed", "drift: deleted by hand").
-    ``resource`` is the permission set or application assignment of an access-as-code change.
-    ``gone_since`` is set on the steps of a two-step delete (:mod:`syncd.grace`): when the object
-    left the source (the time of the plan for the first step, deactivation or emptying).
-    """
-
-    action: Action
-    source_id: str
-    target_id: str | None = None
-    user: User | None = None
-    group: Group | None = None
-    members: tuple[str, ...] = ()
-    before: Mapping[str, Any] | None = None
-    reason: str = ""
-    assignment: Assignment | None = None
-    resource: PermissionSetChange | ApplicationAssignment | None = None
-    gone_since: datetime | None = None
-
-    @property
-    def phase(self) -> Phase:
-        """The phase this change belongs to."""
-        return PHASE[self.action]
-
-    @property
-    def is_write(self) -> bool:
-        """Whether applying it sends a request to Identity Center."""
-        return self.action in WRITES
-
-    def label(self) -> str:
-        """A short human name of the object: userName, group name, or the assignment."""
-        if self.assignment is not None:
-            return self.assignment.describe()
-        if self.resource is not None:
-            return self.resource.describe()
-        if self.user is not None:
-            return self.user.user_name
-        if self.group is not None:
-            return self.group.display_name
-        if self.before:
-            return str(self.before.get("userName") or self.before.get("displayName") or self.source_id)
-        return self.source_id
-
-
-# ---------------------------------------------------------------------------------------------
-# Live state (full resync): the values are in syncd.live
-
-
-@dataclass(frozen=True, slots=True)
-class Matches:
-    """Source ids matched to live objects by a full resync (cached or adopted)."""
-
-    users: Mapping[str, LiveUser]
-    groups: Mapping[str, LiveGroup]
-    adopted_users: frozenset[str]
-    adopted_groups: frozenset[str]
-
-
-class _LiveObject(Protocol):
-    @property
-    def target_id(self) -> str: ...
-    @property
-    def external_id(self) -> str | None: ...
-
-
-class _Cached(Protocol):
-    @property
-    def target_id(self) -> str: ...
-
-
-LiveT = TypeVar("LiveT", bound=_LiveObject)
-WantedT = TypeVar("WantedT")
-
-
-def _match_kind(
-    wanted: Mapping[str, WantedT],
-    wanted_name: Callable[[WantedT], str],
-    cached: Mapping[str, _Cached],
-    live: Iterable[LiveT],
-    live_name: Callable[[LiveT], str],
-) -> tuple[dict[str, LiveT], set[str]]:
-    """Match one kind of object: ``wanted`` and ``cached`` by source id, ``live`` as read.
-
-    Returns the matches by source id and the source ids that were adopted (not cached). Reads
-    its inputs where they are (no copies of 100k-entry maps): only the cached ids are indexed.
-    """
-    owner = {c.target_id: sid for sid, c in cached.items()}
-    matched: dict[str, LiveT] = {}
-    free: list[LiveT] = []
-    for obj in live:
-        sid = owner.get(obj.target_id)
-        if sid is None:
-            free.append(obj)
-        else:
-            matched[sid] = obj
-    del owner
-    adopted: set[str] = set()
-    if not free:
-        return matched, adopted
-    by_ext = {o.external_id: o for o in free if o.external_id}
-    by_name = {live_name(o).casefold(): o for o in free}
-    taken: set[str] = set()
-    for sid, want in wanted.items():
-        if sid in cached:
-            continue
-        candidate = by_ext.get(sid) or by_name.get(wanted_name(want).casefold())
-        if candidate is not None and candidate.target_id not in taken:
-            taken.add(candidate.target_id)
-            matched[sid] = candidate
-            adopted.add(sid)
-    return matched, adopted
-
-
-def match_live(snapshot: Snapshot, cache: CacheState, live: LiveState) -> Matches:
-    """Pair each source user and group with its live Identity Center object, if any.
-
-    Cached objects match by their recorded id. A source object not in the cache is adopted when
-    a live object has its id as externalId, else (users) the same userName ignoring case, or
-    (groups) the same displayName ignoring case; a live object already managed for another
-    source id is never taken.
-    """
-    users, adopted_users = _match_kind(
-        snapshot.users, lambda u: u.user_name, cache.users, live.users, lambda u: u.user_name
-    )
-    groups, adopted_groups = _match_kind(
-        snapshot.groups, lambda g: g.display_name, cache.groups, live.groups, lambda g: g.display_name
-    )
-    return Matches(users, groups, frozenset(adopted_users), frozenset(adopted_groups))
-
-
-def _live_by_group(
-    matches: Matches, live: LiveState, leave_out: AbstractSet[str] = frozenset()
-) -> dict[str, AbstractSet[str]]:
-    """Memberships present in Identity Center, by group, as source ids, for managed users and
-    groups, without the users in ``leave_out``.
-
-    A member that syncd does not manage (a user made by hand) is not listed, so it is never
-    removed: syncd does not touch objects it does not own.
-    """
-    user_sid = {m.target_id: sid for sid, m in matches.users.items()}
-    by_group: dict[str, AbstractSet[str]] = {}
-    for gsid, group in matches.groups.items():
-        members = [
-            usid
-            for member in live.members.get(group.target_id, ())
-            if (usid := user_sid.get(member)) is not None and usid not in leave_out
-        ]
-        if members:
-            by_group[gsid] = MemberSet(members)
-    return by_group
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,17 +156,17 @@ def tally(counts: dict[str, int], change: Change) -> None:
     if change.action in _COUNT_KEY:
         counts[_COUNT_KEY[change.action]] += 1
     if change.action in (Action.ADD_MEMBERS, Action.CREATE_GROUP):
-        counts["members_added"] += len(change.members)
+        counts["members_added"] += len(members_of(change))
     elif change.action is Action.REMOVE_MEMBERS:
-        counts["members_removed"] += len(change.members)
+        counts["members_removed"] += len(members_of(change))
 
 
-def _user_change(user: User, cached_data: Mapping[str, Any] | None, target_id: str, reason: str) -> Change:
+def _user_change(user: User, cached_data: Mapping[str, Any] | None, target_id: str, reason: str) -> UserChange:
     was_active = bool(cached_data.get("active", True)) if cached_data else True
     action = Action.DEACTIVATE_USER if was_active and not user.active else Action.UPDATE_USER
     if not reason:
         reason = _describe_user_diff(cached_data or {}, user.payload())
-    return Change(action, user.source_id, target_id, user=user, before=cached_data, reason=reason)
+    return UserChange(action, user, target_id, before=cached_data, reason=reason)
 
 
 def _describe_user_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
@@ -441,21 +197,17 @@ def _user_changes(
         returned = cached is not None and cached.gone_since is not None
         if matches is None:
             if cached is None:
-                changes.append(Change(Action.CREATE_USER, sid, user=user))
+                changes.append(UserChange(Action.CREATE_USER, user))
             elif returned or not _same_user(cached, user):
                 changes.append(_user_change(user, cached.data, cached.target_id, RETURNED if returned else ""))
             continue
         live = matches.users.get(sid)
         if live is None:
             reason = "drift: deleted in Identity Center by hand" if cached else ""
-            changes.append(
-                Change(Action.CREATE_USER, sid, user=user, before=cached.data if cached else None, reason=reason)
-            )
+            changes.append(UserChange(Action.CREATE_USER, user, before=cached.data if cached else None, reason=reason))
             continue
         if sid in matches.adopted_users:
-            changes.append(
-                Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason="matched")
-            )
+            changes.append(UserChange(Action.ADOPT_USER, user, live.target_id, before=live.data, reason="matched"))
         if returned or not live.holds(user):
             reason = RETURNED if returned else ""
             if not reason and cached and _same_user(cached, user):
@@ -465,7 +217,7 @@ def _user_changes(
             # Identity Center already holds the new state (an earlier run died after the write):
             # record it without writing again.
             changes.append(
-                Change(Action.ADOPT_USER, sid, live.target_id, user=user, before=live.data, reason="already current")
+                UserChange(Action.ADOPT_USER, user, live.target_id, before=live.data, reason="already current")
             )
 
     gone = sorted(cache.users.keys() - snapshot.users.keys())
@@ -474,7 +226,7 @@ def _user_changes(
         cached_user = cache.users[sid]
         if matches is not None and sid not in matches.users:
             changes.append(
-                Change(
+                UserRemoval(
                     Action.FORGET_USER,
                     sid,
                     cached_user.target_id,
@@ -488,7 +240,7 @@ def _user_changes(
         if step is Step.DELETE:
             deleting.add(sid)
             changes.append(
-                Change(
+                UserRemoval(
                     Action.DELETE_USER,
                     sid,
                     cached_user.target_id,
@@ -500,7 +252,7 @@ def _user_changes(
         elif step is Step.RETIRE or (matches is not None and matches.users[sid].data.get("active")):
             # First seen gone; or, on a full resync, reactivated by hand while pending deletion.
             changes.append(
-                Change(
+                UserRemoval(
                     Action.DEACTIVATE_USER,
                     sid,
                     cached_user.target_id,
@@ -526,10 +278,9 @@ def _group_changes(
         members = tuple(sorted(group.members)[:MAX_MEMBER_CHANGES])
         inline[group.source_id] = members
         changes.append(
-            Change(
+            GroupChange(
                 Action.CREATE_GROUP,
-                group.source_id,
-                group=group,
+                group,
                 members=members,
                 before=_group_before(before),
                 reason=reason,
@@ -551,11 +302,10 @@ def _group_changes(
                 else:
                     reason = "changed"
                 changes.append(
-                    Change(
+                    GroupChange(
                         Action.UPDATE_GROUP,
-                        sid,
+                        group,
                         cached.target_id,
-                        group=group,
                         before=_group_before(cached),
                         reason=reason,
                     )
@@ -567,20 +317,14 @@ def _group_changes(
             continue
         live_before = {"externalId": live.external_id, "displayName": live.display_name}
         if sid in matches.adopted_groups:
-            changes.append(
-                Change(Action.ADOPT_GROUP, sid, live.target_id, group=group, before=live_before, reason="matched")
-            )
+            changes.append(GroupChange(Action.ADOPT_GROUP, group, live.target_id, before=live_before, reason="matched"))
         if returned or live_before != group.payload():
             renamed = "renamed" if live.display_name != group.display_name else "changed"
             reason = GROUP_RETURNED if returned else renamed
-            changes.append(
-                Change(Action.UPDATE_GROUP, sid, live.target_id, group=group, before=live_before, reason=reason)
-            )
+            changes.append(GroupChange(Action.UPDATE_GROUP, group, live.target_id, before=live_before, reason=reason))
         elif cached is not None and cached.digest != group.digest():
             changes.append(
-                Change(
-                    Action.ADOPT_GROUP, sid, live.target_id, group=group, before=live_before, reason="already current"
-                )
+                GroupChange(Action.ADOPT_GROUP, group, live.target_id, before=live_before, reason="already current")
             )
 
     gone = sorted(cache.groups.keys() - snapshot.groups.keys())
@@ -589,7 +333,7 @@ def _group_changes(
         cached_group = cache.groups[sid]
         if matches is not None and sid not in matches.groups:
             changes.append(
-                Change(
+                GroupRemoval(
                     Action.FORGET_GROUP,
                     sid,
                     cached_group.target_id,
@@ -603,7 +347,7 @@ def _group_changes(
         if step is Step.DELETE:
             deleting.add(sid)
             changes.append(
-                Change(
+                GroupRemoval(
                     Action.DELETE_GROUP,
                     sid,
                     cached_group.target_id,
@@ -615,7 +359,7 @@ def _group_changes(
         elif step is Step.RETIRE:
             # Its members are removed by the member phase (it is not in the snapshot any more).
             changes.append(
-                Change(
+                GroupRemoval(
                     Action.RETIRE_GROUP,
                     sid,
                     cached_group.target_id,
@@ -639,7 +383,7 @@ def membership_changes(
     *,
     deleting_users: Iterable[str] = (),
     deleting_groups: Iterable[str] = (),
-) -> list[Change]:
+) -> list[MemberChange]:
     """Member adds and removes, batched at most 100 per change, adds before removes.
 
     ``current`` is what Identity Center holds now (cached pairs, or live ones on a full resync,
@@ -651,8 +395,8 @@ def membership_changes(
     gone_users = set(deleting_users)
     gone_groups = set(deleting_groups)
 
-    adds: list[Change] = []
-    removes: list[Change] = []
+    adds: list[MemberChange] = []
+    removes: list[MemberChange] = []
     for gsid in sorted(snapshot.groups.keys() | current_by_group.keys()):
         if gsid in gone_groups:
             continue
@@ -662,9 +406,9 @@ def membership_changes(
         if desired == have:
             continue
         for batch in _batches(sorted(desired - have)):
-            adds.append(Change(Action.ADD_MEMBERS, gsid, group=group, members=batch))
+            adds.append(MemberChange(Action.ADD_MEMBERS, gsid, batch, group=group))
         for batch in _batches(sorted(have - desired - gone_users)):
-            removes.append(Change(Action.REMOVE_MEMBERS, gsid, group=group, members=batch))
+            removes.append(MemberChange(Action.REMOVE_MEMBERS, gsid, batch, group=group))
     return adds + removes
 
 
@@ -723,17 +467,18 @@ def make_plan(
     if matches is not None and live is not None:
         # A user that is recreated has no memberships in Identity Center any more.
         recreated_users = {c.source_id for c in user_changes if c.action is Action.CREATE_USER}
-        live_by_group = _live_by_group(matches, live, recreated_users)
-        memberships = sum(len(m) for m in live_by_group.values())
+        by_group = live_by_group(matches, live, recreated_users)
+        memberships = sum(len(m) for m in by_group.values())
         for gsid, inline_members in inline.items():
-            live_by_group[gsid] = live_by_group.get(gsid, frozenset()) | set(inline_members)
-        current: Mapping[str, AbstractSet[str]] = live_by_group
+            by_group[gsid] = by_group.get(gsid, frozenset()) | set(inline_members)
+        current: Mapping[str, AbstractSet[str]] = by_group
     else:
         memberships = sum(len(m) for m in cache.members.values())
         current = current_memberships(cache, inline)
 
     members = membership_changes(snapshot, current, deleting_users=gone_users, deleting_groups=deleting_groups)
-    changes = sorted(user_changes + group_changes + members, key=lambda c: c.phase)
+    changes: list[Change] = [*user_changes, *group_changes, *members]
+    changes.sort(key=lambda c: c.phase)
     return Plan(
         changes=changes,
         # Objects this run adopts are managed from now on: they count in the guard's base.
@@ -755,7 +500,7 @@ def manager_waves(changes: Iterable[Change]) -> list[list[Change]]:
 
     def manager_of(source_id: str) -> str | None:
         change = by_id.get(source_id)
-        user = change.user if change is not None else None
+        user = change.user if isinstance(change, UserChange) else None
         manager = dict(user.enterprise).get("manager") if user is not None and user.enterprise else None
         return manager if manager in created and manager != source_id else None
 

@@ -17,9 +17,9 @@ from typing import Any
 from rich.text import Text
 
 from syncd.assignments.permission_sets import differences
+from syncd.changes import Action, Change, GroupChange, PermissionSetStep, UserChange, members_of
 from syncd.members import request_count
-from syncd.model import PermissionSetChange
-from syncd.plan import ADOPTED, Action, Change, Plan
+from syncd.plan import ADOPTED, Plan
 
 
 _CREATES = frozenset(
@@ -100,9 +100,9 @@ def _show(value: Any) -> str:
 def attribute_diff(change: Change) -> list[tuple[str, Any, Any]]:
     """``(attribute, before, after)`` for each attribute an update changes (empty when unknown)."""
     after: Mapping[str, Any] | None = None
-    if change.user is not None:
+    if isinstance(change, UserChange):
         after = change.user.payload()
-    elif change.group is not None:
+    elif isinstance(change, GroupChange):
         after = change.group.payload()
     if after is None or not change.before:
         return []
@@ -143,7 +143,7 @@ def summarise(plan: Plan) -> Summary:
     for c in plan:
         if c.action in _CREATES:
             create += 1
-            inline += len(c.members)
+            inline += len(members_of(c))
         elif c.action in _UPDATES:
             change += 1
         elif c.action in _DELETES:
@@ -151,9 +151,9 @@ def summarise(plan: Plan) -> Summary:
         elif c.action in (Action.ADOPT_USER, Action.ADOPT_GROUP) and c.reason.startswith(ADOPTED):
             adopt += 1
         elif c.action is Action.ADD_MEMBERS:
-            adds[c.source_id] = adds.get(c.source_id, 0) + len(c.members)
+            adds[c.source_id] = adds.get(c.source_id, 0) + len(members_of(c))
         elif c.action is Action.REMOVE_MEMBERS:
-            removes[c.source_id] = removes.get(c.source_id, 0) + len(c.members)
+            removes[c.source_id] = removes.get(c.source_id, 0) + len(members_of(c))
     requests = sum(request_count(plan).values())
     members = inline + sum(adds.values()) + sum(removes.values())
     return Summary(create, change, delete, adopt, members, requests, len(plan.writes))
@@ -164,15 +164,15 @@ def _change_lines(change: Change) -> Iterator[Line]:
     label = change.label()
     if label.startswith(f"{kind} "):  # a permission set's label names its kind already
         label = label[len(kind) + 1 :]
-    if isinstance(change.resource, PermissionSetChange) and change.action in _UPDATES:
-        yield from _permission_set_lines(change, change.resource, label)
+    if isinstance(change, PermissionSetStep) and change.action in _UPDATES:
+        yield from _permission_set_lines(change, label)
         return
     if change.action in _CREATES:
         notes = []
-        if change.user is not None and not change.user.active:
+        if isinstance(change, UserChange) and not change.user.active:
             notes.append("(inactive)")
-        if change.members:
-            notes.append(f"with {len(change.members)} member{'s' if len(change.members) != 1 else ''}")
+        if members := members_of(change):
+            notes.append(f"with {len(members)} member{'s' if len(members) != 1 else ''}")
         if change.reason:
             notes.append(f"({change.reason})")
         yield Line("+", "green", " ".join([kind, label, *notes]))
@@ -188,7 +188,8 @@ def _change_lines(change: Change) -> Iterator[Line]:
         yield Line("", "", f"{key}: {_show(before)} → {_show(after)}")
 
 
-def _permission_set_lines(change: Change, resource: PermissionSetChange, name: str) -> Iterator[Line]:
+def _permission_set_lines(change: PermissionSetStep, name: str) -> Iterator[Line]:
+    resource = change.permission_set
     if change.action is Action.PROVISION_PERMISSION_SET:
         where = f"to {', '.join(resource.accounts)}" if resource.accounts else "to every account it is on"
         yield Line("~", "yellow", f"permission set {name} re-provisioned {where} ({change.reason})")
@@ -206,9 +207,9 @@ def _member_lines(plan: Plan) -> Iterator[Line]:
         if c.action in _MEMBERS:
             name, adds, removes = by_group.get(c.source_id, (c.label(), 0, 0))
             if c.action is Action.ADD_MEMBERS:
-                adds += len(c.members)
+                adds += len(members_of(c))
             else:
-                removes += len(c.members)
+                removes += len(members_of(c))
             by_group[c.source_id] = (name, adds, removes)
     for (name, adds, removes), gsid in sorted((shown, gsid) for gsid, shown in by_group.items()):
         parts = ([f"+{adds}"] if adds else []) + ([f"-{removes}"] if removes else [])

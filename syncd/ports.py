@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from syncd.changes import AccessChange, Change
 from syncd.model import ApplicationAssignment, Assignment, Snapshot
-from syncd.plan import (
-    Change,
-    Plan,
-)
+from syncd.plan import Plan
 from syncd.state import AuditEntry, CachedGroup, CachedUser, CacheState, Current, RunRecord
 
 
@@ -48,7 +46,7 @@ class Assigner(Protocol):
 
     ``plan`` resolves the rules (an unknown permission set, account, OU or application raises
     :class:`~syncd.errors.AssignmentError` before any write) and returns access changes
-    (:data:`syncd.plan.ACCESS`: account and application assignments, permission sets).
+    (:data:`syncd.changes.ACCESS`: account and application assignments, permission sets).
     ``made`` holds the assignments syncd created (from the cache);
     ``group_targets`` maps group source ids to Identity Center ids where they exist already.
     ``apply`` runs those changes once groups exist, calling ``on_done(change, error)`` as each
@@ -57,11 +55,11 @@ class Assigner(Protocol):
 
     async def plan(
         self, snapshot: Snapshot, made: set[Assignment], group_targets: Mapping[str, str]
-    ) -> list[Change]: ...
+    ) -> list[AccessChange]: ...
 
     async def apply(
         self,
-        changes: list[Change],
+        changes: Sequence[Change],
         group_targets: Mapping[str, str],
         on_done: Callable[[Change, str | None], None],
     ) -> None: ...

@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
 from rich.text import Text
 
-from syncd.plan import Change, Plan
+from syncd.changes import Change
+from syncd.plan import Plan
 from syncd.plan_view import estimate
 
 

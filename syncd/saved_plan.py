@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from syncd.changes import AssignmentChange, Change, GroupChange, MemberChange, UserChange, members_of
 from syncd.errors import ConfigError
-from syncd.model import Snapshot
-from syncd.plan import Change, Plan
+from syncd.model import Group, Snapshot
+from syncd.plan import Plan
 from syncd.plan_view import attribute_diff
 
 
@@ -28,16 +29,21 @@ FORMAT = "syncd-plan/1"
 
 
 def _key(change: Change) -> str:
-    """What makes two changes the same change: action, object, ids, members and the new attributes."""
+    """What makes two changes the same change: action, object, ids, members and the new attributes.
+
+    The same text for the same change as plans saved before changes were typed (their files
+    keep these keys): an account assignment's description, else the user's or group's payload.
+    """
     after: Any = None
-    if change.assignment is not None:
-        after = change.assignment.describe()
-    elif change.user is not None:
-        after = change.user.payload()
-    elif change.group is not None:
-        after = change.group.payload()
+    match change:
+        case AssignmentChange(assignment=assignment):
+            after = assignment.describe()
+        case UserChange(user=user):
+            after = user.payload()
+        case GroupChange(group=group) | MemberChange(group=Group() as group):
+            after = group.payload()
     return json.dumps(
-        [str(change.action), change.source_id, change.target_id, list(change.members), after],
+        [str(change.action), change.source_id, change.target_id, list(members_of(change)), after],
         sort_keys=True,
         separators=(",", ":"),
     )
@@ -71,7 +77,7 @@ def change_json(change: Change) -> dict[str, Any]:
         "object": change.label(),
         "source_id": change.source_id,
         "target_id": change.target_id,
-        "members": len(change.members),
+        "members": len(members_of(change)),
         "reason": change.reason,
     }
     diff = attribute_diff(change)

@@ -33,9 +33,9 @@ from syncd.assignments.permission_sets import (
     plan_permission_sets,
     steps,
 )
+from syncd.changes import Action, ApplicationAssignmentChange, AssignmentChange, Change, PermissionSetStep
 from syncd.errors import AssignmentError
-from syncd.model import ApplicationAssignment, Assignment, PermissionSetChange, Snapshot
-from syncd.plan import Action, Change
+from syncd.model import ApplicationAssignment, Assignment, Snapshot
 from syncd.state import AuditEntry
 
 
@@ -159,7 +159,7 @@ class AccessCode:
         return plan, pending
 
     async def check_deletions(
-        self, plan: PermissionSetPlan, assignment_changes: Iterable[Change], desired: Iterable[Assignment]
+        self, plan: PermissionSetPlan, assignment_changes: Iterable[AssignmentChange], desired: Iterable[Assignment]
     ) -> None:
         """Refuse, before any write, to delete a permission set that assignments would still use.
 
@@ -179,7 +179,7 @@ class AccessCode:
         going = {
             (c.assignment.account_id, c.assignment.permission_set_arn, c.target_id)
             for c in assignment_changes
-            if c.action is Action.DELETE_ASSIGNMENT and c.assignment is not None
+            if c.action is Action.DELETE_ASSIGNMENT
         }
         for arn, name in sorted(deleting.items()):
             accounts = await asyncio.to_thread(self.api.provisioned_accounts, arn)
@@ -195,7 +195,9 @@ class AccessCode:
                 " permission set in [[permission_sets]]): " + "; ".join(problems)
             )
 
-    async def plan_applications(self, snapshot: Snapshot, group_targets: Mapping[str, str]) -> list[Change]:
+    async def plan_applications(
+        self, snapshot: Snapshot, group_targets: Mapping[str, str]
+    ) -> list[ApplicationAssignmentChange]:
         """Application assignment changes; unknown applications fail here, before any write.
 
         Applications that need an assignment (``AssignmentRequired``) and that no rule gives to a
@@ -249,12 +251,12 @@ class AccessCode:
         """Why a stand-in ARN has no real one."""
         return self._failed.get(arn, "it was not created")
 
-    async def apply_permission_sets(self, changes: Sequence[Change], on_done: OnDone) -> None:
+    async def apply_permission_sets(self, changes: Sequence[PermissionSetStep], on_done: OnDone) -> None:
         """Create, update, adopt and forget permission sets (at most 3 at once); each outcome to ``on_done``."""
         self._created.clear()
         self._failed.clear()
 
-        async def one(change: Change) -> None:
+        async def one(change: PermissionSetStep) -> None:
             error = await self._permission_set(change)
             on_done(
                 change if error or change.action is not Action.CREATE_PERMISSION_SET else self._landed(change), error
@@ -262,15 +264,14 @@ class AccessCode:
 
         await bounded_landing(changes, one, PROVISION_IN_FLIGHT)
 
-    def _landed(self, change: Change) -> Change:
+    def _landed(self, change: PermissionSetStep) -> PermissionSetStep:
         arn = self._created[pending_arn(change.source_id)]
-        resource = change.resource
-        assert isinstance(resource, PermissionSetChange)
-        return dataclasses.replace(change, target_id=arn, resource=dataclasses.replace(resource, arn=arn))
+        return dataclasses.replace(
+            change, target_id=arn, permission_set=dataclasses.replace(change.permission_set, arn=arn)
+        )
 
-    async def _permission_set(self, change: Change) -> str | None:
-        resource = change.resource
-        assert isinstance(resource, PermissionSetChange)
+    async def _permission_set(self, change: PermissionSetStep) -> str | None:
+        resource = change.permission_set
         try:
             if change.action is Action.CREATE_PERMISSION_SET:
                 assert resource.spec is not None
@@ -300,12 +301,11 @@ class AccessCode:
             log.error("permission_set.failed", action=str(change.action), name=resource.name, error=reason)
             return f"{change.action} {resource.name}: {reason}"
 
-    async def provision(self, changes: Sequence[Change], on_done: OnDone) -> None:
+    async def provision(self, changes: Sequence[PermissionSetStep], on_done: OnDone) -> None:
         """Re-provision permission sets to the accounts they are on, polling each request to its end."""
 
-        async def one(change: Change) -> None:
-            resource = change.resource
-            assert isinstance(resource, PermissionSetChange)
+        async def one(change: PermissionSetStep) -> None:
+            resource = change.permission_set
             assert resource.arn is not None
             # Named accounts (those left on an older version), else every account it is on.
             targets: Sequence[str | None] = resource.accounts or (None,)
@@ -323,11 +323,10 @@ class AccessCode:
 
         await bounded_landing(changes, one, PROVISION_IN_FLIGHT)
 
-    async def delete_permission_sets(self, changes: Sequence[Change], on_done: OnDone) -> None:
+    async def delete_permission_sets(self, changes: Sequence[PermissionSetStep], on_done: OnDone) -> None:
         """Delete permission sets syncd created that left the config (their assignments went first)."""
         for change in changes:
-            resource = change.resource
-            assert isinstance(resource, PermissionSetChange)
+            resource = change.permission_set
             assert resource.arn is not None
             try:
                 await self._call(self.api.delete_permission_set, resource.arn)
@@ -343,13 +342,12 @@ class AccessCode:
             on_done(change, error)
 
     async def apply_applications(
-        self, changes: Sequence[Change], group_targets: Mapping[str, str], on_done: OnDone
+        self, changes: Sequence[ApplicationAssignmentChange], group_targets: Mapping[str, str], on_done: OnDone
     ) -> None:
         """Create and delete application assignments; each outcome to ``on_done``."""
 
-        async def one(change: Change) -> None:
-            assignment = change.resource
-            assert isinstance(assignment, ApplicationAssignment)
+        async def one(change: ApplicationAssignmentChange) -> None:
+            assignment = change.assignment
             try:
                 outcome = await self._application(change, assignment, group_targets)
             except Exception as exc:
@@ -360,8 +358,8 @@ class AccessCode:
         await bounded_landing(changes, one, READS_IN_FLIGHT)
 
     async def _application(
-        self, change: Change, assignment: ApplicationAssignment, group_targets: Mapping[str, str]
-    ) -> tuple[Change, str | None] | None:
+        self, change: ApplicationAssignmentChange, assignment: ApplicationAssignment, group_targets: Mapping[str, str]
+    ) -> tuple[ApplicationAssignmentChange, str | None] | None:
         arn = assignment.application_arn
         if change.action is Action.DELETE_APPLICATION_ASSIGNMENT:
             if change.target_id is not None:
@@ -387,13 +385,13 @@ class AccessCode:
 
     # -- recording -------------------------------------------------------------------------
 
-    def record(self, change: Change, error: str | None) -> None:
+    def record(self, change: PermissionSetStep | ApplicationAssignmentChange, error: str | None) -> None:
         """Write one outcome to the cache, with its audit entry."""
         if self.store is None:
             raise RuntimeError("this AccessCode has no store to record outcomes in")
         result = f"failed: {error}" if error else (f"ok: {change.reason}" if change.reason else "ok")
-        resource = change.resource
-        if isinstance(resource, ApplicationAssignment):
+        if isinstance(change, ApplicationAssignmentChange):
+            resource = change.assignment
             creating = change.action is Action.CREATE_APPLICATION_ASSIGNMENT
             shown = _app_json(resource, change.target_id)
             audit = AuditEntry(
@@ -412,26 +410,26 @@ class AccessCode:
             else:
                 self.store.forget_application_assignment(resource, audit)
             return
-        assert isinstance(resource, PermissionSetChange)
+        step = change.permission_set
         audit = AuditEntry(
             str(change.action),
             "permission_set",
-            resource.name,
-            resource.arn,
-            _spec_json(resource.current),
-            _spec_json(resource.spec) if not error else None,
+            step.name,
+            step.arn,
+            _spec_json(step.current),
+            _spec_json(step.spec) if not error else None,
             result,
         )
         if error is not None:
             self.store.record(audit)
         elif change.action is Action.CREATE_PERMISSION_SET:
-            assert resource.arn is not None
-            self.store.put_permission_set(resource.name, resource.arn, "created", audit)
+            assert step.arn is not None
+            self.store.put_permission_set(step.name, step.arn, "created", audit)
         elif change.action is Action.ADOPT_PERMISSION_SET:
-            assert resource.arn is not None
-            self.store.put_permission_set(resource.name, resource.arn, "adopted", audit)
+            assert step.arn is not None
+            self.store.put_permission_set(step.name, step.arn, "adopted", audit)
         elif change.action in (Action.DELETE_PERMISSION_SET, Action.FORGET_PERMISSION_SET):
-            self.store.forget_permission_set(resource.name, audit)
+            self.store.forget_permission_set(step.name, audit)
         else:
             self.store.record(audit)
 

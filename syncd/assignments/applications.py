@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from syncd.assignments.config import ApplicationRule
+from syncd.changes import Action, ApplicationAssignmentChange
 from syncd.model import ApplicationAssignment, Group
-from syncd.plan import Action, Change
 
 
 __all__ = ["AppResolution", "reconcile_applications", "resolve_applications"]
@@ -70,36 +70,31 @@ def reconcile_applications(
     existing: Mapping[ApplicationAssignment, str],
     made: Iterable[ApplicationAssignment],
     group_targets: Mapping[str, str],
-) -> list[Change]:
+) -> list[ApplicationAssignmentChange]:
     """CREATE and DELETE_APPLICATION_ASSIGNMENT changes.
 
     ``existing`` maps the assignments AWS holds for known groups to their principal id; ``made``
     are syncd's (the cache); ``group_targets`` maps group source ids to Identity Center ids.
     """
     made = set(made)
-    changes: list[Change] = []
+    changes: list[ApplicationAssignmentChange] = []
     for assignment, why in sorted(desired.items()):
         if assignment in existing:
             continue
         reason = f"{why}; removed outside syncd, created again" if assignment in made else why
         changes.append(
-            Change(
-                Action.CREATE_APPLICATION_ASSIGNMENT,
-                assignment.group,
-                target_id=group_targets.get(assignment.group),
-                reason=reason,
-                resource=assignment,
+            ApplicationAssignmentChange(
+                Action.CREATE_APPLICATION_ASSIGNMENT, assignment, group_targets.get(assignment.group), reason=reason
             )
         )
     for assignment in sorted(made - set(desired)):
         changes.append(
-            Change(
+            ApplicationAssignmentChange(
                 Action.DELETE_APPLICATION_ASSIGNMENT,
-                assignment.group,
+                assignment,
                 # None: gone from AWS already, so only the record goes.
-                target_id=existing.get(assignment),
+                existing.get(assignment),
                 reason="no rule wants it any more",
-                resource=assignment,
             )
         )
     return changes

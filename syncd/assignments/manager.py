@@ -36,16 +36,24 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from syncd.aio import bounded, bounded_landing
-from syncd.assignments.access_code import APPLICATION_ACTIONS, PERMISSION_SET_ACTIONS, AccessCode, AccessStore
+from syncd.assignments.access_code import AccessCode, AccessStore
 from syncd.assignments.aws import AwsAccess, error_code, error_text
 from syncd.assignments.aws_resources import ResourcesApi
 from syncd.assignments.config import ApplicationRule, AssignmentRule, PermissionSetConfig
 from syncd.assignments.permission_sets import PENDING, PermissionSetPlan
 from syncd.assignments.reconcile import before, reconcile
 from syncd.assignments.resolve import resolve
+from syncd.changes import (
+    ACCESS,
+    AccessChange,
+    Action,
+    ApplicationAssignmentChange,
+    AssignmentChange,
+    Change,
+    PermissionSetStep,
+)
 from syncd.errors import AssignmentError
 from syncd.model import Assignment, Snapshot
-from syncd.plan import ACCESS, Action, Change
 from syncd.retry import Backoff as RetryBackoff
 from syncd.retry import RetryPolicy, retries_made
 from syncd.state import AuditEntry
@@ -197,7 +205,9 @@ class AssignmentManager:
 
     # -- plan ------------------------------------------------------------------------------
 
-    async def plan(self, snapshot: Snapshot, made: set[Assignment], group_targets: Mapping[str, str]) -> list[Change]:
+    async def plan(
+        self, snapshot: Snapshot, made: set[Assignment], group_targets: Mapping[str, str]
+    ) -> list[AccessChange]:
         """The CREATE_ASSIGNMENT and DELETE_ASSIGNMENT changes that bring AWS to what the rules want.
 
         Starts a new run: a stop requested during the previous one is forgotten.
@@ -240,7 +250,7 @@ class AssignmentManager:
         }
         pairs = sorted({(a.account_id, a.permission_set_arn) for a in (*resolution.desired, *made) if readable(a)})
         existing = await self._existing(pairs, group_targets)
-        changes = reconcile(
+        accounts = reconcile(
             resolution.desired,
             existing,
             made,
@@ -248,9 +258,10 @@ class AssignmentManager:
             synced_groups=snapshot.groups.keys(),
             frozen_accounts=frozen,
         )
+        changes: list[AccessChange] = [*accounts]
         if access:
-            await self.access.check_deletions(ps_plan, changes, resolution.desired)
-            changes = [*ps_plan.changes, *changes, *await self.access.plan_applications(snapshot, group_targets)]
+            await self.access.check_deletions(ps_plan, accounts, resolution.desired)
+            changes = [*ps_plan.changes, *accounts, *await self.access.plan_applications(snapshot, group_targets)]
         log.info(
             "assignments.planned",
             desired=len(resolution.desired),
@@ -282,7 +293,7 @@ class AssignmentManager:
 
     async def apply(
         self,
-        changes: list[Change],
+        changes: Sequence[Change],
         group_targets: Mapping[str, str],
         on_done: Callable[[Change, str | None], None],
     ) -> None:
@@ -296,61 +307,67 @@ class AssignmentManager:
         for change in changes:
             if change.action not in ACCESS:
                 raise TypeError(f"not an assignment change: {change.action} {change.label()}")
-        kinds: dict[str, list[Change]] = {"sets": [], "accounts": [], "apps": [], "provision": [], "delete": []}
+        sets: list[PermissionSetStep] = []
+        provision: list[PermissionSetStep] = []
+        delete: list[PermissionSetStep] = []
+        apps: list[ApplicationAssignmentChange] = []
+        planned: list[AssignmentChange] = []
         for change in changes:
-            if change.action is Action.PROVISION_PERMISSION_SET:
-                kinds["provision"].append(change)
-            elif change.action is Action.DELETE_PERMISSION_SET:
-                kinds["delete"].append(change)
-            elif change.action in PERMISSION_SET_ACTIONS:
-                kinds["sets"].append(change)
-            elif change.action in APPLICATION_ACTIONS:
-                kinds["apps"].append(change)
-            else:
-                kinds["accounts"].append(change)
+            match change:
+                case PermissionSetStep() if change.action is Action.PROVISION_PERMISSION_SET:
+                    provision.append(change)
+                case PermissionSetStep() if change.action is Action.DELETE_PERMISSION_SET:
+                    delete.append(change)
+                case PermissionSetStep():
+                    sets.append(change)
+                case ApplicationAssignmentChange():
+                    apps.append(change)
+                case AssignmentChange():
+                    planned.append(change)
+                case _:
+                    raise TypeError(f"not an assignment change: {change.action} {change.label()}")
         kept: set[str] = set()
 
         def done(change: Change, error: str | None) -> None:
-            if error is not None and change.action is Action.DELETE_ASSIGNMENT and change.assignment is not None:
+            if error is not None and isinstance(change, AssignmentChange) and change.action is Action.DELETE_ASSIGNMENT:
                 kept.add(change.assignment.permission_set_arn)
             on_done(change, error)
 
-        if kinds["sets"]:
-            await self.access.apply_permission_sets(kinds["sets"], done)
-        accounts: list[Change] = []
-        for change in kinds["accounts"]:
-            assert change.assignment is not None
-            arn = change.assignment.permission_set_arn
+        if sets:
+            await self.access.apply_permission_sets(sets, done)
+        accounts: list[AssignmentChange] = []
+        for account_change in planned:
+            arn = account_change.assignment.permission_set_arn
             real = self.access.real_arn(arn)
             if real is None:
                 done(
-                    change,
-                    f"{change.action} {change.assignment.describe()}: not attempted: {self.access.why_missing(arn)}",
+                    account_change,
+                    f"{account_change.action} {account_change.label()}: not attempted: {self.access.why_missing(arn)}",
                 )
                 continue
             if real != arn:
-                change = dataclasses.replace(
-                    change, assignment=dataclasses.replace(change.assignment, permission_set_arn=real)
+                account_change = dataclasses.replace(
+                    account_change, assignment=dataclasses.replace(account_change.assignment, permission_set_arn=real)
                 )
-            accounts.append(change)
+            accounts.append(account_change)
         await asyncio.gather(
             self._apply_accounts(accounts, group_targets, done),
-            self.access.apply_applications(kinds["apps"], group_targets, done),
+            self.access.apply_applications(apps, group_targets, done),
         )
-        if kinds["provision"]:
-            await self.access.provision(kinds["provision"], done)
-        deletable: list[Change] = []
-        for change in kinds["delete"]:
-            if change.target_id in kept:
-                done(change, f"{change.action} {change.source_id}: kept, an assignment of it could not be deleted")
+        if provision:
+            await self.access.provision(provision, done)
+        deletable: list[PermissionSetStep] = []
+        for step in delete:
+            if step.target_id in kept:
+                done(step, f"{step.action} {step.source_id}: kept, an assignment of it could not be deleted")
             else:
-                deletable.append(change)
+                deletable.append(step)
         if deletable:
             await self.access.delete_permission_sets(deletable, done)
 
     async def _apply_accounts(
         self,
-        changes: list[Change],
+        changes: Sequence[Change],
         group_targets: Mapping[str, str],
         on_done: Callable[[Change, str | None], None],
     ) -> None:
@@ -366,11 +383,13 @@ class AssignmentManager:
         Never raises for a failed operation. An exception raised by ``on_done`` itself stops
         new operations from starting, and is raised once those in flight have ended.
         """
+        planned: list[AssignmentChange] = []
         for change in changes:
-            if change.assignment is None or change.action not in (Action.CREATE_ASSIGNMENT, Action.DELETE_ASSIGNMENT):
+            if not isinstance(change, AssignmentChange):
                 raise TypeError(f"not an assignment change: {change.action} {change.label()}")
+            planned.append(change)
 
-        async def one(change: Change) -> None:
+        async def one(change: AssignmentChange) -> None:
             outcome, done = await self._run(change, group_targets)
             if isinstance(outcome, _Skipped):
                 return
@@ -380,12 +399,13 @@ class AssignmentManager:
                 self._halted = f"recording an earlier outcome failed ({exc!r})"
                 raise
 
-        await bounded_landing(changes, one, self.max_in_flight)
+        await bounded_landing(planned, one, self.max_in_flight)
 
-    async def _run(self, change: Change, group_targets: Mapping[str, str]) -> tuple[str | _Skipped | None, Change]:
+    async def _run(
+        self, change: AssignmentChange, group_targets: Mapping[str, str]
+    ) -> tuple[str | _Skipped | None, AssignmentChange]:
         """One operation to its end: (None on success, or why it failed, or _SKIPPED; the change to report)."""
         assignment = change.assignment
-        assert assignment is not None
         creating = change.action is Action.CREATE_ASSIGNMENT
         verb = "create" if creating else "delete"
         if self._halted is not None:
@@ -402,8 +422,8 @@ class AssignmentManager:
             return f"{verb} {assignment.describe()}: {reason}", change
 
     async def _create(
-        self, change: Change, assignment: Assignment, group_targets: Mapping[str, str]
-    ) -> tuple[str | _Skipped | None, Change]:
+        self, change: AssignmentChange, assignment: Assignment, group_targets: Mapping[str, str]
+    ) -> tuple[str | _Skipped | None, AssignmentChange]:
         principal = group_targets.get(assignment.group)
         if principal is None:
             return (
@@ -426,7 +446,7 @@ class AssignmentManager:
         )
         return await self._settle(f"create {assignment.describe()}", status, self.aws.creation_status), done
 
-    async def _delete(self, change: Change, assignment: Assignment) -> str | None:
+    async def _delete(self, change: AssignmentChange, assignment: Assignment) -> str | None:
         if change.target_id is None:
             return None  # gone from AWS already: only the record goes
         try:
@@ -502,13 +522,14 @@ class AssignmentManager:
         What the engine's ``on_done`` does: a created assignment is recorded as syncd's, a
         deleted one forgotten, a failed one only audited.
         """
-        if change.action in PERMISSION_SET_ACTIONS or change.action in APPLICATION_ACTIONS:
+        if isinstance(change, PermissionSetStep | ApplicationAssignmentChange):
             self.access.record(change, error)
             return
+        if not isinstance(change, AssignmentChange):
+            raise TypeError(f"not an assignment change: {change.action} {change.label()}")
         if self.store is None:
             raise RuntimeError("this AssignmentManager has no store to record outcomes in")
         assignment = change.assignment
-        assert assignment is not None
         creating = change.action is Action.CREATE_ASSIGNMENT
         after = before(assignment, change.target_id) if creating else None
         result = f"failed: {error}" if error else (f"ok: {change.reason}" if change.reason else "ok")

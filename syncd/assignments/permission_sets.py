@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.assignments.config import PermissionSetConfig
+from syncd.changes import Action, PermissionSetStep
 from syncd.model import PermissionSetChange, PermissionSetSpec
-from syncd.plan import Action, Change
 
 
 __all__ = [
@@ -70,7 +70,7 @@ class Step:
 class PermissionSetPlan:
     """The permission-set changes of one run, and the config errors that stop it before any write."""
 
-    changes: list[Change] = field(default_factory=list)
+    changes: list[PermissionSetStep] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -214,9 +214,9 @@ def steps(current: PermissionSetSpec | None, wanted: PermissionSetSpec) -> list[
     return out
 
 
-def _change(action: Action, name: str, arn: str | None, **extra: Any) -> Change:
+def _change(action: Action, name: str, arn: str | None, **extra: Any) -> PermissionSetStep:
     reason = extra.pop("reason", "")
-    return Change(action, name, target_id=arn, reason=reason, resource=PermissionSetChange(name, arn, **extra))
+    return PermissionSetStep(action, PermissionSetChange(name, arn, **extra), arn, reason=reason)
 
 
 def plan_permission_sets(

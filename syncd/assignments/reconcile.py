@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Container, Iterable, Mapping
 from typing import Any
 
+from syncd.changes import Action, AssignmentChange
 from syncd.model import Assignment
-from syncd.plan import Action, Change
 
 
 __all__ = ["before", "reconcile"]
@@ -42,7 +42,7 @@ def reconcile(
     *,
     synced_groups: Container[str],
     frozen_accounts: Container[str] = frozenset(),
-) -> list[Change]:
+) -> list[AssignmentChange]:
     """The changes that take AWS from ``existing`` to ``desired`` without touching what others made.
 
     Args:
@@ -59,7 +59,7 @@ def reconcile(
         whose ``target_id`` is None is a record-only change: syncd made it, but it is gone from
         AWS already, so only the cache record is dropped.
     """
-    changes: list[Change] = []
+    changes: list[AssignmentChange] = []
     made_set = set(made)
     for assignment in sorted(desired):
         if assignment in existing or assignment.account_id in frozen_accounts:
@@ -68,13 +68,7 @@ def reconcile(
         if assignment in made_set:
             reason += "; drift: syncd made it, and it was deleted outside syncd"
         changes.append(
-            Change(
-                Action.CREATE_ASSIGNMENT,
-                assignment.group,
-                group_targets.get(assignment.group),
-                assignment=assignment,
-                reason=reason,
-            )
+            AssignmentChange(Action.CREATE_ASSIGNMENT, assignment, group_targets.get(assignment.group), reason=reason)
         )
     for assignment in sorted(made_set - desired.keys()):
         if assignment.account_id in frozen_accounts:
@@ -86,13 +80,8 @@ def reconcile(
         elif principal is None:
             why += "; already gone from AWS, only syncd's record is dropped"
         changes.append(
-            Change(
-                Action.DELETE_ASSIGNMENT,
-                assignment.group,
-                principal,
-                assignment=assignment,
-                before=before(assignment, principal),
-                reason=why,
+            AssignmentChange(
+                Action.DELETE_ASSIGNMENT, assignment, principal, before=before(assignment, principal), reason=why
             )
         )
     return changes

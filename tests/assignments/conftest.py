@@ -23,8 +23,8 @@ import pytest
 from syncd.assignments.config import AssignmentRule
 from syncd.assignments.manager import AssignmentManager
 from syncd.cache import Cache
+from syncd.changes import Action, Change
 from syncd.model import Group, Snapshot
-from syncd.plan import Action, Change
 
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ from moto import mock_aws
 from syncd.assignments.config import AssignmentRule, AwsConfig
 from syncd.assignments.manager import AssignmentManager, build_assigner
 from syncd.cache import Cache
+from syncd.changes import Action
 from syncd.config import Settings
 from syncd.errors import AssignmentError
-from syncd.plan import Action
 from tests.assignments.conftest import (
     GROUPS,
     Org,

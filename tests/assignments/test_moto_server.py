@@ -12,8 +12,8 @@ import boto3
 
 from syncd.assignments.manager import build_assigner
 from syncd.cache import Cache
+from syncd.changes import Action
 from syncd.config import Settings
-from syncd.plan import Action
 from tests.assignments.conftest import Writes, build_org, rules, snapshot, sync_assignments, targets
 
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from syncd.assignments.manager import MAX_IN_FLIGHT, AssignmentManager, Backoff
-from syncd.model import Assignment
-from syncd.plan import Action, Change
+from syncd.changes import Action, AssignmentChange, Change, UserChange
+from syncd.model import Assignment, User
 from syncd.ports import Assigner
 from tests.assignments.fakes import INSTANCE, FakeSsoAdmin, Script, fake_access
 
@@ -39,12 +39,12 @@ def assignment(n: int, group: str = "g1") -> Assignment:
     return Assignment(group, f"{100000000000 + n}", PS, f"group-{group}", "Admin", f"acct-{n}")
 
 
-def create(n: int, group: str = "g1", target: str | None = "tg-1") -> Change:
-    return Change(Action.CREATE_ASSIGNMENT, group, target, assignment=assignment(n, group), reason="rule 0")
+def create(n: int, group: str = "g1", target: str | None = "tg-1") -> AssignmentChange:
+    return AssignmentChange(Action.CREATE_ASSIGNMENT, assignment(n, group), target, reason="rule 0")
 
 
-def delete(n: int, group: str = "g1", target: str | None = "tg-1") -> Change:
-    return Change(Action.DELETE_ASSIGNMENT, group, target, assignment=assignment(n, group), reason="unwanted")
+def delete(n: int, group: str = "g1", target: str | None = "tg-1") -> AssignmentChange:
+    return AssignmentChange(Action.DELETE_ASSIGNMENT, assignment(n, group), target, reason="unwanted")
 
 
 def manager(fake: FakeSsoAdmin, clock: Clock, **kwargs: object) -> AssignmentManager:
@@ -276,7 +276,7 @@ def test_apply_refuses_changes_that_are_not_assignments() -> None:
     fake, clock = FakeSsoAdmin(), Clock()
 
     with pytest.raises(TypeError, match="not an assignment change"):
-        run(manager(fake, clock), [Change(Action.CREATE_USER, "u1")])
+        run(manager(fake, clock), [UserChange(Action.CREATE_USER, User("u1", "u1@example.com", "U", "U", "One"))])
     assert [] == fake.calls
 
 

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from syncd.assignments.applications import reconcile_applications, resolve_applications
 from syncd.assignments.config import ApplicationRule, PermissionSetConfig, session_duration
 from syncd.assignments.permission_sets import Owned, differences, plan_permission_sets, steps
+from syncd.changes import Action
 from syncd.model import ApplicationAssignment, Group, PermissionSetSpec
-from syncd.plan import Action
 
 
 POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
@@ -163,7 +163,7 @@ def test_accounts_left_on_an_old_version_are_provisioned_again() -> None:
         {"S3FullAccess": ["222222222222"]},
     )
     assert [Action.PROVISION_PERMISSION_SET] == [c.action for c in plan.changes]
-    assert ("222222222222",) == plan.changes[0].resource.accounts  # type: ignore[union-attr]
+    assert ("222222222222",) == plan.changes[0].permission_set.accounts
 
 
 def test_application_rules_resolve_by_name_and_reconcile_by_ownership() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from syncd.assignments.reconcile import reconcile
+from syncd.changes import Action, Change, Phase
 from syncd.model import Assignment
-from syncd.plan import Action, Change, Phase
 
 
 PS = "arn:aws:sso:::instance/ssoins-1234567890abcdef/ps-aaaaaaaaaaaaaaaa"

@@ -9,8 +9,9 @@ from typing import Any
 from syncd import config
 from syncd import engine as engine_module
 from syncd import plan as plan_module
+from syncd.changes import Change
 from syncd.engine import RunOptions
-from syncd.plan import Change, Plan
+from syncd.plan import Plan
 from syncd.results import RunResult
 from syncd.wiring import build_engine, open_cache
 from tests.conftest import Workspace, make_directory

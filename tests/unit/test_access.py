@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from syncd.access import Directory, effective, impact
+from syncd.changes import Action, AssignmentChange, GroupChange, MemberChange, UserChange
 from syncd.model import ApplicationAssignment, Assignment, Group, User
-from syncd.plan import Action, Change, Plan
+from syncd.plan import Plan
 
 
 ADMIN = Assignment("g-admins", "111111111111", "arn:ps/admin", "admins", "AdministratorAccess", "prod")
@@ -34,7 +35,7 @@ def test_effective_access_lists_each_path_with_its_group() -> None:
 
 def test_losing_one_of_two_paths_is_not_a_last_path() -> None:
     """Leaving the admin group loses AdministratorAccess, but prod is still reached through readers."""
-    plan = Plan(changes=[Change(Action.REMOVE_MEMBERS, "g-admins", members=("u1",))])
+    plan = Plan(changes=[MemberChange(Action.REMOVE_MEMBERS, "g-admins", ("u1",))])
     result = impact(directory(admins={"u1"}, readers={"u1"}), plan)
     assert [("ann@example.com", "AdministratorAccess")] == [(g.user, g.permission_set) for g in result.lost]
     assert [] == result.last_path
@@ -43,7 +44,7 @@ def test_losing_one_of_two_paths_is_not_a_last_path() -> None:
 def test_a_deactivated_user_loses_everything_and_it_is_flagged() -> None:
     """Deactivation ends every grant; the last one into prod is flagged as a last path."""
     user = User("u2", "bob@example.com", "Bob", "Bob", "B", active=False)
-    plan = Plan(changes=[Change(Action.DEACTIVATE_USER, "u2", user=user)])
+    plan = Plan(changes=[UserChange(Action.DEACTIVATE_USER, user)])
     result = impact(directory(readers={"u2"}), plan)
     assert {"ReadOnly", ""} == {g.permission_set for g in result.lost}
     assert {("prod", ""), ("", "Wiki")} == {(g.account, g.application) for g in result.last_path}
@@ -51,7 +52,7 @@ def test_a_deactivated_user_loses_everything_and_it_is_flagged() -> None:
 
 def test_a_new_member_of_an_admin_group_is_flagged_and_inactive_people_are_left_out() -> None:
     """Adding bob to admins flags a new administrator; an inactive user added gains nothing usable."""
-    plan = Plan(changes=[Change(Action.ADD_MEMBERS, "g-admins", members=("u2", "u3"))])
+    plan = Plan(changes=[MemberChange(Action.ADD_MEMBERS, "g-admins", ("u2", "u3"))])
     result = impact(directory(), plan)
     assert [("bob@example.com", "AdministratorAccess")] == [(g.user, g.permission_set) for g in result.new_admins]
     assert ["bob@example.com"] == [g.user for g in result.gained]
@@ -62,8 +63,8 @@ def test_a_group_created_with_members_and_an_assignment_is_access_gained() -> No
     ops = Assignment("g-ops", "222222222222", "arn:ps/power", "ops", "PowerUser", "dev")
     plan = Plan(
         changes=[
-            Change(Action.CREATE_GROUP, "g-ops", group=Group("g-ops", "ops"), members=("u1",)),
-            Change(Action.CREATE_ASSIGNMENT, "g-ops", assignment=ops),
+            GroupChange(Action.CREATE_GROUP, Group("g-ops", "ops"), members=("u1",)),
+            AssignmentChange(Action.CREATE_ASSIGNMENT, ops),
         ]
     )
     result = impact(directory(), plan)

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from syncd.changes import Action
 from syncd.grace import RETURNED, Grace
 from syncd.guard import Limit, check
-from syncd.plan import Action, make_plan
+from syncd.plan import make_plan
 from tests.unit.test_plan import converged, group, snap, user
 
 

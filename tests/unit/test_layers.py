@@ -26,6 +26,7 @@ LAYER = {
     "syncd": VALUES,
     "syncd.errors": VALUES,
     "syncd.model": VALUES,
+    "syncd.changes": VALUES,
     "syncd.memberset": VALUES,
     "syncd.state": VALUES,
     "syncd.live": VALUES,
@@ -38,6 +39,7 @@ LAYER = {
     # pure logic: decisions and shared primitives, no outside system
     "syncd.normalise": PURE,
     "syncd.plan": PURE,
+    "syncd.matching": PURE,
     "syncd.members": PURE,
     "syncd.ports": PURE,
     "syncd.guard": PURE,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from scim2_models import EnterpriseUser, User
 
+from syncd.changes import Action, UserChange
 from syncd.model import SourceRead, SourceUser
 from syncd.normalise import Scope, build_snapshot
-from syncd.plan import Action, Change, manager_waves
+from syncd.plan import manager_waves
 from syncd.target.scim import live_user, user_resource
 
 
@@ -58,6 +59,6 @@ def test_managers_created_in_the_same_run_go_first() -> None:
         source_user("ic", "ic@example.com", manager="vp"),
         source_user("solo", "solo@example.com"),
     )
-    changes = [Change(Action.CREATE_USER, sid, user=u) for sid, u in snap.users.items()]
+    changes = [UserChange(Action.CREATE_USER, u) for u in snap.users.values()]
     waves = [sorted(c.source_id for c in wave) for wave in manager_waves(changes)]
     assert [["ceo", "solo"], ["vp"], ["ic"]] == waves

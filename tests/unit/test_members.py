@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from syncd.changes import Action, MemberChange
 from syncd.members import MemberRequest, member_requests, request_count
-from syncd.plan import Action, Change, Plan
+from syncd.plan import Plan
 from syncd.plan_view import summarise
 
 
@@ -16,8 +17,8 @@ def test_removes_ride_in_the_room_of_the_last_add_patch() -> None:
     """A group gaining 150 and losing 30 members takes two PATCHes: 100 adds, then 50 adds with the 30 removes."""
     first, then = member_requests(
         [
-            Change(Action.ADD_MEMBERS, "g", members=ids("a", 150)),
-            Change(Action.REMOVE_MEMBERS, "g", members=ids("r", 30)),
+            MemberChange(Action.ADD_MEMBERS, "g", ids("a", 150)),
+            MemberChange(Action.REMOVE_MEMBERS, "g", ids("r", 30)),
         ]
     )
     assert [[MemberRequest("g", ids("a", 150)[:100]), MemberRequest("g", ids("a", 150)[100:], ids("r", 30))]] == first
@@ -28,9 +29,9 @@ def test_removes_that_do_not_fit_go_in_a_second_wave() -> None:
     """Removes beyond the last add PATCH's room, and removes of a group with no adds, go after every add."""
     first, then = member_requests(
         [
-            Change(Action.ADD_MEMBERS, "g", members=ids("a", 95)),
-            Change(Action.REMOVE_MEMBERS, "g", members=ids("r", 10)),
-            Change(Action.REMOVE_MEMBERS, "h", members=ids("x", 250)),
+            MemberChange(Action.ADD_MEMBERS, "g", ids("a", 95)),
+            MemberChange(Action.REMOVE_MEMBERS, "g", ids("r", 10)),
+            MemberChange(Action.REMOVE_MEMBERS, "h", ids("x", 250)),
         ]
     )
     assert [[MemberRequest("g", ids("a", 95), ids("r", 10)[:5])]] == first
@@ -41,9 +42,9 @@ def test_removes_that_do_not_fit_go_in_a_second_wave() -> None:
     } == by_group
     assert {"g": 2, "h": 3} == request_count(
         [
-            Change(Action.ADD_MEMBERS, "g", members=ids("a", 95)),
-            Change(Action.REMOVE_MEMBERS, "g", members=ids("r", 10)),
-            Change(Action.REMOVE_MEMBERS, "h", members=ids("x", 250)),
+            MemberChange(Action.ADD_MEMBERS, "g", ids("a", 95)),
+            MemberChange(Action.REMOVE_MEMBERS, "g", ids("r", 10)),
+            MemberChange(Action.REMOVE_MEMBERS, "h", ids("x", 250)),
         ]
     )
 
@@ -51,10 +52,10 @@ def test_removes_that_do_not_fit_go_in_a_second_wave() -> None:
 def test_the_plan_summary_counts_the_requests_that_will_be_sent() -> None:
     """The summary's request count is the number of PATCHes member_requests packs for the plan's member changes."""
     changes = [
-        Change(Action.ADD_MEMBERS, "g", members=ids("a", 100)),
-        Change(Action.ADD_MEMBERS, "g", members=ids("b", 20)),
-        Change(Action.REMOVE_MEMBERS, "g", members=ids("r", 90)),
-        Change(Action.REMOVE_MEMBERS, "h", members=ids("x", 1)),
+        MemberChange(Action.ADD_MEMBERS, "g", ids("a", 100)),
+        MemberChange(Action.ADD_MEMBERS, "g", ids("b", 20)),
+        MemberChange(Action.REMOVE_MEMBERS, "g", ids("r", 90)),
+        MemberChange(Action.REMOVE_MEMBERS, "h", ids("x", 1)),
     ]
     first, then = member_requests(changes)
     sent = sum(len(batch) for batch in (*first, *then))

@@ -14,9 +14,10 @@ from prometheus_client import generate_latest
 from rich.console import Console
 
 from syncd import logging as syncd_logging
+from syncd.changes import Action, MemberChange, UserChange
 from syncd.metrics import Metrics
 from syncd.model import Group, User
-from syncd.plan import ADOPTED, MAX_MEMBER_CHANGES, Action, Change, Plan
+from syncd.plan import ADOPTED, MAX_MEMBER_CHANGES, Plan
 from syncd.plan_view import estimate, summarise
 from syncd.progress import TerminalProgress
 
@@ -85,7 +86,7 @@ def test_estimate_reads_like_the_issue() -> None:
 
 def test_progress_shows_the_estimate_and_a_bar_with_an_eta() -> None:
     """On a terminal, the progress says the estimate, then writes done / planned and an ETA at the pacer's rate."""
-    plan = Plan(changes=[Change(Action.CREATE_USER, f"u{i}", user=_user(i)) for i in range(3000)])
+    plan = Plan(changes=[UserChange(Action.CREATE_USER, _user(i)) for i in range(3000)])
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=100, color_system=None)
     with TerminalProgress(console, lambda: 20.0) as progress:
@@ -104,11 +105,11 @@ def test_summary_counts_member_requests_as_the_engine_sends_them() -> None:
     group = Group("g1", "eng")
     adds = [f"a{i}" for i in range(150)]
     changes = [
-        Change(Action.ADD_MEMBERS, "g1", group=group, members=tuple(adds[:MAX_MEMBER_CHANGES])),
-        Change(Action.ADD_MEMBERS, "g1", group=group, members=tuple(adds[MAX_MEMBER_CHANGES:])),
-        Change(Action.REMOVE_MEMBERS, "g1", group=group, members=tuple(f"r{i}" for i in range(60))),
-        Change(Action.ADOPT_USER, "u1", "t1", user=_user(1), reason=ADOPTED),
-        Change(Action.ADOPT_USER, "u2", "t2", user=_user(2), reason="already current"),
+        MemberChange(Action.ADD_MEMBERS, "g1", tuple(adds[:MAX_MEMBER_CHANGES]), group=group),
+        MemberChange(Action.ADD_MEMBERS, "g1", tuple(adds[MAX_MEMBER_CHANGES:]), group=group),
+        MemberChange(Action.REMOVE_MEMBERS, "g1", tuple(f"r{i}" for i in range(60)), group=group),
+        UserChange(Action.ADOPT_USER, _user(1), "t1", reason=ADOPTED),
+        UserChange(Action.ADOPT_USER, _user(2), "t2", reason="already current"),
     ]
     summary = summarise(Plan(changes=changes))
     assert "0 to create, 0 to change, 0 to delete, 1 to adopt; 210 member changes in 3 requests" == str(summary)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from syncd.changes import Action, Phase
 from syncd.guard import Limit, check
 from syncd.live import LiveGroup, LiveState, LiveUser
 from syncd.model import Group, Snapshot, User
-from syncd.plan import Action, Phase, make_plan
+from syncd.plan import make_plan
 from syncd.state import CachedGroup, CachedUser, CacheState
 
 
