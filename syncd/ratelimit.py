@@ -4,7 +4,8 @@ Identity Center allows 20 SCIM requests per second for the whole instance
 (https://docs.aws.amazon.com/singlesignon/latest/userguide/limits.html); going over it earns
 429s, and peers that retry 429s blindly end in storms (awslabs/ssosync#13). The page gives the
 rate, not the size of the bucket behind it; the emulator's throttle holds one second's worth
-(burst = rate), and so does :class:`Pacer` by default.
+(burst = rate), and so does :class:`Pacer` by default (the SCIM target keeps a quarter of it
+back for jitter: ``syncd.target.scim.BURST_SHARE``).
 
 Every request first takes a token from the pacer. Tokens flow in at ``rate`` per second into a
 bucket of ``burst``; a token is taken at the moment the request may go, not booked in advance, so
