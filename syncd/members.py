@@ -2,7 +2,8 @@
 
 Pure functions, no I/O. The applier calls :func:`member_requests` after creates and recreations
 (with the member changes planned again from what the cache then holds), and the plan view counts
-the same requests (:func:`request_count`), so ``syncd plan`` shows what will be sent.
+the same requests (:func:`request_count`) and ``--json`` lists them (:func:`requests_by_group`),
+so ``syncd plan`` shows what will be sent.
 
 Identity Center takes at most 100 membership changes per PATCH [DG:patchgroup]. A group that
 gains and loses members gets its removes in the spare room of its last add PATCH (after the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from syncd.changes import Action, Change, MemberChange
 from syncd.plan import MAX_MEMBER_CHANGES
@@ -64,11 +66,42 @@ def member_requests(changes: Iterable[Change]) -> tuple[list[list[MemberRequest]
     return first, then
 
 
-def request_count(changes: Iterable[Change]) -> dict[str, int]:
-    """How many PATCH requests each group's member changes take, as :func:`member_requests` packs them."""
+@dataclass(frozen=True, slots=True)
+class GroupRequests:
+    """One group's member PATCHes, in the order they are sent."""
+
+    group: str
+    name: str
+    requests: tuple[MemberRequest, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """As ``plan --json`` and ``sync --dry-run --json`` list it (``member_requests``)."""
+        return {
+            "group": self.group,
+            "name": self.name,
+            "adds": sum(len(r.add) for r in self.requests),
+            "removes": sum(len(r.remove) for r in self.requests),
+            "request_count": len(self.requests),
+            "requests": [{"add": list(r.add), "remove": list(r.remove)} for r in self.requests],
+        }
+
+
+def requests_by_group(changes: Iterable[Change]) -> list[GroupRequests]:
+    """The PATCHes :func:`member_requests` packs for ``changes``, by group (in source id order).
+
+    A group's requests are in the order they are sent: those of the first wave, then those of
+    the second. Users are named by source id (a user this run creates has no other id yet).
+    """
+    changes = list(changes)
+    names = {c.source_id: c.label() for c in changes if isinstance(c, MemberChange)}
     first, then = member_requests(changes)
-    counts: dict[str, int] = {}
+    by_group: dict[str, list[MemberRequest]] = {}
     for batch in (*first, *then):
         for request in batch:
-            counts[request.group] = counts.get(request.group, 0) + 1
-    return counts
+            by_group.setdefault(request.group, []).append(request)
+    return [GroupRequests(gsid, names.get(gsid, gsid), tuple(sent)) for gsid, sent in sorted(by_group.items())]
+
+
+def request_count(changes: Iterable[Change]) -> dict[str, int]:
+    """How many PATCH requests each group's member changes take, as :func:`member_requests` packs them."""
+    return {group.group: len(group.requests) for group in requests_by_group(changes)}

@@ -122,11 +122,23 @@ def _print_outcome(result: RunResult) -> None:
     print_result(out(), result)
 
 
+def run_json(result: RunResult) -> dict[str, Any]:
+    """``sync --json``: the run's object; a dry run's also lists the member PATCHes a sync would send
+    (``member_requests``, packed by the function the applier uses, so the two cannot disagree)."""
+    payload = result.to_json()
+    if result.dry_run:
+        from syncd.members import requests_by_group
+
+        payload["member_requests"] = [group.to_json() for group in requests_by_group(result.plan)]
+    return payload
+
+
 def plan_json(result: RunResult) -> dict[str, Any]:
-    """``plan --json``: the run's object plus every change, with attribute diffs for updates."""
+    """``plan --json``: the run's object plus every change, with attribute diffs for updates, and
+    the member PATCHes (:func:`run_json`)."""
     from syncd.saved_plan import change_json
 
-    payload = result.to_json()
+    payload = run_json(result)
     payload["plan"] = [change_json(c) for c in result.plan]
     return payload
 
@@ -271,7 +283,7 @@ def sync(
             print(json.dumps({"status": "failed", "dry_run": dry_run, "errors": [str(exc)]}))
         raise fail(exc) from None
     if as_json:
-        print(json.dumps(result.to_json()))
+        print(json.dumps(run_json(result)))
     else:
         if dry_run:
             _print_plan(result.plan, limit=limit)
