@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from syncd.aio import bounded_landing
 from syncd.changes import Action, Change, GroupChange, GroupRemoval, MemberChange, Phase, UserChange, UserRemoval
@@ -42,6 +42,28 @@ def _adopted(create: UserChange | GroupChange, target_id: str) -> Change:
     if isinstance(create, UserChange):
         return replace(create, action=Action.ADOPT_USER, target_id=target_id, reason=reason)
     return replace(create, action=Action.ADOPT_GROUP, target_id=target_id, members=(), reason=reason)
+
+
+class _Holder(NamedTuple):
+    """The Identity Center object that holds a name a create met a 409 on."""
+
+    target_id: str
+    name: str
+    data: dict[str, Any]
+
+
+def _held_by_another(change: UserChange | GroupChange, holder: _Holder, owner: str) -> str:
+    """Why a create cannot adopt the object holding its name: syncd manages it for ``owner``."""
+    if isinstance(change, UserChange):
+        return (
+            f"create user {change.user.user_name!r}: the name is held by {holder.name!r}, which syncd manages for"
+            f" source id {owner!r}; it will be freed when that change lands, so the next run can finish this one"
+        )
+    return (
+        f"create group {change.group.display_name!r}: the name is held by a group syncd manages"
+        f" for source id {owner!r};"
+        " the next run can finish this once that change lands"
+    )
 
 
 class Applier:
@@ -101,8 +123,8 @@ class Applier:
             await self._member_phases(deleting_users, deleting_groups)
         await self._assignments(by_phase.get(Phase.ASSIGNMENTS, []))
         group_deletes = [c for c in by_phase.get(Phase.DELETE_GROUPS, []) if c.source_id not in self.kept_groups]
-        await self._run_all(group_deletes, self._delete_group)
-        await self._run_all(by_phase.get(Phase.DELETE_USERS, []), self._delete_user)
+        await self._run_all(group_deletes, self._delete)
+        await self._run_all(by_phase.get(Phase.DELETE_USERS, []), self._delete)
 
         if self.deferred:
             # Creates and updates whose userName or group name was still held by an object this
@@ -303,7 +325,7 @@ class Applier:
             created = await self.target.create_user(user)
         except TargetConflict:
             self.mirror.create_answered(change, "user", user.payload(), "conflict: 409, already exists")
-            await self._adopt_user_after_conflict(change, user)
+            await self._adopt_after_conflict(change)
             return
         result = "ok: recreated (drift: deleted in Identity Center by hand)" if drift else "ok"
         self.mirror.put_user(
@@ -319,69 +341,6 @@ class Applier:
             ),
         )
         self._done(change, target_id=created.target_id)
-
-    async def _adopt_user_after_conflict(self, change: UserChange, user: User) -> None:
-        """A 409 on create: find the user that holds the name and adopt it (ssosync#13, #104)."""
-        found = await self.target.find_user(external_id=user.source_id, user_name=user.user_name)
-        if found is None:
-            raise TargetError(
-                f"create user {user.user_name!r}: Identity Center says it already exists (409), but no user with"
-                f" externalId {user.source_id!r} or that userName was found;"
-                f" another user may hold its email {user.email!r}"
-            )
-        owner = self.mirror.owner_of_user(found.target_id)
-        if owner is not None and owner in self.deleting_users:
-            self.log.info("user.deferred", user=user.user_name, until_deleted=owner)
-            self.deferred.append(change)
-            return
-        if owner is not None and owner != user.source_id:
-            raise TargetError(
-                f"create user {user.user_name!r}: the name is held by {found.user_name!r}, which syncd manages for"
-                f" source id {owner!r}; it will be freed when that change lands, so the next run can finish this one"
-            )
-        data = dict(found.data)
-        self.mirror.put_user(
-            user_record(user, found.target_id, "adopted", data),
-            AuditEntry(
-                "adopt_user",
-                "user",
-                user.source_id,
-                found.target_id,
-                None,
-                data,
-                self.mirror.adopted_after_409("user", user.source_id),
-            ),
-        )
-        self.log.info("user.adopted", user=user.user_name, target_id=found.target_id)
-        if data != user.payload():
-            await self.target.replace_user(found.target_id, user)
-            self.mirror.put_user(
-                user_record(user, found.target_id, "adopted"),
-                AuditEntry(
-                    "update_user", "user", user.source_id, found.target_id, data, user.payload(), "ok: after adoption"
-                ),
-            )
-        self._done(_adopted(change, found.target_id), target_id=found.target_id, adopted=True)
-
-    async def _delete_user(self, change: UserRemoval) -> None:
-        try:
-            await self.target.delete_user(change.target_id)
-            result = f"ok: {change.reason}" if change.reason else "ok"
-        except TargetNotFound:
-            result = "ok: already gone from Identity Center"
-        self.mirror.forget_user(
-            change.source_id,
-            AuditEntry(
-                "delete_user",
-                "user",
-                change.source_id,
-                change.target_id,
-                dict(change.before) if change.before else None,
-                None,
-                result,
-            ),
-        )
-        self._done(change)
 
     # ----- groups
 
@@ -423,7 +382,7 @@ class Applier:
             created = await self.target.create_group(group, tids)
         except TargetConflict:
             self.mirror.create_answered(change, "group", group.payload(), "conflict: 409, already exists")
-            await self._adopt_group_after_conflict(change, group)
+            await self._adopt_after_conflict(change)
             return
         result = "ok: recreated (drift: deleted in Identity Center by hand)" if drift else "ok"
         self.mirror.put_group(
@@ -443,74 +402,101 @@ class Applier:
         done = GroupChange(Action.CREATE_GROUP, group, created.target_id, members=tuple(sids), reason=change.reason)
         self._done(done, target_id=created.target_id, members=len(sids))
 
-    async def _adopt_group_after_conflict(self, change: GroupChange, group: Group) -> None:
-        found = await self.target.find_group(external_id=group.source_id, display_name=group.display_name)
-        if found is None:
+    # ----- users and groups alike: adoption after a 409, deletes
+
+    async def _adopt_after_conflict(self, change: UserChange | GroupChange) -> None:
+        """A 409 on create: find the user or group that holds the name and adopt it (ssosync#13, #104).
+
+        One that syncd manages for another source id is not taken: if this run deletes that one,
+        the create waits for the delete (deferred); otherwise the next run can finish it.
+        """
+        kind = "user" if isinstance(change, UserChange) else "group"
+        holder = await self._holder(change)
+        owners, deleting = (
+            (self.mirror.owner_of_user, self.deleting_users)
+            if kind == "user"
+            else (self.mirror.owner_of_group, self.deleting_groups)
+        )
+        owner = owners(holder.target_id)
+        if owner is not None and owner in deleting:
+            self.log.info(f"{kind}.deferred", **{kind: change.label()}, until_deleted=owner)
+            self.deferred.append(change)
+            return
+        if owner is not None and owner != change.source_id:
+            raise TargetError(_held_by_another(change, holder, owner))
+        target_id, data = holder.target_id, holder.data
+        adopted = self.mirror.adopted_after_409(kind, change.source_id)
+        self._put(
+            change, target_id, data, AuditEntry(f"adopt_{kind}", kind, change.source_id, target_id, None, data, adopted)
+        )
+        payload = await self._after_adoption(change, target_id)
+        if data != payload:
+            await self._update(change, target_id, data)
+            audit = AuditEntry(f"update_{kind}", kind, change.source_id, target_id, data, payload, "ok: after adoption")
+            self._put(change, target_id, None, audit)
+        self._done(_adopted(change, target_id), target_id=target_id, adopted=True)
+
+    async def _holder(self, change: UserChange | GroupChange) -> _Holder:
+        """The Identity Center object holding ``change``'s name, found after a 409 on its create."""
+        if isinstance(change, UserChange):
+            user = change.user
+            found = await self.target.find_user(external_id=user.source_id, user_name=user.user_name)
+            if found is None:
+                raise TargetError(
+                    f"create user {user.user_name!r}: Identity Center says it already exists (409), but no user with"
+                    f" externalId {user.source_id!r} or that userName was found;"
+                    f" another user may hold its email {user.email!r}"
+                )
+            return _Holder(found.target_id, found.user_name, dict(found.data))
+        group = change.group
+        held = await self.target.find_group(external_id=group.source_id, display_name=group.display_name)
+        if held is None:
             raise TargetError(
                 f"create group {group.display_name!r}: Identity Center says it exists (409) but it cannot be found"
             )
-        owner = self.mirror.owner_of_group(found.target_id)
-        if owner is not None and owner in self.deleting_groups:
-            self.log.info("group.deferred", group=group.display_name, until_deleted=owner)
-            self.deferred.append(change)
-            return
-        if owner is not None and owner != group.source_id:
-            raise TargetError(
-                f"create group {group.display_name!r}: the name is held by a group syncd manages"
-                f" for source id {owner!r};"
-                " the next run can finish this once that change lands"
-            )
-        data = {"externalId": found.external_id, "displayName": found.display_name}
-        self.mirror.put_group(
-            group_record(group, found.target_id, "adopted", data),
-            AuditEntry(
-                "adopt_group",
-                "group",
-                group.source_id,
-                found.target_id,
-                None,
-                data,
-                self.mirror.adopted_after_409("group", group.source_id),
-            ),
-        )
+        data = {"externalId": held.external_id, "displayName": held.display_name}
+        return _Holder(held.target_id, held.display_name, data)
+
+    def _put(
+        self, change: UserChange | GroupChange, target_id: str, data: dict[str, Any] | None, audit: AuditEntry
+    ) -> None:
+        """Record ``change``'s user or group as adopted at ``target_id`` (holding ``data``, else its payload)."""
+        if isinstance(change, UserChange):
+            self.mirror.put_user(user_record(change.user, target_id, "adopted", data), audit)
+        else:
+            self.mirror.put_group(group_record(change.group, target_id, "adopted", data), audit)
+
+    async def _after_adoption(self, change: UserChange | GroupChange, target_id: str) -> dict[str, Any]:
+        """What an adoption learns of the object besides its attributes; returns the payload it should hold."""
+        if isinstance(change, UserChange):
+            self.log.info("user.adopted", user=change.user.user_name, target_id=target_id)
+            return change.user.payload()
         # Its members are unknown: read them so the member phase adds only what is missing.
         by_target = self.mirror.user_by_target()
-        present = await self.target.list_member_ids(found.target_id)
-        self.mirror.set_members(group.source_id, {by_target[t] for t in present if t in by_target})
-        if data != group.payload():
-            await self.target.update_group(found.target_id, group, data)
-            self.mirror.put_group(
-                group_record(group, found.target_id, "adopted"),
-                AuditEntry(
-                    "update_group",
-                    "group",
-                    group.source_id,
-                    found.target_id,
-                    data,
-                    group.payload(),
-                    "ok: after adoption",
-                ),
-            )
-        self._done(_adopted(change, found.target_id), target_id=found.target_id, adopted=True)
+        present = await self.target.list_member_ids(target_id)
+        self.mirror.set_members(change.source_id, {by_target[t] for t in present if t in by_target})
+        return change.group.payload()
 
-    async def _delete_group(self, change: GroupRemoval) -> None:
+    async def _update(self, change: UserChange | GroupChange, target_id: str, data: dict[str, Any]) -> None:
+        """Write ``change``'s user or group over ``data``, what Identity Center holds at ``target_id``."""
+        if isinstance(change, UserChange):
+            await self.target.replace_user(target_id, change.user)
+        else:
+            await self.target.update_group(target_id, change.group, data)
+
+    async def _delete(self, change: UserRemoval | GroupRemoval) -> None:
+        """Delete a user or group gone from the source, and its record; one already gone counts as deleted."""
+        user = isinstance(change, UserRemoval)
         try:
-            await self.target.delete_group(change.target_id)
+            await (self.target.delete_user if user else self.target.delete_group)(change.target_id)
             result = f"ok: {change.reason}" if change.reason else "ok"
         except TargetNotFound:
             result = "ok: already gone from Identity Center"
-        self.mirror.forget_group(
-            change.source_id,
-            AuditEntry(
-                "delete_group",
-                "group",
-                change.source_id,
-                change.target_id,
-                dict(change.before) if change.before else None,
-                None,
-                result,
-            ),
+        before = dict(change.before) if change.before else None
+        audit = AuditEntry(
+            str(change.action), "user" if user else "group", change.source_id, change.target_id, before, None, result
         )
+        (self.mirror.forget_user if user else self.mirror.forget_group)(change.source_id, audit)
         self._done(change)
 
     # ----- members
