@@ -1,0 +1,172 @@
+"""Writes during the read (``[safety] write_during_read``): what is final, and what is safe to send early.
+
+Pure functions, no I/O. While a source is still reading, the parts it has announced as final
+(:class:`connectors.base.ReadListener`) make a *partial snapshot*; the plan for it against the
+cache is filtered down to the changes that the final plan would make the same way and that
+remove nothing: recording adoptions, and creating users, groups and memberships. Everything
+else (updates, deactivations, deletions, member removals, access) waits for the whole read and
+the guard.
+
+The partial snapshot is built so that each record in it equals the final one:
+
+* a group counts only once it and every group nested under it have been read;
+* a group whose name another listed group shares (case-folded) waits: which of the two is kept
+  is decided over the whole read;
+* users are normalised together, as with ``filters.users = "all"``, so a userName or email that
+  two users share goes to the one the final snapshot keeps, whatever the filter;
+* with ``filters.users = "members"`` only members of complete groups are in, and a user whose
+  manager is not among them waits (the final record would name the manager; an early one could not).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+
+from syncd.model import Group, Snapshot, SourceGroup, SourceRead, SourceUser, User
+from syncd.normalise import Scope, build_snapshot, clean_text
+from syncd.plan import ADOPTED, Action, Change
+from syncd.state import CacheState
+
+
+def complete_groups(listed: Iterable[str], read: Mapping[str, SourceGroup]) -> set[str]:
+    """The ids of the read groups below which every listed group has been read too.
+
+    A listed group not read yet blocks every group it is nested in, however deep; a nested id
+    that names no listed group blocks nothing (the final read has no such group either).
+    """
+    parents: dict[str, list[str]] = {}
+    for group in read.values():
+        for child in group.groups:
+            parents.setdefault(child, []).append(group.id)
+    blocked: set[str] = set()
+    stack = [gid for gid in listed if gid not in read]
+    while stack:
+        gid = stack.pop()
+        if gid in blocked:
+            continue
+        blocked.add(gid)
+        stack.extend(parents.get(gid, ()))
+    return read.keys() - blocked
+
+
+def _contested_names(groups: Iterable[SourceGroup], scope: Scope) -> set[str]:
+    """Case-folded names that more than one listed group in scope holds."""
+    seen: set[str] = set()
+    contested: set[str] = set()
+    for group in groups:
+        name = clean_text(group.name).casefold()
+        if not group.id or not name or not scope.wants_group(clean_text(group.name), group.email):
+            continue
+        (contested if name in seen else seen).add(name)
+    return contested
+
+
+def _manager(user: User) -> str | None:
+    return dict(user.enterprise).get("manager") if user.enterprise else None
+
+
+def partial_snapshot(
+    users: Sequence[SourceUser], listed: Sequence[SourceGroup], read: Mapping[str, SourceGroup], scope: Scope
+) -> Snapshot:
+    """The part of the final snapshot already known: every user announced, and the complete groups.
+
+    ``users`` is every user the read will return (``users_read``), ``listed`` every group it
+    will return (``groups_listed``), ``read`` those whose members are known (``group_read``).
+    """
+    complete = complete_groups((g.id for g in listed), read)
+    # Nested groups out of scope still count through their parents: build from every complete group.
+    records = [read[g.id] for g in listed if g.id in complete]
+    snapshot = build_snapshot(SourceRead(users=list(users), groups=records), Scope(scope.groups, "all"))
+    contested = _contested_names(listed, scope)
+    groups = {gid: g for gid, g in snapshot.groups.items() if g.display_name.casefold() not in contested}
+    if scope.users == "members":
+        wanted: set[str] = set()
+        for group in groups.values():
+            wanted.update(group.members)
+        while True:
+            waiting = {uid for uid in wanted if (m := _manager(snapshot.users[uid])) is not None and m not in wanted}
+            if not waiting:
+                break
+            wanted -= waiting
+        kept = {uid: u for uid, u in snapshot.users.items() if uid in wanted}
+        groups = {
+            gid: g if g.members <= kept.keys() else dataclasses.replace(g, members=g.members & kept.keys())
+            for gid, g in groups.items()
+        }
+        return Snapshot(users=kept, groups=groups)
+    return Snapshot(users=snapshot.users, groups=groups)
+
+
+def _held(state: CacheState, snapshot: Snapshot) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Who holds each case-folded userName, email and group name in the cache (source ids).
+
+    A user the cache loaded without its payload (unchanged at the source) holds the email the
+    snapshot gives it.
+    """
+    names: dict[str, str] = {}
+    emails: dict[str, str] = {}
+    for sid, cached in state.users.items():
+        names[cached.user_name.casefold()] = sid
+        email = cached.data.get("email") if cached.data else None
+        if email is None and sid in snapshot.users:
+            email = snapshot.users[sid].email
+        if email:
+            emails[str(email).casefold()] = sid
+    groups = {cached.display_name.casefold(): sid for sid, cached in state.groups.items()}
+    return names, emails, groups
+
+
+def _held_by_other(held: Mapping[str, str], key: str | None, source_id: str) -> bool:
+    owner = held.get(key.casefold()) if key else None
+    return owner is not None and owner != source_id
+
+
+def early_changes(changes: Iterable[Change], state: CacheState, snapshot: Snapshot) -> list[Change]:
+    """The changes of a partial snapshot's plan that may be applied before the read ends.
+
+    Kept: adoptions (recorded, nothing sent), user and group creates, member adds. A create
+    whose userName or email (or group name) the cache gives another object waits for the final
+    pass (a rehire, a rename onto a freed name: only it may free the name), and so does a user
+    whose manager's create waits. Everything else waits: it may remove, or it is not final.
+    """
+    names, emails, group_names = _held(state, snapshot)
+    kept: list[Change] = []
+    waiting_users: set[str] = set()
+    users: list[Change] = []
+    for change in changes:
+        action = change.action
+        if action in (Action.ADOPT_USER, Action.ADOPT_GROUP) and change.reason == ADOPTED:
+            kept.append(change)
+        elif action is Action.CREATE_USER and change.user is not None:
+            user = change.user
+            if _held_by_other(names, user.user_name, user.source_id) or _held_by_other(
+                emails, user.email, user.source_id
+            ):
+                waiting_users.add(user.source_id)
+            else:
+                users.append(change)
+        elif action is Action.CREATE_GROUP and change.group is not None:
+            if not _held_by_other(group_names, change.group.display_name, change.source_id):
+                kept.append(change)
+        elif action is Action.ADD_MEMBERS:
+            kept.append(change)
+    # A user is created naming its manager's Identity Center id: one whose manager waits, waits too.
+    while True:
+        more = {c.source_id for c in users if c.user is not None and _manager(c.user) in waiting_users}
+        if not more:
+            break
+        waiting_users |= more
+        users = [c for c in users if c.source_id not in more]
+    return sorted(kept + users, key=lambda c: c.phase)
+
+
+def member_snapshot(snapshot: Snapshot, known: AbstractSet[str]) -> Snapshot:
+    """The partial snapshot cut to the groups whose current members are known (``known``: source ids).
+
+    Early member adds go only to those: a group adopted on a full resync has its members read
+    after the read, so adding to it now could send members it already has.
+    """
+    groups: dict[str, Group] = {gid: g for gid, g in snapshot.groups.items() if gid in known}
+    return Snapshot(users=snapshot.users, groups=groups)

@@ -1,0 +1,118 @@
+"""What is final during a read, and which changes may go before it ends (syncd.early)."""
+
+from __future__ import annotations
+
+from syncd.early import complete_groups, early_changes, partial_snapshot
+from syncd.model import SourceGroup, SourceUser
+from syncd.normalise import Scope
+from syncd.plan import Action, make_plan
+from syncd.state import CachedGroup, CachedUser, CacheState
+
+
+def user(uid: str, name: str | None = None, manager: str | None = None) -> SourceUser:
+    name = name or f"{uid}@example.com"
+    return SourceUser(
+        id=uid,
+        user_name=name,
+        email=name,
+        given_name="A",
+        family_name=uid,
+        enterprise={"manager": manager} if manager else {},
+    )
+
+
+def test_a_group_is_complete_only_once_every_group_nested_below_it_is_read() -> None:
+    """A group whose nested group (however deep) is not read yet is not complete; an unknown nested id blocks nothing."""
+    read = {
+        "top": SourceGroup("top", "top", groups=("mid",)),
+        "mid": SourceGroup("mid", "mid", groups=("leaf",)),
+        "solo": SourceGroup("solo", "solo", groups=("not-listed",)),
+    }
+    assert {"solo"} == complete_groups(["top", "mid", "leaf", "solo"], read)
+    read["leaf"] = SourceGroup("leaf", "leaf", members=("u1",))
+    assert {"top", "mid", "leaf", "solo"} == complete_groups(["top", "mid", "leaf", "solo"], read)
+
+
+def test_partial_snapshot_holds_complete_groups_and_their_members_only() -> None:
+    """With users = members, only members of complete groups are in, and a group with an unread nested group waits."""
+    users = [user("u1"), user("u2"), user("u3")]
+    listed = [SourceGroup("a", "a"), SourceGroup("b", "b"), SourceGroup("c", "c")]
+    read = {"a": SourceGroup("a", "a", members=("u1",)), "b": SourceGroup("b", "b", members=("u2",), groups=("c",))}
+    snapshot = partial_snapshot(users, listed, read, Scope(users="members"))
+    assert ({"u1"}, {"a"}) == (set(snapshot.users), set(snapshot.groups))
+    read["c"] = SourceGroup("c", "c", members=("u3",))
+    snapshot = partial_snapshot(users, listed, read, Scope(users="members"))
+    assert ({"u1", "u2", "u3"}, {"u2", "u3"}) == (set(snapshot.users), set(snapshot.groups["b"].members))
+
+
+def test_a_user_whose_manager_is_not_in_yet_waits() -> None:
+    """With users = members, a user whose manager is not yet a member of a complete group is left for later."""
+    users = [user("u1", manager="boss"), user("boss"), user("u2", manager="u1")]
+    listed = [SourceGroup("a", "a"), SourceGroup("b", "b")]
+    read = {"a": SourceGroup("a", "a", members=("u1", "u2"))}
+    snapshot = partial_snapshot(users, listed, read, Scope(users="members"))
+    assert set() == set(snapshot.users), "u1 waits for its manager, and u2 for u1"
+    read["b"] = SourceGroup("b", "b", members=("boss",))
+    snapshot = partial_snapshot(users, listed, read, Scope(users="members"))
+    assert {"u1", "u2", "boss"} == set(snapshot.users)
+    assert ("manager", "boss") in snapshot.users["u1"].enterprise
+
+
+def test_names_two_records_share_are_decided_by_the_whole_read() -> None:
+    """A group whose name another listed group shares waits, and a userName two users share goes to the one kept."""
+    users = [user("u2", "same@example.com"), user("u1", "Same@example.com"), user("u3")]
+    listed = [SourceGroup("g2", "Team"), SourceGroup("g1", "team"), SourceGroup("g3", "other")]
+    read = {
+        "g2": SourceGroup("g2", "Team", members=("u2",)),
+        "g3": SourceGroup("g3", "other", members=("u1", "u2", "u3")),
+    }
+    snapshot = partial_snapshot(users, listed, read, Scope(users="members"))
+    assert {"g3"} == set(snapshot.groups)
+    assert {"u1", "u3"} == set(snapshot.users), "u1 keeps the userName (the lower id), as in the final snapshot"
+
+
+def test_only_creates_adoptions_and_member_adds_go_early() -> None:
+    """From a partial plan, creates and member adds go; updates, deactivations and member removals wait."""
+    state = CacheState()
+    state.users["old"] = CachedUser("old", "t-old", "old@example.com", "x", {"email": "old@example.com"})
+    state.users["u1"] = CachedUser("u1", "t-u1", "renamed@example.com", "x", {"email": "renamed@example.com"})
+    state.groups["g"] = CachedGroup("g", "t-g", "g", "x")
+    state.groups["k"] = CachedGroup("k", "t-k", "k", "x")
+    state.members["g"] = frozenset({"old"})
+    state.members["k"] = frozenset({"u1"})
+    users = [user("u1"), user("u2")]
+    listed = [SourceGroup("g", "g"), SourceGroup("h", "h"), SourceGroup("k", "k")]
+    read = {
+        "g": SourceGroup("g", "g", members=("u1", "u2")),
+        "h": SourceGroup("h", "h", members=("u2",)),
+        "k": SourceGroup("k", "k", members=("u2",)),
+    }
+    snapshot = partial_snapshot(users, listed, read, Scope(users="all"))
+    plan = make_plan(snapshot, state)
+    assert {Action.UPDATE_USER, Action.DELETE_USER, Action.REMOVE_MEMBERS} <= {c.action for c in plan}
+    kept = early_changes(plan.changes, state, snapshot)
+    assert [
+        (Action.CREATE_USER, "u2"),
+        (Action.CREATE_GROUP, "h"),
+        (Action.ADD_MEMBERS, "g"),
+        (Action.ADD_MEMBERS, "k"),
+    ] == [(c.action, c.source_id) for c in kept]
+
+
+def test_a_create_onto_a_name_the_cache_holds_for_another_waits() -> None:
+    """A rehire under a leaver's userName or email, and a group taking a cached group's name, wait for the final pass."""
+    state = CacheState()
+    state.users["leaver"] = CachedUser("leaver", "t1", "bob@example.com", "x", {"email": "bob@example.com"})
+    state.users["other"] = CachedUser("other", "t2", "other", "x", {"email": "Ann@example.com"})
+    state.groups["old"] = CachedGroup("old", "t3", "Team", "x")
+    users = [user("bob", "BOB@example.com"), user("ann", "ann@example.com"), user("boss2", manager="bob")]
+    users.append(user("fine"))
+    listed = [SourceGroup("new", "team"), SourceGroup("all", "all")]
+    read = {
+        "new": SourceGroup("new", "team", members=("bob",)),
+        "all": SourceGroup("all", "all", members=("bob", "ann", "boss2", "fine")),
+    }
+    snapshot = partial_snapshot(users, listed, read, Scope(users="all"))
+    kept = early_changes(make_plan(snapshot, state).changes, state, snapshot)
+    creates = {(c.action, c.source_id) for c in kept if c.action in (Action.CREATE_USER, Action.CREATE_GROUP)}
+    assert {(Action.CREATE_USER, "fine"), (Action.CREATE_GROUP, "all")} == creates, "boss2 waits for its manager bob"
