@@ -80,9 +80,12 @@ class Applier:
         progress: Progress | None = None,
         *,
         access_only: bool = False,
+        adds_only: bool = False,
     ) -> None:
         self.assigner = assigner
         self.access_only = access_only
+        self.adds_only = adds_only
+        """Member adds only, no removes (writes during the read: :mod:`syncd.during_read`)."""
         self.progress = progress
         self.kept_groups: set[str] = set()
         self.target = target
@@ -171,14 +174,15 @@ class Applier:
         100 members inline; planning from the cache accounts for both. The packing into PATCHes
         is :func:`syncd.members.member_requests`, the one the plan view counts.
         """
-        first, then = member_requests(
-            membership_changes(
-                self.snapshot,
-                self.mirror.by_group,
-                deleting_users=deleting_users,
-                deleting_groups=deleting_groups,
-            )
+        changes = membership_changes(
+            self.snapshot,
+            self.mirror.by_group,
+            deleting_users=deleting_users,
+            deleting_groups=deleting_groups,
         )
+        if self.adds_only:
+            changes = [c for c in changes if c.action is Action.ADD_MEMBERS]
+        first, then = member_requests(changes)
         await self._run_all(first, self._member_batches)
         await self._run_all(then, self._member_batches)
 

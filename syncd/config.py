@@ -150,6 +150,9 @@ class SafetyConfig(_Section):
     delete_after: Duration = timedelta(days=7)
     """Users gone from the source are deactivated at once and deleted after this; groups are
     emptied at once and deleted after it. ``0`` deletes at once."""
+    write_during_read: bool = True
+    """Send the safe writes (creates, member adds, adoptions) while the source is still being read;
+    false: nothing is written before the whole read has succeeded and the guard has passed."""
 
     @field_validator("delete_after", mode="before")
     @classmethod

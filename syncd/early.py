@@ -24,9 +24,10 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
+from syncd.changes import Action, Change, GroupChange, MemberChange, UserChange
 from syncd.model import Group, Snapshot, SourceGroup, SourceRead, SourceUser, User
 from syncd.normalise import Scope, build_snapshot, clean_text
-from syncd.plan import ADOPTED, Action, Change
+from syncd.plan import ADOPTED
 from syncd.state import CacheState
 
 
@@ -134,32 +135,34 @@ def early_changes(changes: Iterable[Change], state: CacheState, snapshot: Snapsh
     names, emails, group_names = _held(state, snapshot)
     kept: list[Change] = []
     waiting_users: set[str] = set()
-    users: list[Change] = []
+    users: list[UserChange] = []
     for change in changes:
-        action = change.action
-        if action in (Action.ADOPT_USER, Action.ADOPT_GROUP) and change.reason == ADOPTED:
-            kept.append(change)
-        elif action is Action.CREATE_USER and change.user is not None:
-            user = change.user
-            if _held_by_other(names, user.user_name, user.source_id) or _held_by_other(
-                emails, user.email, user.source_id
-            ):
-                waiting_users.add(user.source_id)
-            else:
-                users.append(change)
-        elif action is Action.CREATE_GROUP and change.group is not None:
-            if not _held_by_other(group_names, change.group.display_name, change.source_id):
+        match change:
+            case UserChange(action=Action.ADOPT_USER) | GroupChange(action=Action.ADOPT_GROUP):
+                if change.reason == ADOPTED:
+                    kept.append(change)
+            case UserChange(action=Action.CREATE_USER, user=user):
+                if _held_by_other(names, user.user_name, user.source_id) or _held_by_other(
+                    emails, user.email, user.source_id
+                ):
+                    waiting_users.add(user.source_id)
+                else:
+                    users.append(change)
+            case GroupChange(action=Action.CREATE_GROUP, group=group):
+                if not _held_by_other(group_names, group.display_name, group.source_id):
+                    kept.append(change)
+            case MemberChange(action=Action.ADD_MEMBERS):
                 kept.append(change)
-        elif action is Action.ADD_MEMBERS:
-            kept.append(change)
+            case _:
+                pass  # it may remove, or it is not final yet
     # A user is created naming its manager's Identity Center id: one whose manager waits, waits too.
     while True:
-        more = {c.source_id for c in users if c.user is not None and _manager(c.user) in waiting_users}
+        more = {c.source_id for c in users if _manager(c.user) in waiting_users}
         if not more:
             break
         waiting_users |= more
         users = [c for c in users if c.source_id not in more]
-    return sorted(kept + users, key=lambda c: c.phase)
+    return sorted([*kept, *users], key=lambda c: c.phase)
 
 
 def member_snapshot(snapshot: Snapshot, known: AbstractSet[str]) -> Snapshot:

@@ -2,8 +2,10 @@
 
 Fail-safe rules this module keeps:
 
-* a source read that fails or says it is incomplete ends the run before any write;
-* the guard (:mod:`syncd.guard`) refuses plans that remove too much, before any write;
+* a source read that fails or says it is incomplete ends the run, and nothing is removed: the
+  only writes made before the whole read are the safe ones of :mod:`syncd.early` (adoptions,
+  creates, member adds; ``[safety] write_during_read``, see :mod:`syncd.during_read`);
+* the guard (:mod:`syncd.guard`) refuses plans that remove too much, before any removal or update;
 * each change is recorded in the cache in the same step that confirms it landed, so a run that
   dies midway resumes with no duplicates (a create whose record was lost meets a 409 next time
   and adopts the object it made, found by externalId);
@@ -15,18 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
 from connectors.base import ReadContext, Source
 from syncd.access import AccessRules, access_entries, directory_of
 from syncd.access import impact as access_impact
-from syncd.aio import bounded
 from syncd.applier import Applier
 from syncd.changes import AccessChange, Action
+from syncd.during_read import CurrentUsers, EarlyWriter, ReadNotes
 from syncd.errors import (
     ConfigError,
     SourceError,
@@ -35,14 +38,15 @@ from syncd.errors import (
 from syncd.grace import Grace
 from syncd.guard import DEFAULT_MEMBER_LIMIT, Limit, check
 from syncd.live import LiveState
+from syncd.live_read import Expected, list_live, read_matched_members, share_equal_users
 from syncd.matching import Matches, match_live
-from syncd.mirror import Mirror, Owners
-from syncd.model import Assignment, Group, Snapshot, User
+from syncd.mirror import Mirror
+from syncd.model import Assignment, Group, Snapshot, SourceRead
 from syncd.normalise import Scope, build_snapshot
 from syncd.plan import Plan, count_changes, make_plan
 from syncd.ports import Assigner, CacheLike, Progress
 from syncd.results import RunMode, RunResult, RunStatus
-from syncd.state import CacheState, Current
+from syncd.state import CacheState
 from syncd.target.scim import ScimTarget
 
 
@@ -73,24 +77,6 @@ class RunOptions:
     progress: Progress | None = None
 
 
-class _CurrentUsers(Mapping[str, Current]):
-    """The snapshot's users as :meth:`Cache.load` compares them, made one at a time as it asks
-    (a dict of 100k ``Current`` would only live for the length of the load)."""
-
-    def __init__(self, users: Mapping[str, User]) -> None:
-        self._users = users
-
-    def __getitem__(self, source_id: str) -> Current:
-        user = self._users[source_id]
-        return Current(user.source_id, user.user_name, user.digest())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._users)
-
-    def __len__(self) -> int:
-        return len(self._users)
-
-
 class Engine:
     """Runs syncs of one source into one Identity Center, recording them in one cache."""
 
@@ -108,7 +94,10 @@ class Engine:
         assigner: Assigner | None = None,
         access_rules: AccessRules | None = None,
         check_every: timedelta = timedelta(0),
+        write_during_read: bool = True,
     ) -> None:
+        self.write_during_read = write_during_read
+        """``[safety] write_during_read``: safe writes start while the source is read (syncd.during_read)."""
         self.assigner = assigner
         self.check_every = check_every
         self.access_rules = access_rules or AccessRules()
@@ -121,10 +110,13 @@ class Engine:
         self.scope = scope
         self.limit = limit
         self._stop = asyncio.Event()
+        self._writer: EarlyWriter | None = None
 
     def request_stop(self) -> None:
         """Finish the changes in flight, start no new one, end the run as interrupted."""
         self._stop.set()
+        if self._writer is not None:
+            self._writer.halt()
         if self.assigner is not None:
             self.assigner.request_stop()
 
@@ -157,20 +149,53 @@ class Engine:
         # A source's stats count what it sent even when its read raises (a file source sends nothing).
         source_stats = getattr(self.source, "stats", None)
         source_requests_before = source_stats.total if source_stats is not None else 0
+        writer: EarlyWriter | None = None
+        live_task: asyncio.Task[LiveState] | None = None
         try:
             source_state = self.cache.get_value(self._state_key) or {}
-            try:
-                read = await self.source.read(
-                    ReadContext(scope=self.scope, full=options.full_resync or not source_state, state=source_state)
+            only = options.only_assignments
+            if only and self.assigner is None:
+                raise ConfigError(
+                    "--only assignments: the config has no [[assignments]], [[permission_sets]] or"
+                    " [[applications]] to apply"
                 )
-            except SourceError:
-                raise
-            except Exception as exc:  # a connector bug must not look like an empty directory
-                raise SourceError(f"the {self.source_type} source failed: {exc!r}") from exc
+            # Reconcile against live Identity Center (a full resync); not to be confused with a
+            # connector's full read of the IdP (ReadContext.full).
+            reconcile = (options.full_resync or self.cache.managed_counts() == (0, 0)) and not only
+            if reconcile and not options.full_resync:
+                bound.info("run.first", reason="the cache is empty: reading Identity Center to adopt what it holds")
+            expected = Expected()
+            if reconcile:
+                # Identity Center is read while the source is: both are reads, and the plan waits for both.
+                live_task = asyncio.create_task(list_live(self.target, *self.cache.target_ids(), expected))
+            early = self.write_during_read and not (options.dry_run or options.approve or only)
+            notes = ReadNotes() if early else None
+            if notes is not None:
+                writer = EarlyWriter(
+                    notes=notes,
+                    cache=self.cache,
+                    target=self.target,
+                    scope=self.scope,
+                    grace=Grace(self.delete_after, datetime.now(UTC)),
+                    log=bound,
+                    stop=self._stop,
+                    progress=options.progress,
+                    live=live_task,
+                )
+                self._writer = writer
+                if self._stop.is_set():
+                    writer.halt()
+            ctx = ReadContext(
+                scope=self.scope, full=options.full_resync or not source_state, state=source_state, listener=notes
+            )
+            read = await self._read_source(ctx, writer, live_task)
             read_requests = read.requests
             if not read.complete:
-                raise SourceError(f"the {self.source_type} source returned an incomplete read; nothing was changed")
+                raise SourceError(f"the {self.source_type} source returned an incomplete read; nothing was removed")
+            if writer is not None:
+                writer.release()  # the partial snapshot goes before the final one is built
             snapshot = build_snapshot(read, self.scope)
+            expected.users = snapshot.users
             # The snapshot holds all the run needs: let the raw records go (tens of MB at 100k users).
             read.users, read.groups = [], []
             result.skipped = snapshot.skipped
@@ -186,28 +211,29 @@ class Engine:
             )
 
             # Loaded after the read: a user whose digest is unchanged needs no write, so the cache
-            # leaves out what was last pushed for it (about half the memory of 100k users).
-            state = self.cache.load(current=_CurrentUsers(snapshot.users))
+            # leaves out what was last pushed for it (about half the memory of 100k users). After
+            # early writes it holds them: the plan below sends nothing twice.
+            state = self.cache.load(current=CurrentUsers(snapshot.users))
             if self._stop.is_set():
-                # Asked to stop during a long read: nothing was written, so nothing is lost.
+                # Asked to stop during a long read: what was written early is recorded; nothing was removed.
                 result.status = RunStatus.INTERRUPTED
                 return result
-            only = options.only_assignments
-            if only and self.assigner is None:
-                raise ConfigError(
-                    "--only assignments: the config has no [[assignments]], [[permission_sets]] or"
-                    " [[applications]] to apply"
-                )
-            # Reconcile against live Identity Center (a full resync); not to be confused with a
-            # connector's full read of the IdP (ReadContext.full).
-            reconcile = (options.full_resync or not (state.users or state.groups)) and not only
-            if reconcile and not options.full_resync:
-                bound.info("run.first", reason="the cache is empty: reading Identity Center to adopt what it holds")
-            live, matches = await self._read_live(snapshot, state) if reconcile else (None, None)
+            live: LiveState | None = None
+            matches: Matches | None = None
+            if live_task is not None:
+                live = await live_task
+                if writer is not None:
+                    writer.patch_live(live, state, snapshot.users)
+                share_equal_users(live, snapshot.users)
+                matches = match_live(snapshot, state, live)
+                await read_matched_members(self.target, live, matches)
             # --only assignments writes no identity: access goes only to groups Identity Center holds.
             # "Now" is read once, here: the plan is a pure value of its inputs (syncd.grace).
             grace = Grace(self.delete_after, datetime.now(UTC))
             plan = make_plan(snapshot, state, live, grace=grace, matches=matches) if not only else Plan()
+            if writer is not None:
+                writer.not_again(plan)
+                writer.adjust_base(plan, state)
             if self.assigner is not None:
                 groups = snapshot if not only else Snapshot(groups=_known_groups(snapshot, state))
                 # What syncd made: what the rules are reconciled with, and the guard's base for removals.
@@ -230,8 +256,9 @@ class Engine:
             refused = verdict.refused or (options.approve(plan, snapshot) if options.approve is not None else None)
             if verdict.refused:
                 result.status = RunStatus.REFUSED
-                result.errors.append(verdict.refused)
-                bound.error("run.refused", reason=verdict.refused)
+                reason = writer.explain(verdict.refused) if writer is not None else verdict.refused
+                result.errors.append(reason)
+                bound.error("run.refused", reason=reason)
                 return result
             if options.dry_run:
                 await self._prove_target(dry_run=True)
@@ -260,7 +287,7 @@ class Engine:
                 result.errors.extend(applier.errors)
             if self._stop.is_set():
                 result.status = RunStatus.INTERRUPTED
-            elif applier.errors:
+            elif applier.errors or (writer is not None and writer.errors):
                 result.status = RunStatus.FAILED
             else:
                 await self._prove_target(dry_run=False)
@@ -284,6 +311,11 @@ class Engine:
             bound.error("run.failed", error=str(exc), error_type=type(exc).__name__)
             return result
         finally:
+            await _settle(writer, live_task)
+            if writer is not None:
+                # What landed during the read counts with the rest (sync --json, the runs table).
+                result.counts = {k: v + writer.counts.get(k, 0) for k, v in result.counts.items()}
+                result.errors[:0] = writer.errors
             result.duration_s = time.monotonic() - started
             if source_stats is not None:
                 read_requests = source_stats.total - source_requests_before
@@ -333,26 +365,60 @@ class Engine:
             group_targets.update({sid: g.target_id for sid, g in matches.groups.items()})
         return await self.assigner.plan(snapshot, made, group_targets)
 
-    async def _read_live(self, snapshot: Snapshot, state: CacheState) -> tuple[LiveState, Matches]:
-        """Everything a full resync compares: users, groups, and members of the groups syncd manages.
+    async def _read_source(
+        self, ctx: ReadContext, writer: EarlyWriter | None, live_task: asyncio.Task[LiveState] | None
+    ) -> SourceRead:
+        """The source's read, with the early writes and Identity Center's read beside it.
 
-        The matches (source to live) are made here, once: the plan and the access plan use them too.
+        When the read ends, the early round in flight lands and no other starts. Should the
+        early writes or Identity Center's read fail first (a refused token, say), the source's
+        read is cancelled and the run fails with that error.
         """
-        users, groups = await asyncio.gather(
-            self.target.list_users(
-                expected=snapshot.users,
-                known_ids=(c.target_id for c in state.users.values()),
-                owners=Owners(state),
-            ),
-            self.target.list_groups(),
-        )
-        live = LiveState(users=users, groups=groups)
-        matches = match_live(snapshot, state, live)
-        ids = sorted({g.target_id for g in matches.groups.values()})
-        members = await bounded(ids, self.target.list_member_ids, 8)
-        live.members = dict(zip(ids, members, strict=True))
-        log.info("target.read", users=len(users), groups=len(groups), member_lists=len(ids))
-        return live, matches
+        read_task = asyncio.ensure_future(self.source.read(ctx))
+        side: set[asyncio.Future[Any]] = {t for t in (live_task,) if t is not None}
+        writer_task = asyncio.ensure_future(writer.run()) if writer is not None else None
+        if writer_task is not None:
+            side.add(writer_task)
+        try:
+            while True:
+                done, _ = await asyncio.wait({read_task, *side}, return_when=asyncio.FIRST_COMPLETED)
+                if read_task in done:
+                    break
+                for task in done:
+                    side.discard(task)
+                    error = None if task.cancelled() else task.exception()
+                    if error is not None:
+                        raise error
+            if read_task.cancelled() or read_task.exception() is not None or not read_task.result().complete:
+                if writer is not None:
+                    writer.halt()  # nothing more is written for a read that failed
+            elif writer is not None:
+                writer.end()
+            if writer_task is not None:
+                await writer_task
+            try:
+                return read_task.result()
+            except SourceError:
+                raise
+            except Exception as exc:  # a connector bug must not look like an empty directory
+                raise SourceError(f"the {self.source_type} source failed: {exc!r}") from exc
+        finally:
+            if not read_task.done():
+                read_task.cancel()
+                await asyncio.wait({read_task})
+            if writer is not None and writer_task is not None and not writer_task.done():
+                # The run failed or was cancelled: the writes in flight land, and no other starts.
+                writer.halt()
+                await asyncio.wait({writer_task})
+
+
+async def _settle(writer: EarlyWriter | None, live_task: asyncio.Task[LiveState] | None) -> None:
+    """No early round and no read of Identity Center outlives the run."""
+    if writer is not None:
+        writer.end()
+    if live_task is not None and not live_task.done():
+        live_task.cancel()
+        await asyncio.wait({live_task})
 
 
 def _known_groups(snapshot: Snapshot, state: CacheState) -> dict[str, Group]:

@@ -1,7 +1,7 @@
 """The safety guard: refuse a run that would delete or deactivate too much, or remove too much access.
 
 Peers' worst failure is an IdP outage read as "everyone left" (awslabs/ssosync#194, #268;
-slashdevops/idp-scim-sync#70). A source read that fails already stops the run before any write
+slashdevops/idp-scim-sync#70). A source read that fails already stops the run before any removal
 (the engine); this guard catches the read that succeeds but is wrong, such as an empty group list
 or groups that all come back without members: access comes through group memberships, so member
 removals are counted too (``safety.max_member_removals``), against the managed memberships, and

@@ -60,11 +60,19 @@ class TerminalProgress:
             transient=False,
         )
         self._task: TaskID | None = None
+        self._total = 0
 
     def planned(self, plan: Plan) -> None:
-        """Say the estimate and start the bar (nothing to show for a run without writes)."""
+        """Say the estimate and start the bar (nothing to show for a run without writes).
+
+        Called again (writes sent during the read, then the rest), it adds to the bar's total.
+        """
         writes = len(plan.writes)
         if not writes:
+            return
+        self._total += writes
+        if self._task is not None:
+            self._bar.update(self._task, total=self._total)
             return
         self.console.print(estimate(writes, self.rate()), highlight=False)
         self._task = self._bar.add_task("applying", total=writes)

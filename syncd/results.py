@@ -65,7 +65,8 @@ class RunResult:
         """The one object ``sync --json`` prints."""
         shown: dict[str, Any] = {"changes": self.counts}
         if self.would_change is not None:
-            shown = {"would_change": self.would_change, "changes": dict.fromkeys(self.counts, 0)}
+            # What landed (none on a plan; on a refused run, what was written during the read).
+            shown = {"would_change": self.would_change, "changes": self.counts}
         return {
             "status": str(self.status),
             "dry_run": self.dry_run,

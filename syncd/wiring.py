@@ -99,6 +99,7 @@ async def build_engine(
                 settings.assignments, settings.applications, settings.access.admin_permission_sets
             ),
             check_every=settings.target.check_every,
+            write_during_read=settings.safety.write_during_read,
         )
     finally:
         await target.aclose()

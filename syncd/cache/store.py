@@ -767,6 +767,16 @@ class Cache(AccessRecords):
             group_count: int = connection.execute(select(func.count()).select_from(groups)).scalar_one()
         return user_count, group_count
 
+    def target_ids(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Identity Center id → source id of every cached user, and source id → Identity Center id
+        of every cached group: what a full resync needs to read Identity Center while the source is
+        still being read (before :meth:`load`, which wants the source's users)."""
+        with self._read("target_ids", snapshot=True) as connection:
+            user_ids = {tid: sid for sid, tid in connection.execute(select(users.c.source_id, users.c.target_id))}
+            rows = connection.execute(select(groups.c.source_id, groups.c.target_id))
+            group_ids: dict[str, str] = {sid: tid for sid, tid in rows}  # noqa: C416 - rows are not pairs to dict()
+        return user_ids, group_ids
+
     # -- kv --------------------------------------------------------------------------------
 
     def get_value(self, key: str) -> Any | None:

@@ -1,0 +1,323 @@
+"""Writes during the read: the listener a source tells what is final, and the rounds that apply
+the safe changes (:mod:`syncd.early` decides which) while the read goes on.
+
+One round at a time: a round starts when the read has announced something new and the last
+round has ended, never on a timer. A round builds the partial snapshot, plans it against the
+cache (loaded once, at the first round, and kept in step by the run's :class:`Mirror`) and, on a
+full resync, against what was read of Identity Center, and applies what is safe. When the read
+ends the run lets the round in flight land, starts no other, and plans everything again from the
+whole read (:meth:`EarlyWriter.patch_live`, :meth:`EarlyWriter.adjust_base` keep that plan the
+one a run without early writes would have made, minus what landed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from syncd.applier import Applier
+from syncd.changes import Action, Change
+from syncd.early import complete_groups, early_changes, member_snapshot, partial_snapshot
+from syncd.grace import Grace
+from syncd.live import LiveGroup, LiveState, LiveUser
+from syncd.matching import match_live
+from syncd.memberset import MemberSet
+from syncd.mirror import Mirror
+from syncd.model import Snapshot, SourceGroup, SourceUser, User
+from syncd.normalise import Scope
+from syncd.plan import Plan, count_changes, make_plan
+from syncd.ports import CacheLike, Progress
+from syncd.state import UNCHANGED, CacheState, Current
+from syncd.target.scim import ScimTarget
+
+
+class CurrentUsers(Mapping[str, Current]):
+    """The snapshot's users as :meth:`Cache.load` compares them, made one at a time as it asks
+    (a dict of 100k ``Current`` would only live for the length of the load)."""
+
+    def __init__(self, users: Mapping[str, User]) -> None:
+        self._users = users
+
+    def __getitem__(self, source_id: str) -> Current:
+        user = self._users[source_id]
+        return Current(user.source_id, user.user_name, user.digest())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._users)
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+
+class ReadNotes:
+    """The :class:`connectors.base.ReadListener` of a run: takes note of what the read announced.
+
+    It only keeps references to the records the read will return anyway, and wakes the writer.
+    """
+
+    def __init__(self) -> None:
+        self.users: Sequence[SourceUser] | None = None
+        self.listed: Sequence[SourceGroup] | None = None
+        self.read: dict[str, SourceGroup] = {}
+        self.changed = asyncio.Event()
+
+    def users_read(self, users: Sequence[SourceUser]) -> None:
+        """Every user of the read."""
+        self.users = users
+        self.changed.set()
+
+    def groups_listed(self, groups: Sequence[SourceGroup]) -> None:
+        """Every group of the read, members not yet known."""
+        self.listed = list(groups)
+        self.changed.set()
+
+    def group_read(self, group: SourceGroup) -> None:
+        """One group with its final members."""
+        self.read[group.id] = group
+        self.changed.set()
+
+    def forget(self) -> None:
+        """Let the read's records go (the final snapshot is built from the read itself)."""
+        self.users, self.listed, self.read = None, None, {}
+
+
+async def _first(*waits: Any) -> None:
+    """Wait until the first of ``waits`` (awaitables) is done; the others are left running or cancelled."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            if isinstance(task, asyncio.Task) and not task.done() and task not in waits:
+                task.cancel()
+
+
+class EarlyWriter:
+    """Applies, round by round during the read, the changes :func:`syncd.early.early_changes` keeps."""
+
+    def __init__(
+        self,
+        *,
+        notes: ReadNotes,
+        cache: CacheLike,
+        target: ScimTarget,
+        scope: Scope,
+        grace: Grace,
+        log: Any,
+        stop: asyncio.Event,
+        progress: Progress | None = None,
+        live: asyncio.Future[LiveState] | None = None,
+    ) -> None:
+        self.notes = notes
+        self.cache = cache
+        self.target = target
+        self.scope = scope
+        self.grace = grace
+        self.log = log
+        self.stop = stop
+        self.progress = progress
+        self.live = live
+        self.ended = asyncio.Event()
+        self._halt = asyncio.Event()
+        self.counts = count_changes([])
+        self.errors: list[str] = []
+        self.rounds = 0
+        self.loaded: tuple[int, int] | None = None
+        """Users and groups the cache held before the first early write (the guard's base)."""
+        self.adopted = [0, 0]
+        """Users and groups adopted by match (counted in the guard's base as a run without early writes would)."""
+        self.failed: set[str] = set()
+        """Source ids whose early create failed: the final pass does not send it again."""
+        self.made_users: dict[str, str] = {}
+        self.made_groups: dict[str, str] = {}
+        self._state: CacheState | None = None
+        self._mirror: Mirror | None = None
+        self._complete: set[str] = set()
+
+    async def run(self) -> None:
+        """Rounds until the read ends (:meth:`end`) or the run is asked to stop."""
+        live: LiveState | None = None
+        if self.live is not None:
+            await _first(asyncio.shield(self.live), self.ended.wait())
+            if not self.live.done() or self.live.cancelled() or self.live.exception() is not None:
+                return  # the read ended first, or Identity Center's read failed (the run reports it)
+            live = self.live.result()
+        while not self.ended.is_set() and not self.stop.is_set():
+            await _first(self.notes.changed.wait(), self.ended.wait(), self.stop.wait())
+            if self.ended.is_set() or self.stop.is_set():
+                return
+            self.notes.changed.clear()
+            await self._round(live)
+
+    def end(self) -> None:
+        """The read is over: let the round in flight finish and start no other."""
+        self.ended.set()
+
+    def halt(self) -> None:
+        """Stop now (asked to stop, or the read failed): the writes in flight land, no other starts."""
+        self._halt.set()
+        self.ended.set()
+
+    def explain(self, refusal: str) -> str:
+        """The guard's refusal, saying what was written during the read."""
+        if not any(self.counts.values()):
+            return refusal
+        return refusal.replace(
+            "Nothing was changed.",
+            "Nothing was removed (the creates and member adds sent while the source was read have landed).",
+        )
+
+    def release(self) -> None:
+        """Drop the partial state (before the final snapshot is built)."""
+        self._state = None
+        self._mirror = None
+        self.notes.forget()
+
+    async def _round(self, live: LiveState | None) -> None:
+        notes = self.notes
+        if notes.users is None or notes.listed is None:
+            return
+        complete = complete_groups((g.id for g in notes.listed), notes.read)
+        if self.rounds and complete == self._complete:
+            return
+        self._complete = complete
+        snapshot = partial_snapshot(notes.users, notes.listed, notes.read, self.scope)
+        if self._state is None:
+            self._state = self.cache.load(current=CurrentUsers(snapshot.users))
+            self.loaded = (len(self._state.users), len(self._state.groups))
+            self._mirror = Mirror(self.cache, self._state, snapshot.groups)
+        state, mirror = self._state, self._mirror
+        assert mirror is not None
+        mirror.desired = snapshot.groups
+        view = self._view(live, snapshot) if live is not None else None
+        matches = match_live(snapshot, state, view) if view is not None else None
+        plan = make_plan(snapshot, state, view, grace=self.grace, matches=matches)
+        changes = early_changes(plan.changes, state, snapshot)
+        self.rounds += 1
+        if not changes:
+            return
+        known = {
+            gid
+            for gid in snapshot.groups
+            if matches is None
+            or view is None
+            or gid not in matches.groups
+            or matches.groups[gid].target_id in view.members
+        }
+        early = Plan(changes)
+        self.log.info(
+            "early.round",
+            round=self.rounds,
+            users=len(snapshot.users),
+            groups=len(snapshot.groups),
+            writes=len(early.writes),
+        )
+        if self.progress is not None:
+            self.progress.planned(early)
+        self.target.manager_id = mirror.user_target
+        applier = Applier(
+            self.target,
+            mirror,
+            member_snapshot(snapshot, known),
+            self.log,
+            self._halt,
+            None,
+            self.progress,
+            adds_only=True,
+        )
+        try:
+            await applier.apply(early, view)
+        finally:
+            for key, value in applier.counts.items():
+                self.counts[key] += value
+            self.errors.extend(applier.errors)
+            self._landed(changes, snapshot, known, live)
+
+    def _landed(self, changes: list[Change], snapshot: Snapshot, known: set[str], live: LiveState | None) -> None:
+        """Note what the round made, so that later rounds and the final plan see it in Identity Center."""
+        state = self._state
+        assert state is not None
+        for change in changes:
+            if change.action is Action.CREATE_USER:
+                cached = state.users.get(change.source_id)
+                if cached is None:
+                    self.failed.add(change.source_id)
+                else:
+                    self.made_users.setdefault(change.source_id, cached.target_id)
+            elif change.action is Action.CREATE_GROUP:
+                group = state.groups.get(change.source_id)
+                if group is None:
+                    self.failed.add(change.source_id)
+                else:
+                    self.made_groups.setdefault(change.source_id, group.target_id)
+            elif change.action is Action.ADOPT_USER:
+                self.adopted[0] += 1
+            elif change.action is Action.ADOPT_GROUP:
+                self.adopted[1] += 1
+        if live is None:
+            return
+        # Memberships as they now are in Identity Center, for the groups this run knows the members of.
+        for gid in known & snapshot.groups.keys():
+            cached_group = state.groups.get(gid)
+            members = self._mirror.by_group.get(gid) if self._mirror is not None else None
+            if cached_group is None or not members:
+                continue
+            tids = {c.target_id for sid in members if (c := state.users.get(sid)) is not None}
+            have = live.members.get(cached_group.target_id, frozenset())
+            if not tids <= have:
+                live.members[cached_group.target_id] = MemberSet(set(have) | tids)
+
+    def _view(self, live: LiveState, snapshot: Snapshot) -> LiveState:
+        """Identity Center as read, plus what earlier rounds made in it."""
+        users = [
+            LiveUser(tid, sid, snapshot.users[sid].user_name, same=snapshot.users[sid])
+            for sid, tid in self.made_users.items()
+            if sid in snapshot.users
+        ]
+        groups = [
+            LiveGroup(tid, sid, snapshot.groups[sid].display_name)
+            for sid, tid in self.made_groups.items()
+            if sid in snapshot.groups
+        ]
+        return LiveState(users=[*live.users, *users], groups=[*live.groups, *groups], members=live.members)
+
+    def patch_live(self, live: LiveState, state: CacheState, users: Mapping[str, User]) -> None:
+        """Add to ``live`` what the early rounds made, as the final plan must see Identity Center.
+
+        ``state`` is the cache loaded after them: a user whose record equals the final one is
+        kept as a reference to it; any other as what was pushed.
+        """
+        for sid, tid in self.made_users.items():
+            cached = state.users.get(sid)
+            if cached is None:
+                continue
+            user = users.get(sid)
+            if cached.digest == UNCHANGED and user is not None:
+                live.users.append(LiveUser(tid, sid, user.user_name, same=user))
+            else:
+                live.users.append(LiveUser(tid, sid, cached.user_name, dict(cached.data)))
+        for sid, tid in self.made_groups.items():
+            cached_group = state.groups.get(sid)
+            if cached_group is not None:
+                live.groups.append(LiveGroup(tid, sid, cached_group.display_name))
+
+    def adjust_base(self, plan: Plan, state: CacheState) -> None:
+        """Make the guard's base what it was before the early writes: the percentages a run without
+        them would have used (the cache as loaded then, plus every adoption, and the memberships
+        that were there, not those this run added)."""
+        if self.loaded is None:
+            return
+        users, groups = self.loaded
+        plan.managed_users = users + self.adopted[0] + (plan.managed_users - len(state.users))
+        plan.managed_groups = groups + self.adopted[1] + (plan.managed_groups - len(state.groups))
+        plan.managed_memberships = max(0, plan.managed_memberships - self.counts["members_added"])
+
+    def not_again(self, plan: Plan) -> None:
+        """Leave out of the final plan the creates that failed early (they were sent once)."""
+        if self.failed:
+            plan.changes = [
+                c
+                for c in plan.changes
+                if not (c.action in (Action.CREATE_USER, Action.CREATE_GROUP) and c.source_id in self.failed)
+            ]
