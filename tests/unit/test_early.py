@@ -22,7 +22,7 @@ def user(uid: str, name: str | None = None, manager: str | None = None) -> Sourc
 
 
 def test_a_group_is_complete_only_once_every_group_nested_below_it_is_read() -> None:
-    """A group whose nested group (however deep) is not read yet is not complete; an unknown nested id blocks nothing."""
+    """A group whose nested group (however deep) is not read is not complete; an unknown nested id blocks nothing."""
     read = {
         "top": SourceGroup("top", "top", groups=("mid",)),
         "mid": SourceGroup("mid", "mid", groups=("leaf",)),
@@ -100,7 +100,7 @@ def test_only_creates_adoptions_and_member_adds_go_early() -> None:
 
 
 def test_a_create_onto_a_name_the_cache_holds_for_another_waits() -> None:
-    """A rehire under a leaver's userName or email, and a group taking a cached group's name, wait for the final pass."""
+    """A rehire onto a leaver's userName or email, or a group onto a cached group's name, waits for the final pass."""
     state = CacheState()
     state.users["leaver"] = CachedUser("leaver", "t1", "bob@example.com", "x", {"email": "bob@example.com"})
     state.users["other"] = CachedUser("other", "t2", "other", "x", {"email": "Ann@example.com"})
