@@ -191,20 +191,33 @@ class EarlyWriter:
         assert mirror is not None
         mirror.desired = snapshot.groups
         view = self._view(live, snapshot) if live is not None else None
-        matches = match_live(snapshot, state, view) if view is not None else None
-        plan = make_plan(snapshot, state, view, grace=self.grace, matches=matches)
+        # Users made by an earlier round need no planning again (100k digests a round otherwise).
+        planned = snapshot
+        if self.made_users:
+            users = {sid: u for sid, u in snapshot.users.items() if sid not in self.made_users}
+            planned = Snapshot(users=users, groups=snapshot.groups)
+        matches = match_live(planned, state, view) if view is not None else None
+        plan = make_plan(planned, state, view, grace=self.grace, matches=matches)
+        del planned
         changes = early_changes(plan.changes, state, snapshot)
         self.rounds += 1
         if not changes:
             return
-        known = {
-            gid
-            for gid in snapshot.groups
-            if matches is None
-            or view is None
-            or gid not in matches.groups
-            or matches.groups[gid].target_id in view.members
-        }
+        # Member adds go to groups that will exist and whose members are known: those this round
+        # creates, and cached ones (on a full resync, with their member list read).
+        creating = {c.source_id for c in changes if c.action is Action.CREATE_GROUP}
+
+        def members_known(gid: str) -> bool:
+            if gid in creating:
+                return True
+            if gid not in state.groups:
+                return False  # its create waits, or it is adopted this round (members read after the read)
+            if matches is None or view is None:
+                return True
+            found = matches.groups.get(gid)
+            return found is not None and found.target_id in view.members
+
+        known = {gid for gid in snapshot.groups if members_known(gid)}
         early = Plan(changes)
         self.log.info(
             "early.round",

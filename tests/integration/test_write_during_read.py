@@ -312,3 +312,21 @@ def test_a_stop_during_early_writes_lets_those_in_flight_land(workspace: Workspa
     code, out = sync(workspace)
     assert (0, 20 - landed) == (code, out["changes"]["users_created"]), out["errors"]
     assert 20 == len(workspace.emu.state.users), "nothing was made twice"
+
+
+def test_a_group_taking_a_cached_groups_name_waits_for_the_final_pass(workspace: Workspace) -> None:
+    """A group recreated at the source under a cached group's name is not created early; the run ends ok with it."""
+    old = make_directory(2, {"team": [0, 1]})
+    workspace.write(old)
+    assert 0 == sync(workspace)[0]
+    new = make_directory(3)
+    new["groups"] = [{"id": "g-new", "name": "Team", "members": ["u0000", "u0001", "u0002"], "groups": []}]
+
+    result = run(workspace, Announcing(new), creates_landed(1))
+    assert ("ok", []) == (result.status, result.errors)
+    assert (1, 1, 1) == (
+        result.counts["users_created"],
+        result.counts["groups_created"],
+        result.counts["groups_deleted"],
+    )
+    assert {"Team": frozenset({"u0000", "u0001", "u0002"})} == idc_view(workspace.emu)[1]
