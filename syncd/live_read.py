@@ -1,7 +1,8 @@
 """A full resync's read of Identity Center, made while the source is being read.
 
 Users, groups and the member lists of the groups the cache knows are read as soon as the run
-starts, side by side with the source (both are reads; the plan and the guard wait for both).
+starts, side by side with the source (both are reads; the plan and the guard wait for both); the
+member lists start once the groups are listed, while the users are still being paged.
 The member lists of groups matched only once the source's snapshot is known (adopted by name
 or externalId) are read after it (:func:`read_matched_members`).
 """
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 
 import structlog
 
 from syncd.aio import bounded
-from syncd.live import LiveState, LiveUser
+from syncd.live import LiveGroup, LiveState, LiveUser
 from syncd.matching import Matches
 from syncd.model import User
 from syncd.target.scim import ScimTarget
@@ -55,15 +57,22 @@ async def list_live(
     ``user_owners``: Identity Center id → source id of the cached users (managers are read back
     as source ids); ``group_targets``: source id → Identity Center id of the cached groups.
     """
-    users, groups = await asyncio.gather(
+
+    async def groups_and_members() -> tuple[list[LiveGroup], dict[str, AbstractSet[str]]]:
+        # Member lists need only the group listing: they start while the users are still being paged
+        # (one page at a time behind its cursor, 100 users a latency), not after.
+        groups = await target.list_groups()
+        present = {g.target_id for g in groups}
+        ids = sorted({tid for tid in group_targets.values() if tid in present})
+        members = await bounded(ids, target.list_member_ids, MEMBER_LISTS)
+        return groups, dict(zip(ids, members, strict=True))
+
+    users, (groups, members) = await asyncio.gather(
         target.list_users(expected=expected, known_ids=user_owners.keys(), owners=user_owners),
-        target.list_groups(),
+        groups_and_members(),
     )
     live = LiveState(users=users, groups=groups)
-    present = {g.target_id for g in groups}
-    ids = sorted({tid for tid in group_targets.values() if tid in present})
-    members = await bounded(ids, target.list_member_ids, MEMBER_LISTS)
-    live.members = dict(zip(ids, members, strict=True))
+    live.members = members
     return live
 
 
