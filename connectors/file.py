@@ -29,6 +29,7 @@ from syncd.model import RequestStats, Skipped, SourceGroup, SourceRead, SourceUs
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 """JSON's whitespace (RFC 8259 §2), as ``json.decoder`` skips it."""
+_SPACES = frozenset(" \t\n\r")
 
 
 class FileSettings(BaseModel):
@@ -40,15 +41,19 @@ class FileSettings(BaseModel):
 
 
 def _str(value: Any) -> str | None:
-    if value is None:
-        return None
+    if value is None or type(value) is str:
+        return value
     return str(value)
 
 
-def _ids(value: Any) -> tuple[str, ...]:
+def _ids(value: Any, known: dict[str, str] | None = None) -> tuple[str, ...]:
+    """The ids of a list (strings and numbers, as strings); each one ``known`` holds as that very string."""
     if not isinstance(value, list):
         return ()
-    return tuple(str(v) for v in value if isinstance(v, str | int))
+    if known is None:
+        return tuple([v if type(v) is str else str(v) for v in value if isinstance(v, (str, int))])
+    get = known.get
+    return tuple([get(v, v) if type(v) is str else get(str(v), str(v)) for v in value if isinstance(v, (str, int))])
 
 
 class _Records:
@@ -87,29 +92,30 @@ class _Parser:
         if unknown := _unknown_keys(item, USER_KEYS):
             records.skipped.append(Skipped("user", str(item["id"]), unknown))
             return
-        enterprise = item.get("enterprise") if isinstance(item.get("enterprise"), dict) else {}
-        active = item.get("active", True)
+        get = item.get
+        enterprise = get("enterprise")
+        active = get("active", True)
         user_id = str(item["id"])
-        user_name = _str(item.get("user_name"))
-        email = _str(item.get("email"))
+        user_name = _str(get("user_name"))
+        email = _str(get("email"))
         self._ids.setdefault(user_id, user_id)
-        keys = self._keys
+        keys, values, unique = self._keys, self._values, self._UNIQUE
         records.items.append(
             SourceUser(
                 id=user_id,
                 user_name=user_name,
                 email=user_name if email is not None and email == user_name else email,
-                given_name=self._shared(item.get("given_name")),
-                family_name=self._shared(item.get("family_name")),
-                display_name=_str(item.get("display_name")),
+                given_name=self._shared(get("given_name")),
+                family_name=self._shared(get("family_name")),
+                display_name=_str(get("display_name")),
                 active=active if isinstance(active, bool) else str(active).lower() in {"true", "1", "yes"},
                 enterprise={
-                    keys.setdefault(str(k), str(k)): str(v)
-                    if k in self._UNIQUE
-                    else self._values.setdefault(str(v), str(v))
-                    for k, v in (enterprise or {}).items()
+                    keys.setdefault(str(k), str(k)): str(v) if k in unique else values.setdefault(str(v), str(v))
+                    for k, v in enterprise.items()
                     if v is not None
-                },
+                }
+                if isinstance(enterprise, dict)
+                else {},
             )
         )
 
@@ -131,17 +137,19 @@ class _Parser:
         )
 
     def _member_ids(self, value: Any) -> tuple[str, ...]:
-        ids = self._ids
-        return tuple(ids.get(member, member) for member in _ids(value))
+        return _ids(value, self._ids)
 
 
 USER_KEYS = ("id", "user_name", "email", "given_name", "family_name", "display_name", "active", "enterprise")
 GROUP_KEYS = ("id", "name", "description", "members", "groups")
+_KNOWN = {USER_KEYS: frozenset(USER_KEYS), GROUP_KEYS: frozenset(GROUP_KEYS)}
 
 
 def _unknown_keys(item: dict[str, Any], known: tuple[str, ...]) -> str:
     """Why a record with keys the format does not have is skipped ("" when it has none): a
     misspelt ``emial`` would otherwise be synced as a user without an email."""
+    if item.keys() <= _KNOWN.get(known, frozenset(known)):
+        return ""  # every record of a good export: one set comparison
     unknown = sorted(str(k) for k in item if k not in known)
     if not unknown:
         return ""
@@ -237,6 +245,9 @@ class _Window:
 
     def at(self, char: str) -> bool:
         """Skip whitespace; True when the next character is ``char`` (not consumed)."""
+        text, pos = self.text, self.pos
+        if pos < len(text) and text[pos] not in _SPACES:
+            return text.startswith(char, pos)  # compact JSON: nothing to skip
         while True:
             self.pos = _WHITESPACE.match(self.text, self.pos).end()  # type: ignore[union-attr]  # matches ""
             if self.pos < len(self.text) or not self._fill():
