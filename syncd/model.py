@@ -269,9 +269,13 @@ class Snapshot:
         return {(g.source_id, u) for g in self.groups.values() for u in g.members}
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""What ``json.dumps`` with these options builds on every call, built once (a digest per user per run)."""
+
+
 def canonical(data: Mapping[str, Any]) -> str:
     """``data`` as canonical JSON: keys sorted, no spaces, text as is. Equal texts, equal data."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(data)
 
 
 def digest(data: Mapping[str, Any]) -> str:

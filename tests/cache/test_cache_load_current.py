@@ -87,3 +87,21 @@ def test_many_changed_users_are_read_in_chunks(cache: Cache) -> None:
 
     assert 1_200 == len(state.users)
     assert all({"n": int(sid[1:])} == user.data for sid, user in state.users.items())
+
+
+def test_members_are_the_very_strings_of_the_loaded_users(cache: Cache) -> None:
+    """A group's loaded members are the loaded users' own id strings (one copy of each id), whatever they hold."""
+    odd = [
+        CachedUser(sid, f"t-{n}", f"user{n}@example.com", f"d-{n}", {})
+        for n, sid in enumerate(['00u"quoted"', "00u\\back", "00u,comma", "00uü-ß", "00u[1]"])
+    ]
+    for user in odd:
+        cache.put_user(user)
+    cache.put_group(ENG)
+    cache.add_memberships(ENG.source_id, [u.source_id for u in odd])
+
+    state = cache.load()
+
+    members = state.members[ENG.source_id]
+    assert sorted(u.source_id for u in odd) == list(members)
+    assert all(m is state.users[m].source_id for m in members)
