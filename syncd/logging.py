@@ -118,17 +118,15 @@ def _retry_line(details: Any) -> None:
 
 
 def _own_retry_hooks() -> None:
-    """stamina's hooks, with its structlog/logging line replaced by :func:`_retry_line` (its
-    Prometheus counter, when there is one, stays)."""
+    """stamina's default hooks, with its structlog/logging line replaced by :func:`_retry_line`:
+    its Prometheus counter when prometheus_client is installed, set up at the first retry as
+    stamina's own default is (importing it costs every start a tenth of a second)."""
+    from importlib.util import find_spec
+
     from stamina import instrumentation
 
-    kept = [
-        h
-        for h in instrumentation.get_on_retry_hooks()
-        if getattr(h, "__qualname__", "").split(".")[0] not in ("init_structlog", "init_logging")
-        and h is not _retry_line
-    ]
-    instrumentation.set_on_retry_hooks([*kept, _retry_line])
+    prometheus = [instrumentation.PrometheusOnRetryHook] if find_spec("prometheus_client") else []
+    instrumentation.set_on_retry_hooks([*prometheus, _retry_line])
 
 
 def daemon_defaults() -> None:

@@ -227,9 +227,9 @@ def normalise_user(raw: SourceUser, pairs: dict[tuple[str, str], tuple[str, str]
 
     enterprise = tuple(
         sorted(
-            (key, clean_text(value))
+            (key, cleaned)
             for key, value in raw.enterprise.items()
-            if key in ENTERPRISE_ATTRIBUTES and clean_text(value)
+            if key in ENTERPRISE_ATTRIBUTES and (cleaned := clean_text(value))
         )
     )
     if pairs is not None:

@@ -59,7 +59,6 @@ def _run(
     from syncd.engine import RunOptions
     from syncd.errors import CacheBusy
     from syncd.leader import acquire_leadership
-    from syncd.progress import TerminalProgress
     from syncd.wiring import build_engine, open_cache
 
     if only is OnlyWhat.ASSIGNMENTS and not (settings.assignments or settings.permission_sets or settings.applications):
@@ -91,6 +90,8 @@ def _run(
                 )
                 if not progress:
                     return await engine.run(options)
+                from syncd.progress import TerminalProgress
+
                 with TerminalProgress(err(), lambda: engine.target.pacer.rate) as bar:
                     return await engine.run(RunOptions(**{**_fields(options), "progress": bar}))
 

@@ -26,6 +26,7 @@ HEAVY = (
     "scim2_client",
     "scim2_models",
     "apscheduler",
+    "prometheus_client",
 )
 """Modules (and packages, with everything under them) that only a running command needs."""
 
