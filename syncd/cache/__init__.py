@@ -1,7 +1,11 @@
 """The cache: what syncd pushed to Identity Center, its runs and its audit trail.
 
-``Cache.open(url)`` gives the repository (:mod:`syncd.cache.store`); the tables are in
-:mod:`syncd.cache.tables`, the Alembic glue in :mod:`syncd.cache.migrate`.
+``Cache.open(url)`` gives the repository (:mod:`syncd.cache.store`), assembled from parts of
+one job each: identities and their load (:mod:`~syncd.cache.identities`), runs and the audit
+trail (:mod:`~syncd.cache.run_records`), named values (:mod:`~syncd.cache.values`), access
+records (:mod:`~syncd.cache.access_records`), and what they share (:mod:`~syncd.cache.shared`).
+The tables are in :mod:`syncd.cache.tables`, opening the database in :mod:`syncd.cache.database`,
+the Alembic glue in :mod:`syncd.cache.migrate`.
 """
 
 from __future__ import annotations
