@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import gc
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -95,11 +97,34 @@ def _run(
                 with TerminalProgress(err(), lambda: engine.target.pacer.rate) as bar:
                     return await engine.run(RunOptions(**{**_fields(options), "progress": bar}))
 
-        return asyncio.run(go())
+        with _few_collections():
+            return asyncio.run(go())
     finally:
         if leadership is not None:
             leadership.release()
         cache.close()
+
+
+_RUN_GC_THRESHOLD = (10_000, 50, 100)
+"""The collector's thresholds during a run (Python's default is 700, 10, 10)."""
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Spend less of a run in the cyclic garbage collector (a tenth of a second at 10k users).
+
+    A run builds hundreds of thousands of objects that live until it ends and hardly any cycles:
+    the modules and settings made before it are frozen out of the collector's scans, and it
+    collects every 10,000 allocations rather than every 700. The collector is as it was afterwards.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*_RUN_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def _fields(options: Any) -> dict[str, Any]:
