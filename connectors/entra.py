@@ -87,7 +87,7 @@ from connectors.kit import (
     scope_digest,
 )
 from syncd.errors import SourceAuthError
-from syncd.model import RequestStats, Skipped, SourceRead
+from syncd.model import RequestStats, SkipKind, Skipped, SourceRead
 from syncd.normalise import Scope
 
 
@@ -278,10 +278,12 @@ class EntraSource:
                 )
                 member = item.get("id") if isinstance(item, dict) else None
                 if not isinstance(member, str) or not member:
-                    skipped.append(Skipped("membership", f"{group_id}/?", "a member record without an id"))
+                    skipped.append(Skipped(SkipKind.MEMBERSHIP, f"{group_id}/?", "a member record without an id"))
                 elif kind != "user":
                     others[kind or "unknown"] = others.get(kind or "unknown", 0) + 1
-                    skipped.append(Skipped("membership", f"{group_id}/{member}", f"a {kind or 'member'} is not a user"))
+                    skipped.append(
+                        Skipped(SkipKind.MEMBERSHIP, f"{group_id}/{member}", f"a {kind or 'member'} is not a user")
+                    )
                 elif item.get("userPrincipalName") is None:
                     # Limited information: only @odata.type and id ("directoryObject: getByIds").
                     raise SourceAuthError(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 
 from connectors.kit import Limits, PackedGroup, PackedUser
-from syncd.model import Skipped, SourceGroup, SourceUser
+from syncd.model import SkipKind, Skipped, SourceGroup, SourceUser
 
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def pack_user(item: Any, previous: PackedUser | None) -> tuple[str, PackedUser] 
     """A user record (a listing's or a delta entry's) merged over what was kept; fields the
     record does not carry keep their kept values (delta with ``return=minimal`` sends only changes)."""
     if not isinstance(item, dict) or not _text(item.get("id")):
-        return Skipped("user", "?", "a user record without an id")
+        return Skipped(SkipKind.USER, "?", "a user record without an id")
     packed: PackedUser = list(previous) if previous is not None else [None] * (len(USER_FIELDS) + 1)
     for index, name in enumerate(USER_FIELDS):
         if name in item:
@@ -134,11 +134,11 @@ def unpack_user(user_id: str, packed: PackedUser, settings: EntraSettings) -> So
     upn, mail, given, surname, display, enabled, user_type, employee_id, department, _title, company, manager = packed
     guest = user_type == "Guest" or (isinstance(upn, str) and "#EXT#" in upn)
     if guest and not settings.include_guests:
-        return Skipped("user", user_id, "a guest (userType Guest); set include_guests = true to sync guests")
+        return Skipped(SkipKind.USER, user_id, "a guest (userType Guest); set include_guests = true to sync guests")
     attribute = "mail" if guest or settings.username_attribute == "mail" else "userPrincipalName"
     user_name = mail if attribute == "mail" else upn
     if not user_name:
-        return Skipped("user", user_id, f"the user has no {attribute}, which is its userName here")
+        return Skipped(SkipKind.USER, user_id, f"the user has no {attribute}, which is its userName here")
     enterprise = {
         key: value
         for key, value in (

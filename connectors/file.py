@@ -24,7 +24,7 @@ from typing import Any, TextIO
 from pydantic import BaseModel, ConfigDict
 
 from connectors.base import Deps, ReadContext, SourceError, SourceType, register
-from syncd.model import RequestStats, Skipped, SourceGroup, SourceRead, SourceUser
+from syncd.model import RequestStats, SkipKind, Skipped, SourceGroup, SourceRead, SourceUser
 
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
@@ -87,10 +87,10 @@ class _Parser:
 
     def user(self, records: _Records, index: int, item: Any) -> None:
         if not isinstance(item, dict) or not item.get("id"):
-            records.skipped.append(Skipped("user", f"#{index}", "not an object with an id"))
+            records.skipped.append(Skipped(SkipKind.USER, f"#{index}", "not an object with an id"))
             return
         if unknown := _unknown_keys(item, USER_KEYS):
-            records.skipped.append(Skipped("user", str(item["id"]), unknown))
+            records.skipped.append(Skipped(SkipKind.USER, str(item["id"]), unknown))
             return
         get = item.get
         enterprise = get("enterprise")
@@ -121,10 +121,10 @@ class _Parser:
 
     def group(self, records: _Records, index: int, item: Any) -> None:
         if not isinstance(item, dict) or not item.get("id"):
-            records.skipped.append(Skipped("group", f"#{index}", "not an object with an id"))
+            records.skipped.append(Skipped(SkipKind.GROUP, f"#{index}", "not an object with an id"))
             return
         if unknown := _unknown_keys(item, GROUP_KEYS):
-            records.skipped.append(Skipped("group", str(item["id"]), unknown))
+            records.skipped.append(Skipped(SkipKind.GROUP, str(item["id"]), unknown))
             return
         records.items.append(
             SourceGroup(
@@ -174,12 +174,14 @@ def _drop_dangling(users: _Records, groups: _Records) -> list[Skipped]:
         for member in group.members:
             if member not in user_ids:
                 skipped.append(
-                    Skipped("member", f"{group.id}/{member}", f"member {member!r} is not a user of the export")
+                    Skipped(SkipKind.MEMBER, f"{group.id}/{member}", f"member {member!r} is not a user of the export")
                 )
         for child in group.groups:
             if child not in group_ids:
                 skipped.append(
-                    Skipped("member", f"{group.id}/{child}", f"nested group {child!r} is not a group of the export")
+                    Skipped(
+                        SkipKind.MEMBER, f"{group.id}/{child}", f"nested group {child!r} is not a group of the export"
+                    )
                 )
         groups.items[index] = replace(group, members=members, groups=nested)
     return skipped

@@ -87,7 +87,7 @@ from connectors.kit import (
     scope_digest,
 )
 from syncd.errors import SourceAuthError
-from syncd.model import RequestStats, Skipped, SourceGroup, SourceRead, SourceUser
+from syncd.model import RequestStats, SkipKind, Skipped, SourceGroup, SourceRead, SourceUser
 from syncd.normalise import Scope
 
 
@@ -450,7 +450,7 @@ class GoogleSource:
             parts.append("the 'everyone in the domain' (CUSTOMER) entry")
         if members.unreadable:
             parts.append(f"{members.unreadable} member row(s) without an id")
-        skipped.append(Skipped("membership", group.id, f"{' and '.join(parts)} in {group.email}: not synced"))
+        skipped.append(Skipped(SkipKind.MEMBERSHIP, group.id, f"{' and '.join(parts)} in {group.email}: not synced"))
 
 
 _Listed = tuple[Members, PackedGroup]

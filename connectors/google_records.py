@@ -22,7 +22,7 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncd.model import Skipped, SourceUser
+from syncd.model import SkipKind, Skipped, SourceUser
 from syncd.normalise import Scope
 
 
@@ -71,11 +71,11 @@ def _typed(raw: Mapping[str, Any], key: str, kind: str) -> str | None:
 def pack_user(raw: Any) -> tuple[str, PackedUser] | Skipped:
     """A user record in compact form, or why it is skipped."""
     if not isinstance(raw, dict) or not _text(raw.get("id")):
-        return Skipped("user", "?", "a user record has no id")
+        return Skipped(SkipKind.USER, "?", "a user record has no id")
     user_id = raw["id"]
     email = _text(raw.get("primaryEmail"))
     if email is None:
-        return Skipped("user", user_id, "the record has no primaryEmail")
+        return Skipped(SkipKind.USER, user_id, "the record has no primaryEmail")
     name = raw["name"] if isinstance(raw.get("name"), dict) else {}
     organizations = _entries(raw, "organizations")
     org = next((o for o in organizations if o.get("primary") is True), organizations[0] if organizations else {})
@@ -141,10 +141,10 @@ class GroupHead:
 def parse_group(raw: Any) -> GroupHead | Skipped:
     """A group record, or why it is skipped."""
     if not isinstance(raw, dict) or not _text(raw.get("id")):
-        return Skipped("group", "?", "a group record has no id")
+        return Skipped(SkipKind.GROUP, "?", "a group record has no id")
     email = _text(raw.get("email"))
     if email is None:
-        return Skipped("group", raw["id"], "the record has no email")
+        return Skipped(SkipKind.GROUP, raw["id"], "the record has no email")
     return GroupHead(raw["id"], email, _text(raw.get("name")) or email, _text(raw.get("description")))
 
 

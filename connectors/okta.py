@@ -67,7 +67,7 @@ from connectors.kit import (
 )
 from connectors.okta_settings import DEFAULT_SCOPES, OktaSettings
 from syncd.errors import SourceAuthError
-from syncd.model import RequestStats, Skipped, SourceGroup, SourceRead, SourceUser
+from syncd.model import RequestStats, SkipKind, Skipped, SourceGroup, SourceRead, SourceUser
 from syncd.normalise import Scope
 
 
@@ -126,10 +126,10 @@ def _text(value: Any) -> str | None:
 def _pack_user(raw: Any, where: str) -> tuple[str, PackedUser] | Skipped:
     """An Okta user object in compact form, or why it is skipped."""
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
-        return Skipped("user", "?", f"a user record {where} has no id")
+        return Skipped(SkipKind.USER, "?", f"a user record {where} has no id")
     profile = raw.get("profile")
     if not isinstance(profile, dict):
-        return Skipped("user", raw["id"], "the record has no profile")
+        return Skipped(SkipKind.USER, raw["id"], "the record has no profile")
     enterprise = {
         key: text for prop, key in ENTERPRISE_PROPERTIES.items() if (text := _text(profile.get(prop))) is not None
     }
@@ -153,13 +153,13 @@ def _unpack_user(user_id: str, packed: PackedUser, include_staged: bool) -> Sour
     elif status in STAGED_STATUSES:
         if not include_staged:
             return Skipped(
-                "user",
+                SkipKind.USER,
                 user_id,
                 f"Okta status {status}: not activated yet (include_staged = true syncs such users disabled)",
             )
         active = False
     else:
-        return Skipped("user", user_id, f"unknown Okta status {status!r}")
+        return Skipped(SkipKind.USER, user_id, f"unknown Okta status {status!r}")
     return SourceUser(
         id=user_id,
         user_name=login,
@@ -186,11 +186,11 @@ class _GroupHead:
 
 def _parse_group(raw: Any) -> _GroupHead | Skipped:
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
-        return Skipped("group", "?", "a group record has no id")
+        return Skipped(SkipKind.GROUP, "?", "a group record has no id")
     profile = raw.get("profile")
     name = _text(profile.get("name")) if isinstance(profile, dict) else None
     if not isinstance(profile, dict) or not name:
-        return Skipped("group", raw["id"], "the record has no profile.name")
+        return Skipped(SkipKind.GROUP, raw["id"], "the record has no profile.name")
     return _GroupHead(
         id=raw["id"],
         name=name,
@@ -388,7 +388,7 @@ class OktaSource:
             packed = _pack_user(item, f"in the members of group {group_id}")
             if isinstance(packed, Skipped):
                 members.skipped.append(
-                    Skipped("membership", f"{group_id}/{packed.id}", f"member record skipped: {packed.reason}")
+                    Skipped(SkipKind.MEMBERSHIP, f"{group_id}/{packed.id}", f"member record skipped: {packed.reason}")
                 )
                 continue
             members.ids.append(packed[0])

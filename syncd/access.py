@@ -27,7 +27,7 @@ from syncd.changes import (
 )
 from syncd.model import ApplicationAssignment, Assignment
 from syncd.plan import Plan
-from syncd.state import AuditEntry, CacheState
+from syncd.state import AccessEvent, AuditEntry, AuditKind, CacheState
 
 
 T = TypeVar("T")
@@ -326,21 +326,17 @@ def directory_of(
     )
 
 
-ACCESS_OBJECT = "access"
-"""The audit trail's ``object_type`` of a grant gained or lost."""
-
-
 def access_entries(result: Impact, status: str) -> list[AuditEntry]:
     """The audit entries of a run's access impact: ``access_gained`` / ``access_lost``, one per grant."""
     outcome = "ok" if status == "ok" else f"planned; the run ended {status}, so it may not all have landed"
     flagged = {id(g): "last_path" for g in result.last_path} | {id(g): "new_admin" for g in result.new_admins}
     entries = []
-    for action, grants in (("access_gained", result.gained), ("access_lost", result.lost)):
+    for action, grants in ((AccessEvent.GAINED, result.gained), (AccessEvent.LOST, result.lost)):
         for grant in grants:
             shown = grant.to_json()
             if id(grant) in flagged:
                 shown["flag"] = flagged[id(grant)]
-            entries.append(AuditEntry(action, ACCESS_OBJECT, grant.user, None, None, shown, outcome))
+            entries.append(AuditEntry(action, AuditKind.ACCESS, grant.user, None, None, shown, outcome))
     return entries
 
 

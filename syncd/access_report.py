@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from syncd.access import Grant, directory_of, effective, grant_of
+from syncd.state import AccessEvent
 
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ def changes_since(cache: Cache, since: datetime) -> list[Change]:
     found = []
     for at, run_id, entry in cache.access_changes(since):
         data: Mapping[str, Any] = entry.after or {}
-        change = "gained" if entry.action == "access_gained" else "lost"
+        change = "gained" if entry.action == AccessEvent.GAINED else "lost"
         found.append(Change(at, run_id, change, grant_of(data), entry.result))
     return found
 

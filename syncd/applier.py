@@ -28,7 +28,7 @@ from syncd.mirror import Mirror, group_record, user_record
 from syncd.model import Group, Snapshot, User, digest
 from syncd.plan import ADOPTED, Plan, count_changes, manager_waves, membership_changes, tally
 from syncd.ports import Assigner, Progress
-from syncd.state import AuditEntry, CachedUser
+from syncd.state import AuditEntry, AuditKind, CachedUser
 from syncd.target.scim import ScimTarget
 
 
@@ -210,10 +210,10 @@ class Applier:
             self.progress.advance(change, ok=False)
         self.errors.append(message)
         self.log.error("change.failed", action=str(change.action), object=change.label(), error=message)
-        kind = "user" if "user" in change.action else "group"
+        kind = AuditKind.USER if isinstance(change, UserChange | UserRemoval) else AuditKind.GROUP
         self.mirror.cache.record(
             AuditEntry(
-                str(change.action),
+                change.action,
                 kind,
                 change.source_id,
                 change.target_id,
@@ -264,8 +264,8 @@ class Applier:
         self.mirror.put_user(
             user_record(user, change.target_id, self.mirror.origin_user(user.source_id)),
             AuditEntry(
-                str(change.action),
-                "user",
+                change.action,
+                AuditKind.USER,
                 user.source_id,
                 change.target_id,
                 dict(change.before) if change.before else None,
@@ -285,7 +285,15 @@ class Applier:
         except TargetNotFound:
             self.mirror.forget_user(
                 change.source_id,
-                AuditEntry("forget_user", "user", change.source_id, change.target_id, before, None, "ok: already gone"),
+                AuditEntry(
+                    Action.FORGET_USER,
+                    AuditKind.USER,
+                    change.source_id,
+                    change.target_id,
+                    before,
+                    None,
+                    "ok: already gone",
+                ),
             )
             return
         data = {**(before or {}), "active": False}
@@ -300,7 +308,13 @@ class Applier:
                 gone_since=change.gone_since,
             ),
             AuditEntry(
-                "deactivate_user", "user", change.source_id, change.target_id, before, data, f"ok: {change.reason}"
+                Action.DEACTIVATE_USER,
+                AuditKind.USER,
+                change.source_id,
+                change.target_id,
+                before,
+                data,
+                f"ok: {change.reason}",
             ),
         )
         self._done(change)
@@ -318,25 +332,25 @@ class Applier:
         self.deferred.append(change)
         return True
 
-    def _create_sent(self, change: UserChange | GroupChange, kind: str, after: dict[str, Any]) -> None:
+    def _create_sent(self, change: UserChange | GroupChange, after: dict[str, Any]) -> None:
         """Audit a create before its POST: if the run dies before the answer is recorded, the
         adoption after 409 that follows is tied to this run (see :meth:`Mirror.adopted_after_409`)."""
-        self.mirror.create_answered(change, kind, after, "sent")
+        self.mirror.create_answered(change, after, "sent")
 
     async def _create_user(self, change: UserChange, user: User, *, drift: bool) -> None:
-        self._create_sent(change, "user", user.payload())
+        self._create_sent(change, user.payload())
         try:
             created = await self.target.create_user(user)
         except TargetConflict:
-            self.mirror.create_answered(change, "user", user.payload(), "conflict: 409, already exists")
+            self.mirror.create_answered(change, user.payload(), "conflict: 409, already exists")
             await self._adopt_after_conflict(change)
             return
         result = "ok: recreated (drift: deleted in Identity Center by hand)" if drift else "ok"
         self.mirror.put_user(
             user_record(user, created.target_id),
             AuditEntry(
-                "create_user",
-                "user",
+                Action.CREATE_USER,
+                AuditKind.USER,
                 user.source_id,
                 created.target_id,
                 dict(change.before) if change.before else None,
@@ -368,8 +382,8 @@ class Applier:
         self.mirror.put_group(
             group_record(group, change.target_id, cached.origin if cached else "created"),
             AuditEntry(
-                "update_group",
-                "group",
+                Action.UPDATE_GROUP,
+                AuditKind.GROUP,
                 group.source_id,
                 change.target_id,
                 dict(change.before) if change.before else None,
@@ -381,19 +395,19 @@ class Applier:
 
     async def _create_group(self, change: GroupChange, group: Group, *, drift: bool) -> None:
         sids, tids = self.mirror.inline_members(group)
-        self._create_sent(change, "group", {**group.payload(), "members": len(sids)})
+        self._create_sent(change, {**group.payload(), "members": len(sids)})
         try:
             created = await self.target.create_group(group, tids)
         except TargetConflict:
-            self.mirror.create_answered(change, "group", group.payload(), "conflict: 409, already exists")
+            self.mirror.create_answered(change, group.payload(), "conflict: 409, already exists")
             await self._adopt_after_conflict(change)
             return
         result = "ok: recreated (drift: deleted in Identity Center by hand)" if drift else "ok"
         self.mirror.put_group(
             group_record(group, created.target_id),
             AuditEntry(
-                "create_group",
-                "group",
+                Action.CREATE_GROUP,
+                AuditKind.GROUP,
                 group.source_id,
                 created.target_id,
                 dict(change.before) if change.before else None,
@@ -414,29 +428,32 @@ class Applier:
         One that syncd manages for another source id is not taken: if this run deletes that one,
         the create waits for the delete (deferred); otherwise the next run can finish it.
         """
-        kind = "user" if isinstance(change, UserChange) else "group"
+        user = isinstance(change, UserChange)
+        kind, adopt, update = (
+            (AuditKind.USER, Action.ADOPT_USER, Action.UPDATE_USER)
+            if user
+            else (AuditKind.GROUP, Action.ADOPT_GROUP, Action.UPDATE_GROUP)
+        )
         holder = await self._holder(change)
         owners, deleting = (
             (self.mirror.owner_of_user, self.deleting_users)
-            if kind == "user"
+            if user
             else (self.mirror.owner_of_group, self.deleting_groups)
         )
         owner = owners(holder.target_id)
         if owner is not None and owner in deleting:
-            self.log.info(f"{kind}.deferred", **{kind: change.label()}, until_deleted=owner)
+            self.log.info(f"{kind}.deferred", **{str(kind): change.label()}, until_deleted=owner)
             self.deferred.append(change)
             return
         if owner is not None and owner != change.source_id:
             raise TargetError(_held_by_another(change, holder, owner))
         target_id, data = holder.target_id, holder.data
         adopted = self.mirror.adopted_after_409(kind, change.source_id)
-        self._put(
-            change, target_id, data, AuditEntry(f"adopt_{kind}", kind, change.source_id, target_id, None, data, adopted)
-        )
+        self._put(change, target_id, data, AuditEntry(adopt, kind, change.source_id, target_id, None, data, adopted))
         payload = await self._after_adoption(change, target_id)
         if data != payload:
             await self._update(change, target_id, data)
-            audit = AuditEntry(f"update_{kind}", kind, change.source_id, target_id, data, payload, "ok: after adoption")
+            audit = AuditEntry(update, kind, change.source_id, target_id, data, payload, "ok: after adoption")
             self._put(change, target_id, None, audit)
         self._done(_adopted(change, target_id), target_id=target_id, adopted=True)
 
@@ -498,7 +515,13 @@ class Applier:
             result = "ok: already gone from Identity Center"
         before = dict(change.before) if change.before else None
         audit = AuditEntry(
-            str(change.action), "user" if user else "group", change.source_id, change.target_id, before, None, result
+            change.action,
+            AuditKind.USER if user else AuditKind.GROUP,
+            change.source_id,
+            change.target_id,
+            before,
+            None,
+            result,
         )
         (self.mirror.forget_user if user else self.mirror.forget_group)(change.source_id, audit)
         self._done(change)
@@ -555,7 +578,7 @@ class Applier:
             if not pairs:
                 continue
             sids = [sid for sid, _ in pairs]
-            audit = AuditEntry(str(action), "membership", request.group, group_tid, None, {"members": sids}, "ok")
+            audit = AuditEntry(action, AuditKind.MEMBERSHIP, request.group, group_tid, None, {"members": sids}, "ok")
             if action is Action.ADD_MEMBERS:
                 self.mirror.add_members(request.group, sids, audit)
             else:

@@ -14,7 +14,7 @@ from syncd.changes import Action, Change, GroupChange, GroupRemoval, UserChange
 from syncd.live import LiveState
 from syncd.model import Group, User, digest
 from syncd.ports import CacheLike
-from syncd.state import NO_DATA, AuditEntry, CachedGroup, CachedUser, CacheState
+from syncd.state import NO_DATA, AuditEntry, AuditKind, CachedGroup, CachedUser, CacheState
 
 
 class Owners(Mapping[str, str]):
@@ -197,7 +197,13 @@ class Mirror:
             self.put_user(
                 record,
                 AuditEntry(
-                    "adopt_user", "user", change.source_id, change.target_id, None, before, f"ok: {change.reason}"
+                    Action.ADOPT_USER,
+                    AuditKind.USER,
+                    change.source_id,
+                    change.target_id,
+                    None,
+                    before,
+                    f"ok: {change.reason}",
                 ),
             )
         elif change.action is Action.ADOPT_GROUP and isinstance(change, GroupChange) and change.target_id:
@@ -205,14 +211,26 @@ class Mirror:
             self.put_group(
                 record_g,
                 AuditEntry(
-                    "adopt_group", "group", change.source_id, change.target_id, None, before, f"ok: {change.reason}"
+                    Action.ADOPT_GROUP,
+                    AuditKind.GROUP,
+                    change.source_id,
+                    change.target_id,
+                    None,
+                    before,
+                    f"ok: {change.reason}",
                 ),
             )
         elif change.action is Action.FORGET_USER:
             self.forget_user(
                 change.source_id,
                 AuditEntry(
-                    "forget_user", "user", change.source_id, change.target_id, before, None, "ok: gone from both sides"
+                    Action.FORGET_USER,
+                    AuditKind.USER,
+                    change.source_id,
+                    change.target_id,
+                    before,
+                    None,
+                    "ok: gone from both sides",
                 ),
             )
         elif change.action is Action.RETIRE_GROUP:
@@ -221,8 +239,8 @@ class Mirror:
                 self.put_group(
                     replace(cached, gone_since=change.gone_since),
                     AuditEntry(
-                        "retire_group",
-                        "group",
+                        Action.RETIRE_GROUP,
+                        AuditKind.GROUP,
                         change.source_id,
                         change.target_id,
                         before,
@@ -234,8 +252,8 @@ class Mirror:
             self.forget_group(
                 change.source_id,
                 AuditEntry(
-                    "forget_group",
-                    "group",
+                    Action.FORGET_GROUP,
+                    AuditKind.GROUP,
                     change.source_id,
                     change.target_id,
                     before,
@@ -257,11 +275,17 @@ class Mirror:
         cached = self.state.users.get(source_id)
         return cached.origin if cached else "created"
 
-    def create_answered(self, change: UserChange | GroupChange, kind: str, after: dict[str, Any], result: str) -> None:
+    def create_answered(self, change: UserChange | GroupChange, after: dict[str, Any], result: str) -> None:
+        """Audit a create of a user or group sent (before its answer), or answered with a conflict."""
         before = dict(change.before) if change.before else None
-        self.cache.record(AuditEntry(f"create_{kind}", kind, change.source_id, None, before, after, result))
+        kind, action = (
+            (AuditKind.USER, Action.CREATE_USER)
+            if isinstance(change, UserChange)
+            else (AuditKind.GROUP, Action.CREATE_GROUP)
+        )
+        self.cache.record(AuditEntry(action, kind, change.source_id, None, before, after, result))
 
-    def adopted_after_409(self, kind: str, source_id: str) -> str:
+    def adopted_after_409(self, kind: AuditKind, source_id: str) -> str:
         """The audit result of an adoption after a 409, naming the earlier run that made the object."""
         run = self.cache.unanswered_create(kind, source_id)
         if run is None:

@@ -10,6 +10,7 @@ Two layers, both plain frozen values with no I/O:
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 from collections import Counter
@@ -59,11 +60,22 @@ class SourceGroup:
     email: str | None = None
 
 
+class SkipKind(enum.StrEnum):
+    """What kind of source record a :class:`Skipped` is (the value is what ``check`` and the logs show)."""
+
+    USER = "user"
+    GROUP = "group"
+    MEMBERSHIP = "membership"
+    """A member record of a group, as the IdP lists a group's members."""
+    MEMBER = "member"
+    """A member reference of a directory export that names no user or group of the export."""
+
+
 @dataclass(frozen=True, slots=True)
 class Skipped:
     """A source record left out of the run, and why."""
 
-    kind: str  # "user" | "group" | "membership"
+    kind: SkipKind
     id: str
     reason: str
 

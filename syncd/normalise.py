@@ -37,6 +37,7 @@ from syncd.model import (
     ENTERPRISE_ATTRIBUTES,
     PERSONAL_ATTRIBUTES,
     Group,
+    SkipKind,
     Skipped,
     Snapshot,
     SourceGroup,
@@ -278,7 +279,7 @@ def _flatten(
     return result
 
 
-def _first_unique(records: Iterable[tuple[str, str]], kind: str, what: str, skipped: list[Skipped]) -> set[str]:
+def _first_unique(records: Iterable[tuple[str, str]], kind: SkipKind, what: str, skipped: list[Skipped]) -> set[str]:
     """Ids whose key is the first of its case-folded value; later ones are skipped."""
     owner: dict[str, str] = {}
     dropped: set[str] = set()
@@ -306,10 +307,10 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
         try:
             user = normalise_user(raw, pairs)
         except InvalidRecord as exc:
-            skipped.append(Skipped("user", raw.id or "?", str(exc)))
+            skipped.append(Skipped(SkipKind.USER, raw.id or "?", str(exc)))
             continue
         if user.source_id in users:
-            skipped.append(Skipped("user", user.source_id, "the source returned this id twice"))
+            skipped.append(Skipped(SkipKind.USER, user.source_id, "the source returned this id twice"))
             continue
         users[user.source_id] = user
 
@@ -319,14 +320,14 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
     for raw_group in read.groups:
         name = clean_text(raw_group.name)
         if not raw_group.id:
-            skipped.append(Skipped("group", "?", "the record has no id"))
+            skipped.append(Skipped(SkipKind.GROUP, "?", "the record has no id"))
             continue
         if not name:
-            skipped.append(Skipped("group", raw_group.id, "the group has no name"))
+            skipped.append(Skipped(SkipKind.GROUP, raw_group.id, "the group has no name"))
             continue
         if len(name) > TEXT_MAX:
             skipped.append(
-                Skipped("group", raw_group.id, f"the name is {len(name)} characters; the limit is {TEXT_MAX}")
+                Skipped(SkipKind.GROUP, raw_group.id, f"the name is {len(name)} characters; the limit is {TEXT_MAX}")
             )
             continue
         if not scope.wants_group(name, raw_group.email):
@@ -339,7 +340,9 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
             members=members,
         )
 
-    for gid in _first_unique(((g.source_id, g.display_name) for g in groups.values()), "group", "displayName", skipped):
+    for gid in _first_unique(
+        ((g.source_id, g.display_name) for g in groups.values()), SkipKind.GROUP, "displayName", skipped
+    ):
         del groups[gid]
 
     if scope.users == "members":
@@ -348,9 +351,11 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
             wanted.update(group.members)
         users = {uid: u for uid, u in users.items() if uid in wanted}
 
-    for uid in _first_unique(((u.source_id, u.user_name) for u in users.values()), "user", "userName", skipped):
+    for uid in _first_unique(((u.source_id, u.user_name) for u in users.values()), SkipKind.USER, "userName", skipped):
         del users[uid]
-    for uid in _first_unique(((u.source_id, u.email) for u in users.values() if u.email), "user", "email", skipped):
+    for uid in _first_unique(
+        ((u.source_id, u.email) for u in users.values() if u.email), SkipKind.USER, "email", skipped
+    ):
         del users[uid]
 
     # Members that are not synced users (skipped, filtered, or unknown ids) are dropped here,

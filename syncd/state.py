@@ -6,12 +6,15 @@ each change as it lands; the plan (:mod:`syncd.plan`) only ever sees these value
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
+
+from syncd.changes import Action
 
 
 Origin = Literal["created", "adopted"]
@@ -89,12 +92,42 @@ class CacheState:
         return {(group, user) for group, users in self.members.items() for user in users}
 
 
+class AccessEvent(enum.StrEnum):
+    """The audit actions of access gained and lost through a run (:mod:`syncd.access`)."""
+
+    GAINED = "access_gained"
+    LOST = "access_lost"
+
+
+AuditAction = Action | AccessEvent
+"""What an audit entry records: a change applied (its :class:`~syncd.changes.Action`), or access
+gained or lost. The value is what the cache's ``audit.action`` holds."""
+
+
+class AuditKind(enum.StrEnum):
+    """What an audit entry is about; the value is what the cache's ``audit.object_type`` holds."""
+
+    USER = "user"
+    GROUP = "group"
+    MEMBERSHIP = "membership"
+    ASSIGNMENT = "assignment"
+    PERMISSION_SET = "permission_set"
+    APPLICATION_ASSIGNMENT = "application_assignment"
+    ACCESS = "access"
+    """A grant gained or lost (``access_gained`` / ``access_lost``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """One change applied to the target, as the audit trail keeps it."""
+    """One change applied to the target, as the audit trail keeps it.
 
-    action: str  # e.g. "create_user", "add_members", "adopt_group"
-    object_type: str  # "user" | "group" | "membership" | "assignment"
+    Read back from the cache, ``action`` and ``object_type`` are the stored text, equal to the
+    members they were written as (these are ``StrEnum``s), so entries of earlier versions read
+    the same.
+    """
+
+    action: AuditAction
+    object_type: AuditKind
     source_id: str | None
     target_id: str | None
     before: dict[str, Any] | None

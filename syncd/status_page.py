@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from syncd.cache import Cache
-from syncd.state import RunRecord
+from syncd.state import AccessEvent, AuditKind, RunRecord
 
 
 __all__ = ["CSP", "StatusPage"]
@@ -115,7 +115,7 @@ class StatusPage:
         rows = []
         for run in runs:
             changes = access[run.id]
-            gained = sum(1 for _, _, e in changes if e.action == "access_gained")
+            gained = sum(1 for _, _, e in changes if e.action == AccessEvent.GAINED)
             lost = len(changes) - gained
             rows.append(
                 (
@@ -179,7 +179,7 @@ class StatusPage:
             what = grant.get("application") or f"{grant.get('permission_set', '')} on {grant.get('account', '')}"
             access_rows.append(
                 (
-                    _e("gained" if entry.action == "access_gained" else "lost"),
+                    _e("gained" if entry.action == AccessEvent.GAINED else "lost"),
                     _e(grant.get("user")),
                     _e(what),
                     _e(grant.get("via_group")),
@@ -190,7 +190,7 @@ class StatusPage:
         audit = [
             (_e(_when(at)), _e(e.action), _e(e.object_type), _e(e.source_id), _e(e.result))
             for at, e in self.cache.audit(run_id=run.id, limit=200)
-            if e.object_type != "access"
+            if e.object_type != AuditKind.ACCESS
         ]
         return (
             _facts(facts)

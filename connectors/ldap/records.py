@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from connectors.ldap.conn import Entry
 from connectors.ldap.settings import LdapSettings
 from connectors.ldap.values import dn_key, first_text, guid_text, under, values_of
-from syncd.model import Skipped
+from syncd.model import SkipKind, Skipped
 
 
 __all__ = ["GroupRecord", "Index", "Resolution", "UserRecord", "group_record", "resolve_members", "user_record"]
@@ -101,7 +101,7 @@ def user_record(entry: Entry, settings: LdapSettings, disabled: frozenset[str]) 
     """A user entry as a record, or why it is skipped. ``disabled``: DN keys matched by disabled_filter."""
     user_id = entry_id(entry, settings)
     if not user_id:
-        return Skipped("user", entry.dn, f"the entry has no {settings.attribute('id')} (its stable id)")
+        return Skipped(SkipKind.USER, entry.dn, f"the entry has no {settings.attribute('id')} (its stable id)")
     if settings.preset == "ad":
         uac = first_text(entry, "userAccountControl")
         active = not (uac is not None and uac.lstrip("-").isdigit() and int(uac) & ACCOUNTDISABLE)
@@ -131,10 +131,10 @@ def group_record(entry: Entry, settings: LdapSettings, members: Sequence[bytes])
     """A group entry as a record (``members``: every member DN, ranges already fetched)."""
     group_id = entry_id(entry, settings)
     if not group_id:
-        return Skipped("group", entry.dn, f"the entry has no {settings.attribute('id')} (its stable id)")
+        return Skipped(SkipKind.GROUP, entry.dn, f"the entry has no {settings.attribute('id')} (its stable id)")
     name = first_text(entry, settings.attribute("group_name"))
     if not name:
-        return Skipped("group", group_id, f"the group {entry.dn} has no {settings.attribute('group_name')}")
+        return Skipped(SkipKind.GROUP, group_id, f"the group {entry.dn} has no {settings.attribute('group_name')}")
     dns = []
     for raw in members:
         text = raw.decode("utf-8", errors="replace").strip()

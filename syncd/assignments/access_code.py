@@ -36,7 +36,7 @@ from syncd.assignments.permission_sets import (
 from syncd.changes import Action, ApplicationAssignmentChange, AssignmentChange, Change, PermissionSetStep
 from syncd.errors import AssignmentError
 from syncd.model import ApplicationAssignment, Assignment, Snapshot
-from syncd.state import AuditEntry
+from syncd.state import AuditEntry, AuditKind
 
 
 __all__ = ["PROVISION_IN_FLIGHT", "AccessCode", "AccessStore"]
@@ -284,7 +284,7 @@ class AccessCode:
                         resource.name,
                         arn,
                         "created",
-                        AuditEntry(str(change.action), "permission_set", resource.name, arn, None, None, "created"),
+                        AuditEntry(change.action, AuditKind.PERMISSION_SET, resource.name, arn, None, None, "created"),
                     )
                 for step in steps(None, resource.spec):
                     await self._call(self.api.run_step, arn, step)
@@ -395,8 +395,8 @@ class AccessCode:
             creating = change.action is Action.CREATE_APPLICATION_ASSIGNMENT
             shown = _app_json(resource, change.target_id)
             audit = AuditEntry(
-                str(change.action),
-                "application_assignment",
+                change.action,
+                AuditKind.APPLICATION_ASSIGNMENT,
                 resource.group,
                 change.target_id,
                 None if creating else shown,
@@ -412,8 +412,8 @@ class AccessCode:
             return
         step = change.permission_set
         audit = AuditEntry(
-            str(change.action),
-            "permission_set",
+            change.action,
+            AuditKind.PERMISSION_SET,
             step.name,
             step.arn,
             _spec_json(step.current),

@@ -56,7 +56,7 @@ from syncd.errors import AssignmentError
 from syncd.model import Assignment, Snapshot
 from syncd.retry import Backoff as RetryBackoff
 from syncd.retry import RetryPolicy, retries_made
-from syncd.state import AuditEntry
+from syncd.state import AuditEntry, AuditKind
 
 
 if TYPE_CHECKING:
@@ -534,8 +534,8 @@ class AssignmentManager:
         after = before(assignment, change.target_id) if creating else None
         result = f"failed: {error}" if error else (f"ok: {change.reason}" if change.reason else "ok")
         audit = AuditEntry(
-            str(change.action),
-            "assignment",
+            change.action,
+            AuditKind.ASSIGNMENT,
             assignment.group,
             change.target_id,
             dict(change.before) if change.before else None,

@@ -19,7 +19,7 @@ from syncd.cache.tables import application_assignments, permission_sets
 from syncd.cache.tables import assignments as assignments_table
 from syncd.cache.tables import audit as audit_table
 from syncd.model import ApplicationAssignment, Assignment
-from syncd.state import AuditEntry
+from syncd.state import AuditEntry, AuditKind
 
 
 __all__ = ["AccessRecords", "OwnedPermissionSet"]
@@ -148,14 +148,14 @@ class AccessRecords:
         table = audit_table
         stmt = select(
             table.c.at, table.c.run_id, table.c.action, table.c.source_id, table.c.after, table.c.result
-        ).where(table.c.object_type == "access")
+        ).where(table.c.object_type == str(AuditKind.ACCESS))
         if since is not None:
             stmt = stmt.where(table.c.at >= since)
         if run_id is not None:
             stmt = stmt.where(table.c.run_id == run_id)
         with self._read("access_changes") as connection:
             return [
-                (at, run, AuditEntry(action, "access", source_id, None, None, after, result))
+                (at, run, AuditEntry(action, AuditKind.ACCESS, source_id, None, None, after, result))
                 for at, run, action, source_id, after, result in connection.execute(stmt.order_by(table.c.id))
             ]
 

@@ -149,7 +149,7 @@ class RunRecords:
         stmt = (
             select(audit_table.c.run_id, audit_table.c.result)
             .where(
-                audit_table.c.object_type == object_type,
+                audit_table.c.object_type == str(object_type),
                 audit_table.c.source_id == source_id,
                 audit_table.c.action == f"create_{object_type}",
             )

@@ -185,8 +185,9 @@ class Cache(IdentityRecords, RunRecords, NamedValues, AccessRecords):
             {
                 "run_id": self._run_id,
                 "at": utc_now(),
-                "action": entry.action,
-                "object_type": entry.object_type,
+                # The text of the StrEnums: what earlier versions wrote, and read back as written.
+                "action": str(entry.action),
+                "object_type": str(entry.object_type),
                 "source_id": entry.source_id,
                 "target_id": entry.target_id,
                 "before": entry.before,

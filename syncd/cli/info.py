@@ -162,8 +162,10 @@ def status(
 
 def _access_counts(cache: Any, run_id: int) -> dict[str, int]:
     """How many grants a run gave and took away (its access impact, kept in the audit trail)."""
+    from syncd.state import AccessEvent
+
     entries = cache.access_changes(run_id=run_id)
-    gained = sum(1 for _, _, e in entries if e.action == "access_gained")
+    gained = sum(1 for _, _, e in entries if e.action == AccessEvent.GAINED)
     return {"gained": gained, "lost": len(entries) - gained}
 
 
