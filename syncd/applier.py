@@ -283,18 +283,7 @@ class Applier:
         try:
             await self.target.deactivate_user(change.target_id)
         except TargetNotFound:
-            self.mirror.forget_user(
-                change.source_id,
-                AuditEntry(
-                    Action.FORGET_USER,
-                    AuditKind.USER,
-                    change.source_id,
-                    change.target_id,
-                    before,
-                    None,
-                    "ok: already gone",
-                ),
-            )
+            self.mirror.forget_gone_user(change, "ok: already gone")
             return
         data = {**(before or {}), "active": False}
         self.mirror.put_user(

@@ -10,7 +10,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from typing import Any
 
-from syncd.changes import Action, Change, GroupChange, GroupRemoval, UserChange
+from syncd.changes import Action, Change, GroupChange, GroupRemoval, UserChange, UserRemoval
 from syncd.live import LiveState
 from syncd.model import Group, User, digest
 from syncd.ports import CacheLike
@@ -220,19 +220,8 @@ class Mirror:
                     f"ok: {change.reason}",
                 ),
             )
-        elif change.action is Action.FORGET_USER:
-            self.forget_user(
-                change.source_id,
-                AuditEntry(
-                    Action.FORGET_USER,
-                    AuditKind.USER,
-                    change.source_id,
-                    change.target_id,
-                    before,
-                    None,
-                    "ok: gone from both sides",
-                ),
-            )
+        elif change.action is Action.FORGET_USER and isinstance(change, UserRemoval):
+            self.forget_gone_user(change, "ok: gone from both sides")
         elif change.action is Action.RETIRE_GROUP:
             cached = self.state.groups.get(change.source_id)
             if cached is not None and isinstance(change, GroupRemoval):
@@ -261,6 +250,12 @@ class Mirror:
                     "ok: gone from both sides",
                 ),
             )
+
+    def forget_gone_user(self, change: UserRemoval, result: str) -> None:
+        """Drop the record of a user gone from the source and from Identity Center (``result`` says how)."""
+        before = dict(change.before) if change.before else None
+        audit = AuditEntry(Action.FORGET_USER, AuditKind.USER, change.source_id, change.target_id, before, None, result)
+        self.forget_user(change.source_id, audit)
 
     def refresh_memberships(self, live: LiveState) -> None:
         """Make the cached memberships of managed groups what Identity Center really holds."""
