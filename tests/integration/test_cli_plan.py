@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 from pathlib import Path
@@ -233,3 +234,11 @@ def test_check_fails_when_most_records_are_skipped(workspace: Workspace) -> None
     workspace.write(data)
     code, output = invoke("check", "--config", str(workspace.config))
     assert (1, True) == (code, "would be skipped" in output)
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(workspace: Workspace) -> None:
+    """A sync tunes the collector for its own length only: the thresholds and the unfrozen heap are back after it."""
+    workspace.write(make_directory(2, {"eng": [0, 1]}))
+    before = (gc.get_threshold(), gc.get_freeze_count())
+    code, _ = invoke("sync", "--config", str(workspace.config))
+    assert (0, before) == (code, (gc.get_threshold(), gc.get_freeze_count()))
