@@ -110,11 +110,13 @@ class Landed:
 During = Callable[[Engine, Announcing, Landed], Awaitable[None]]
 
 
-def run(ws: Workspace, source: Announcing, during: During | None = None, **options: Any) -> RunResult:
+def run(
+    ws: Workspace, source: Announcing, during: During | None = None, progress: Landed | None = None, **options: Any
+) -> RunResult:
     """One run of ``source`` with the workspace's settings; ``during`` runs while the read waits, then it ends."""
     settings = config.load(ws.config)
     cache = open_cache(settings, read_only=bool(options.get("dry_run")))
-    progress = Landed()
+    progress = progress or Landed()
     source.emulator_writes = lambda: ws.emu.stats.writes
 
     async def go() -> RunResult:
@@ -160,8 +162,10 @@ def test_user_creates_reach_identity_center_before_the_read_ends(workspace: Work
         await progress.until("create_user", 6)
         seen["users"] = {u["externalId"] for u in workspace.emu.state.users}
 
-    result = run(workspace, Announcing(data), during)
+    progress = Landed()
+    result = run(workspace, Announcing(data), during, progress)
     assert ("ok", 6, 3) == (result.status, result.counts["users_created"], result.counts["groups_created"])
+    assert progress.planned_writes == len(progress.done) == workspace.emu.stats.writes, "the progress counts them all"
     assert {f"u{i:04d}" for i in range(6)} == seen["users"], "the users were in Identity Center before the read ended"
 
     # The same directory without writes during the read, into another Identity Center: the same end, the same writes.
@@ -330,3 +334,16 @@ def test_a_group_taking_a_cached_groups_name_waits_for_the_final_pass(workspace:
         result.counts["groups_deleted"],
     )
     assert {"Team": frozenset({"u0000", "u0001", "u0002"})} == idc_view(workspace.emu)[1]
+
+
+def test_the_guard_counts_from_the_cache_as_it_was_before_the_early_writes(workspace: Workspace) -> None:
+    """Users created during the read do not raise the guard's base: 2 of 5 leaving is refused at 20% as without them."""
+    workspace.configure(max_deletes="20%")
+    workspace.write(make_directory(5, {"eng": list(range(5))}))
+    assert 0 == sync(workspace)[0]
+    changed = make_directory(10, {"eng": list(range(2, 10))})
+    changed["users"] = changed["users"][2:]  # two of five leave, five join
+
+    result = run(workspace, Announcing(changed), creates_landed(5))
+    assert ("refused", 5) == (result.status, result.counts["users_created"])
+    assert "2 of 5 managed users" in result.errors[0], result.errors
