@@ -172,7 +172,10 @@ class EarlyWriter:
         """Drop the partial state (before the final snapshot is built)."""
         self._state = None
         self._mirror = None
+        self.target.manager_id = None  # it held the early mirror, and so the early state
         self.notes.forget()
+        if self.live is None:  # only a full resync's final plan needs to know what was made
+            self.made_users, self.made_groups = {}, {}
 
     async def _round(self, live: LiveState | None) -> None:
         notes = self.notes
@@ -218,6 +221,7 @@ class EarlyWriter:
             return found is not None and found.target_id in view.members
 
         known = {gid for gid in snapshot.groups if members_known(gid)}
+        changes = [c for c in changes if c.action is not Action.ADD_MEMBERS or c.source_id in known]
         early = Plan(changes)
         self.log.info(
             "early.round",

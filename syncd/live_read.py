@@ -82,7 +82,13 @@ async def read_matched_members(target: ScimTarget, live: LiveState, matches: Mat
     if ids:
         members = await bounded(ids, target.list_member_ids, MEMBER_LISTS)
         live.members.update(zip(ids, members, strict=True))
-    log.info("target.read", users=len(live.users), groups=len(live.groups), member_lists=len(live.members))
+    log.info(
+        "target.read",
+        users=len(live.users),
+        groups=len(live.groups),
+        member_lists=len(live.members),
+        read_after=len(ids),
+    )
 
 
 def share_equal_users(live: LiveState, users: Mapping[str, User]) -> None:
