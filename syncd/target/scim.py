@@ -591,12 +591,13 @@ class ScimTarget:
         users would otherwise hold each one's attributes and ids twice.
         """
         ids = {i: i for i in known_ids}
+        # Member listings name these users again: they share these id strings, and those they
+        # read first (they may run beside this listing) are shared with it (a full resync of 500k
+        # memberships would otherwise hold 500k more copies of them).
+        self._user_ids = ids
         users: list[LiveUser] = []
         async for page in self._pages("Users"):
             users.extend(live_user(item, expected, ids, owners) for item in page)
-        # Member listings that follow name these users again: they reuse these id strings
-        # (a full resync of 500k memberships would otherwise hold 500k more copies of them).
-        self._user_ids = ids
         return users
 
     async def list_groups(self) -> list[LiveGroup]:
@@ -611,7 +612,7 @@ class ScimTarget:
         members: list[str] = []
         known = self._user_ids
         async for page in self._pages("Users", f'groups.value eq "{group_id}"'):
-            members.extend(known.get(user_id, user_id) for user_id in (str(u["id"]) for u in page))
+            members.extend(known.setdefault(user_id, user_id) for user_id in (str(u["id"]) for u in page))
         return MemberSet(members)
 
     async def find_user(self, *, external_id: str | None = None, user_name: str | None = None) -> LiveUser | None:
