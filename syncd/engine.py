@@ -312,6 +312,7 @@ class Engine:
             return result
         finally:
             await _settle(writer, live_task)
+            self._writer = None
             if writer is not None:
                 # What landed during the read counts with the rest (sync --json, the runs table).
                 result.counts = {k: v + writer.counts.get(k, 0) for k, v in result.counts.items()}
