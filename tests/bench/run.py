@@ -242,6 +242,8 @@ def run(bench: Bench, scenarios: tuple[str, ...]) -> None:
                 f" {dict(spent.used)} ({spent.throttled} refused, floor {spent.floor:.1f} s),"
                 f" floor {outcome.whole_floor:.1f} s, peak RSS {rss:.0f} MB, converged={converged}"
             )
+            for error in result.get("errors", [])[:5]:
+                _progress(f"{scenario}: error: {error}")
             held = wanted
 
 
