@@ -1,6 +1,6 @@
 """The benchmark's Identity Center: the emulator in a process of its own, with its counters on stdin/stdout.
 
-``python -m tests.bench.emulator [--requests-per-second 20] [--latency 0.02]`` takes the token from
+``python -m tests.bench.emulator [--requests-per-second 20] [--latency 0.02] [--max-users N]`` takes the token from
 ``$SYNCD_BENCH_SCIM_TOKEN``, prints the SCIM URL as its first line, then answers one command per
 line on stdin: ``stats`` prints the request counts as one JSON line (``writes`` and ``reads``
 leave out the requests answered 429, counted in ``throttled``), ``reset`` zeroes them,
@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 from syncd.emulator import EmulatorState, running_emulator
+from syncd.emulator.constants import MAX_USERS
 from tests.bench.directory import digest
 
 
@@ -45,9 +46,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.emulator")
     parser.add_argument("--requests-per-second", type=float, default=None)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--max-users", type=int, default=MAX_USERS, help="the identity store's user quota")
     args = parser.parse_args(argv)
     token = os.environ["SYNCD_BENCH_SCIM_TOKEN"]
-    with running_emulator(token=token, requests_per_second=args.requests_per_second, latency=args.latency) as emu:
+    state = EmulatorState(max_users=args.max_users)
+    with running_emulator(
+        token=token, requests_per_second=args.requests_per_second, latency=args.latency, state=state
+    ) as emu:
         print(emu.url, flush=True)
         for line in sys.stdin:
             command = line.strip()

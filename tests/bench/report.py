@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from syncd.emulator.constants import MAX_USERS
 from tests.bench.directory import Floor, Size, describe, generate
 from tests.bench.quota import NO_SOURCE, Quota, SourceSpend
 
@@ -119,6 +120,9 @@ class Bench:
     """``safety.write_during_read`` written into the config; None leaves syncd's default (true)."""
     quotas: Mapping[str, Quota] = field(default_factory=dict)
     """The served source's quotas, for the description."""
+    max_users: int = MAX_USERS
+    """The emulator's identity store quota; raised, as AWS does on request, when the directory's
+    users and the 1% change's joiners exceed Identity Center's 100,000 (the memory size)."""
     outcomes: list[Outcome] = field(default_factory=list)
 
     @property
@@ -246,6 +250,8 @@ def describe_run(bench: Bench) -> str:
         else f"unthrottled, {bench.latency * 1000:g} ms per answer"
     )
     writes = "writes during the read" if bench.overlapping else "no write before the read ends"
+    if bench.max_users > MAX_USERS:
+        writes += f"; Identity Center's user quota raised to {bench.max_users:,} (AWS raises it on request)"
     return (
         f"{bench.size.name}: {stats['users']:,} users ({stats['suspended']:,} suspended), {stats['groups']:,} groups"
         f" ({stats['nested_groups']} nesting another), {stats['memberships']:,} memberships"

@@ -29,6 +29,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from syncd.emulator.constants import MAX_USERS
 from tests.bench.directory import (
     SIZES,
     Directory,
@@ -63,8 +64,9 @@ def _env() -> dict[str, str]:
 class Emulator:
     """The emulator process and its control channel."""
 
-    def __init__(self, rate: float | None, latency: float) -> None:
+    def __init__(self, rate: float | None, latency: float, max_users: int = MAX_USERS) -> None:
         command = [sys.executable, "-m", "tests.bench.emulator", "--latency", str(latency)]
+        command += ["--max-users", str(max_users)]
         if rate:
             command += ["--requests-per-second", str(rate)]
         self.process = subprocess.Popen(
@@ -101,9 +103,9 @@ class Emulator:
 
 
 @contextmanager
-def emulator(rate: float | None, latency: float) -> Iterator[Emulator]:
+def emulator(rate: float | None, latency: float, max_users: int = MAX_USERS) -> Iterator[Emulator]:
     """An emulator process for the length of the block."""
-    emu = Emulator(rate, latency)
+    emu = Emulator(rate, latency, max_users)
     try:
         yield emu
     finally:
@@ -189,8 +191,11 @@ def run(bench: Bench, scenarios: tuple[str, ...]) -> None:
     stats = describe(base)
     _progress(f"directory: {stats}")
     _progress(f"1% change: {summary}")
+    # The 1% change's joiners join and its leavers stay (inactive): over 100,000 users (the memory
+    # size), Identity Center's quota is raised, as AWS does on request [UG:limits].
+    bench.max_users = max(bench.max_users, len(changed["users"]))
     with ExitStack() as stack:
-        emu = stack.enter_context(emulator(bench.rate, bench.latency))
+        emu = stack.enter_context(emulator(bench.rate, bench.latency, bench.max_users))
         served: Any = None  # the served source (Okta, Entra or Google), None for the file
         if bench.source == "okta":
             from tests.bench.okta import serving
