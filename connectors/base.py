@@ -69,6 +69,16 @@ class ReadListener(Protocol):
         """Every user this read will return (called at most once, after the last user page)."""
         ...
 
+    def users_found(self, users: Sequence[SourceUser]) -> None:
+        """Some of the users this read will return, final, before the whole set is known.
+
+        For reads that learn users from group member listings (``filters.users = "members"``):
+        each call brings users not announced before (each user once, in any number of calls), and
+        every member of a group that the read returns is announced, here or by :meth:`users_read`,
+        before its :meth:`group_read`. :meth:`users_read` may still follow, with every user.
+        """
+        ...
+
     def groups_listed(self, groups: Sequence[SourceGroup]) -> None:
         """Every group this read will return, with ids, names, emails and descriptions final and
         members not yet known (called at most once, before any :meth:`group_read`)."""

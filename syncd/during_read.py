@@ -60,11 +60,19 @@ class ReadNotes:
         self.users: Sequence[SourceUser] | None = None
         self.listed: Sequence[SourceGroup] | None = None
         self.read: dict[str, SourceGroup] = {}
+        self.found: dict[str, SourceUser] = {}
+        """Users announced one listing at a time (``users_found``), by id."""
         self.changed = asyncio.Event()
 
     def users_read(self, users: Sequence[SourceUser]) -> None:
         """Every user of the read."""
         self.users = users
+        self.changed.set()
+
+    def users_found(self, users: Sequence[SourceUser]) -> None:
+        """Some users of the read, final (with ``filters.users = "members"``, a group listing's members)."""
+        for user in users:
+            self.found[user.id] = user
         self.changed.set()
 
     def groups_listed(self, groups: Sequence[SourceGroup]) -> None:
@@ -79,7 +87,7 @@ class ReadNotes:
 
     def forget(self) -> None:
         """Let the read's records go (the final snapshot is built from the read itself)."""
-        self.users, self.listed, self.read = None, None, {}
+        self.users, self.listed, self.read, self.found = None, None, {}, {}
 
 
 async def _first(*waits: Any) -> None:

@@ -16,6 +16,7 @@ class Recorder:
     mark: Callable[[], int] = lambda: 0
     events: list[tuple[str, int]] = field(default_factory=list)
     users: list[SourceUser] | None = None
+    found: list[SourceUser] = field(default_factory=list)
     listed: list[SourceGroup] | None = None
     groups: list[SourceGroup] = field(default_factory=list)
 
@@ -24,6 +25,13 @@ class Recorder:
         assert self.users is None, "users_read was called twice"
         self.users = list(users)
         self.events.append(("users", self.mark()))
+
+    def users_found(self, users: Sequence[SourceUser]) -> None:
+        """Note users found before the whole set is known (each once only)."""
+        for user in users:
+            assert user.id not in {u.id for u in self.found}, f"user {user.id} was found twice"
+            self.found.append(user)
+        self.events.append(("found", self.mark()))
 
     def groups_listed(self, groups: Sequence[SourceGroup]) -> None:
         """Note the group list (once only, before any group)."""
