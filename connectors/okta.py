@@ -11,8 +11,11 @@ Authentication: an SSWS API token, or (preferred) an OAuth 2.0 service app that 
   every user (``search=status pr``, which unlike the default listing includes DEPROVISIONED
   users, okta/okta-sdk-java#718), every group, and the members of every synced group, in
   parallel in the order listed. With ``users = "members"`` the user listing is skipped: members
-  come back as full user objects. The read tells ``ctx.listener`` the users once listed, the
-  groups once listed, and each group once its members are (:mod:`connectors.kit.announce`).
+  come back as full user objects (a user in several groups keeps the record of the first
+  listing to end). The read tells ``ctx.listener`` the users once listed, the groups once
+  listed, and each group once its members are (:mod:`connectors.kit.announce`); with
+  ``users = "members"``, as each member listing ends, first its members not told before
+  (``users_found``), then the group, so user creates start with the first listing.
 * **Incremental read**: users with ``lastUpdated`` after the last watermark minus an overlap
   (the ``filter`` form returns DEPROVISIONED users too), the group list (one request per 200
   groups; it shows deleted and renamed groups), and members only of groups whose
@@ -455,25 +458,30 @@ class OktaSource:
         skipped: list[Skipped],
         announce: Announcer | None = None,
     ) -> None:
-        """Read the members of ``groups`` into ``kept`` (and, with users="members", ``users``),
-        in the order listed, announcing each group as its members arrive.
+        """Read the members of ``groups`` into ``kept`` (and, with users="members", ``users``:
+        a user already there keeps its record), in the order listed, announcing each group as its
+        members arrive (with users="members", its members not announced before first).
 
         A group gone between its listing and its member listing is left out.
         """
+
+        def found(group: _GroupHead, members: _Members) -> dict[str, PackedUser]:
+            # A user in several groups keeps the record of the first listing to end: the one announced.
+            return {user_id: users.setdefault(user_id, packed) for user_id, packed in members.users.items()}
+
         listings = await member_listings(
             groups,
             lambda group: self._members(group.id),
             self.settings.concurrency,
             pack=lambda group, members: (group.id, _pack_group(group, members.ids)),
             announce=announce,
+            users=found if scope.users == "members" else None,
         )
         for group, listing in zip(groups, listings, strict=True):
             if listing is None:
                 continue
             members, kept[group.id] = listing
             skipped.extend(members.skipped)
-            if scope.users == "members":
-                users.update(members.users)
 
     async def _incremental_read(self, scope: Scope, previous: KeptDirectory, skipped: list[Skipped]) -> KeptDirectory:
         try:

@@ -17,6 +17,8 @@ class Recorder:
     events: list[tuple[str, int]] = field(default_factory=list)
     users: list[SourceUser] | None = None
     found: list[SourceUser] = field(default_factory=list)
+    found_at: dict[str, int] = field(default_factory=dict)
+    """Each user found, by id: the index in ``events`` of the users_found that brought it."""
     listed: list[SourceGroup] | None = None
     groups: list[SourceGroup] = field(default_factory=list)
 
@@ -31,6 +33,7 @@ class Recorder:
         for user in users:
             assert user.id not in {u.id for u in self.found}, f"user {user.id} was found twice"
             self.found.append(user)
+            self.found_at[user.id] = len(self.events)
         self.events.append(("found", self.mark()))
 
     def groups_listed(self, groups: Sequence[SourceGroup]) -> None:
@@ -57,9 +60,23 @@ class Recorder:
 
 
 def assert_announced_the_read(recorder: Recorder, read: SourceRead) -> None:
-    """Every announcement equals the final read: its users (in order), its groups as listed
-    (members aside), and each group with its members; nothing more, nothing less."""
-    assert recorder.users == read.users
+    """Every announcement equals the final read: its users (in order), each user found (once)
+    as the read holds it, its groups as listed (members aside), and each group with its members;
+    nothing more, nothing less; and every member of a group that the read returns was announced
+    (found, or in users_read) before that group's group_read."""
+    by_id = {user.id: user for user in read.users}
+    assert all(by_id.get(user.id) == user for user in recorder.found), "a user found is not the read's"
+    if recorder.users is None:
+        assert sorted(u.id for u in recorder.found) == sorted(by_id)
+    else:
+        assert recorder.users == read.users
+    users_at = next((i for i, (name, _) in enumerate(recorder.events) if name == "users"), len(recorder.events))
+    for index, (name, _) in enumerate(recorder.events):
+        if not name.startswith("group:") or index > users_at:
+            continue
+        group = next(g for g in recorder.groups if g.id == name.removeprefix("group:"))
+        late = [m for m in group.members if m in by_id and recorder.found_at.get(m, index) >= index]
+        assert not late, f"group {group.id} was announced before its members {late[:3]}"
     assert recorder.listed is not None
     heads = [replace(g, members=(), groups=()) for g in read.groups]
     assert sorted(recorder.listed, key=lambda g: g.id) == sorted(heads, key=lambda g: g.id)

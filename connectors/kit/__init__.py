@@ -46,9 +46,11 @@ Announcing a full read (:mod:`.announce`)
     run what is final while the read goes on: ``announce.users(users)`` after the user listing,
     ``announce.groups((id, packed_without_members), ...)`` after the group listing,
     ``announce.group(id, packed)`` as each group's members are final; ``member_listings(groups,
-    listing, limit, pack=, announce=)`` lists members in the order groups were listed and
+    listing, limit, pack=, announce=, users=)`` lists members in the order groups were listed and
     announces each group as its listing ends. List users before group members, so that user
-    creates start first.
+    creates start first; a read whose member listings carry the users (``filters.users =
+    "members"``) passes ``users=`` (or calls ``announce.found(users)``): each listing's members
+    not announced before are announced, then its group.
     ``assemble(..., announce=)`` announces the rest and returns the records announced.
 
 A connector in a few lines (an API with bearer tokens and ``nextPageToken`` paging)::

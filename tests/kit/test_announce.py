@@ -98,6 +98,44 @@ def test_users_changed_after_they_were_announced_fail_the_read() -> None:
         _assemble(directory, announce)
 
 
+def test_found_users_come_before_their_group_and_are_the_read_s() -> None:
+    """Users found listing by listing are told once each (the skipped one left out); a group waits
+    for members not found yet; the read holds the very users found, and users_read still ends it."""
+    directory = _directory()
+    recorder = Recorder()
+    announce = Announcer(recorder, user=_user, group=_group)
+    announce.groups([("g1", ["eng", []]), ("g2", ["ops", []])])
+    announce.group("g2", ["ops", ["u2", "u1"]])  # u1 not found yet: g2 waits
+    announce.found({"u2": directory.users["u2"], "u3": directory.users["u3"]})
+    assert [name for name, _ in recorder.events] == ["groups", "found"]
+    announce.found({"u2": directory.users["u2"], "u1": directory.users["u1"]})
+    announce.group("g1", ["eng", ["u1"]])
+    directory.groups = {"g1": ["eng", ["u1"]], "g2": ["ops", ["u2", "u1"]]}
+
+    read = _assemble(directory, announce)
+
+    assert_announced_the_read(recorder, read)
+    assert [u.id for u in recorder.found] == ["u2", "u1"]
+    assert [name for name, _ in recorder.events] == ["groups", "found", "found", "group:g2", "group:g1", "users"]
+    assert all(any(u is f for f in recorder.found) for u in read.users)
+
+
+def test_a_user_found_then_changed_or_missing_fails_the_read() -> None:
+    """A connector bug (a user found, then another record or no record in the read) is an error."""
+    changed = _directory()
+    announce = Announcer(Recorder(), user=_user, group=_group)
+    announce.found({"u1": ["u1", "a@example.com"]})
+    changed.users["u1"] = ["u1", "other@example.com"]
+    with pytest.raises(AnnouncedDiffers, match="u1 changed after it was announced"):
+        _assemble(changed, announce)
+
+    missing = _directory()
+    announce = Announcer(Recorder(), user=_user, group=_group)
+    announce.found({"u9": ["u9", "z@example.com"]})
+    with pytest.raises(AnnouncedDiffers, match="u9 was announced during the read but is not in it"):
+        _assemble(missing, announce)
+
+
 def test_a_group_gone_after_the_listing_is_logged_and_left_out() -> None:
     """A listed group deleted before its members were read is not in the read, and the log says so."""
     directory = _directory()

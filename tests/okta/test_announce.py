@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx2
 import pytest
 
 from syncd.errors import SourceError
@@ -77,16 +78,46 @@ async def test_groups_are_announced_as_their_members_arrive(fake: FakeOkta, make
     assert marks[0] <= last_member_request
 
 
-async def test_members_mode_announces_users_once_every_group_is_read(fake: FakeOkta, make_source: MakeSource) -> None:
-    """With users = "members" the users come from the member listings: announced at the end, equal to the read."""
-    _org(fake)
+async def test_members_mode_finds_users_as_each_member_listing_ends(fake: FakeOkta, make_source: MakeSource) -> None:
+    """With users = "members" each group's members are found (each once) as its listing ends, before
+    the last member listing is answered and before their group; all equal to the read, users_read at the end."""
+    _org(fake, groups=20)
     recorder = Recorder(mark=lambda: len(fake.requests))
 
-    result = await read(make_source(), users="members", groups=("team-*",), listener=recorder)
+    result = await read(make_source(concurrency=4), users="members", groups=("team-*",), listener=recorder)
 
     assert_announced_the_read(recorder, result)
+    last_member_request = _member_requests(fake)[-1]
+    assert recorder.at("found") <= last_member_request
+    assert recorder.group_marks()[0] <= last_member_request
+    assert sorted(u.id for u in recorder.found) == sorted(u.id for u in result.users)
+    assert len(recorder.groups) == 20
     assert recorder.at("users") == len(fake.requests)
     assert recorder.group_marks()[0] < len(fake.requests)
+    assert recorder.events[recorder.events.index(("groups", recorder.at("groups"))) + 1][0] == "found"
+
+
+async def test_members_mode_keeps_the_record_found_first(fake: FakeOkta, make_source: MakeSource) -> None:
+    """A user renamed in Okta between two of its groups' member listings: the read holds the record
+    announced with the first group (the change comes with the next read), and does not fail."""
+    users = [fake.add_user(f"u{i}@example.com") for i in range(3)]
+    first, second = fake.add_group("team-a"), fake.add_group("team-b")
+    fake.add_member(first, *users)
+    fake.add_member(second, users[0])
+
+    def rename_after_first_listing(request: httpx2.Request) -> None:
+        if request.url.path == f"/api/v1/groups/{second}/users":
+            fake.update_user(users[0], firstName="Renamed")
+
+    fake.before = rename_after_first_listing
+    recorder = Recorder(mark=lambda: len(fake.requests))
+
+    result = await read(make_source(concurrency=1), users="members", groups=("team-*",), listener=recorder)
+
+    assert_announced_the_read(recorder, result)
+    renamed = next(u for u in result.users if u.id == users[0])
+    assert renamed.given_name != "Renamed"
+    assert [u.id for u in recorder.found] == users
 
 
 async def test_an_incremental_read_announces_nothing(fake: FakeOkta, make_source: MakeSource) -> None:
