@@ -23,6 +23,10 @@ What a read does (there is no change feed for groups, so every read lists everyt
   once its flattened members are known (derived: when its listing ends; expanded: when every
   group below it is listed); :mod:`connectors.kit.announce`. Groups Google flattened and the
   listener was told of keep those members should Google refuse derived membership later on.
+  With ``users = "members"`` a group's members are told (``users_found``) as the group's
+  members are known, before the group, each once; a member whose manager is in the domain but
+  not yet synced waits until the manager is a member of some synced group (its record names
+  the manager only then), and its group waits with it (:mod:`connectors.google_found`).
 
 Quotas ("Directory API: Limits and Quotas",
 https://developers.google.com/workspace/admin/directory/v1/limits): requests are paced to
@@ -50,6 +54,8 @@ import httpx2
 import structlog
 
 from connectors.base import Deps, ReadContext, SourceError, SourceType, register
+from connectors.google_found import Tell
+from connectors.google_found import managers as synced_managers
 from connectors.google_keyless import IamSigner
 from connectors.google_records import (
     GROUP_FIELDS,
@@ -299,23 +305,26 @@ class GoogleSource:
         )
 
     async def _derived(
-        self, groups: list[GroupHead], known: Mapping[str, Any], announce: Announcer, done: dict[str, _Listed]
+        self, groups: list[GroupHead], known: Mapping[str, Any], tell: Tell, done: dict[str, _Listed]
     ) -> dict[str, _Listed | None]:
         """Google's flattened members: each group is final, and announced, once its listing ends."""
 
         async def one(group: GroupHead) -> Members | None:
             rows = await self._member_rows(group.id, derived=True)
-            return None if rows is None else sort_members(rows, known)
-
-        def pack(group: GroupHead, members: Members) -> tuple[str, PackedGroup]:
+            if rows is None:
+                return None
+            members = sort_members(rows, known)
             done[group.id] = (members, packed := _pack_group(group, members.users))
-            return group.id, packed
+            tell.group(group.id, packed)
+            return members
 
-        listings = await member_listings(groups, one, self.settings.concurrency, pack=pack, announce=announce)
+        listings = await member_listings(
+            groups, one, self.settings.concurrency, pack=lambda group, _: (group.id, done[group.id][1])
+        )
         return {g.id: m for g, m in zip(groups, listings, strict=True)}
 
     async def _expanded(
-        self, groups: list[GroupHead], known: Mapping[str, Any], announce: Announcer
+        self, groups: list[GroupHead], known: Mapping[str, Any], tell: Tell
     ) -> dict[str, _Listed | None]:
         """Direct members of the synced groups and of every group nested below them, level by
         level, then flattened here (each group listed once, so a cycle ends). A synced group is
@@ -334,7 +343,7 @@ class GoogleSource:
                 own = direct[group.id]
                 members = Members(expand(group.id, direct), own.groups, own.everyone, own.outsiders, own.unreadable)
                 out[group.id] = (members, packed := _pack_group(group, members.users))
-                announce.group(group.id, packed)
+                tell.group(group.id, packed)
 
         synced = {g.id: g for g in groups}
 
@@ -360,26 +369,27 @@ class GoogleSource:
         return out
 
     async def _memberships(
-        self, groups: list[GroupHead], known: Mapping[str, Any], announce: Announcer
+        self, groups: list[GroupHead], known: Mapping[str, Any], tell: Tell
     ) -> dict[str, _Listed | None]:
         if self.settings.nesting == "derived":
             done: dict[str, _Listed] = {}
             try:
-                return await self._derived(groups, known, announce, done)
+                return await self._derived(groups, known, tell, done)
             except _DerivedRefused as exc:
                 log.warning("google.derived_refused", error=str(exc), fallback="syncd expands nested groups")
-            if announce.on and done:  # groups already announced stay as Google flattened them
-                rest = await self._expanded([g for g in groups if g.id not in done], known, announce)
+            if tell.on and done:  # groups already announced stay as Google flattened them
+                rest = await self._expanded([g for g in groups if g.id not in done], known, tell)
                 return {g.id: done[g.id] if g.id in done else rest[g.id] for g in groups}
-        return await self._expanded(groups, known, announce)
+        return await self._expanded(groups, known, tell)
 
     # -- reads -------------------------------------------------------------------------------
 
     async def read(self, ctx: ReadContext) -> SourceRead:
         """Read the domain in scope (see the module docstring); always complete, or an error.
 
-        Users are listed first and announced to ``ctx.listener`` (with ``users = "members"``
-        only at the end, once pruned), then the groups, then each group as its members are final.
+        Users are listed first and announced to ``ctx.listener`` (with ``users = "members"``,
+        as the member listings find them: :mod:`connectors.google_found`), then the groups, then
+        each group as its members are final.
         """
         before = self._http.requests
         self._http.mark()
@@ -396,11 +406,12 @@ class GoogleSource:
         announce = Announcer(ctx.listener, user=user, group=_unpack_group)
         users = await self._users(previous.users if previous is not None else {}, skipped)
         if not members_only:
-            managers.update(_managers(users))
+            managers.update(synced_managers(users))
             announce.users(users)
         groups = await self._groups(ctx.scope, skipped)
         announce.groups((group.id, _pack_group(group, [])) for group in groups)
-        listings = await self._memberships(groups, users, announce)
+        tell = Tell(announce, users, managers, members_only=members_only)
+        listings = await self._memberships(groups, users, tell)
         directory = KeptDirectory(digest, self._clock())
         for group in groups:
             listing = listings[group.id]
@@ -412,7 +423,7 @@ class GoogleSource:
         directory.users = users
         if members_only:
             directory.prune_users(directory.member_ids())
-            managers.update(_managers(directory.users))
+            managers.update(synced_managers(directory.users))
         read = assemble(
             directory,
             user=user,
@@ -463,11 +474,6 @@ def _pack_group(group: GroupHead, members: list[str]) -> PackedGroup:
 
 def _unpack_group(group_id: str, packed: PackedGroup) -> SourceGroup:
     return SourceGroup(id=group_id, name=packed[0], email=packed[1], description=packed[2], members=tuple(packed[3]))
-
-
-def _managers(users: Mapping[str, PackedUser]) -> dict[str, str]:
-    """Each user's folded email -> its id, to name managers by id."""
-    return {packed[0].casefold(): user_id for user_id, packed in users.items()}
 
 
 def _closed(group_id: str, direct: Mapping[str, Members], gone: set[str]) -> bool:

@@ -100,16 +100,52 @@ async def test_groups_announced_before_google_refuses_derived_membership_keep_th
     assert plain  # the rest were expanded here
 
 
-async def test_members_mode_announces_the_pruned_users_at_the_end(fake: FakeGoogle, make_source: MakeSource) -> None:
-    """With users = "members" the users are final once every group is read: announced then, as the read holds them."""
+@pytest.mark.parametrize("nesting", ["derived", "expand"])
+async def test_members_mode_finds_users_as_their_groups_are_final(
+    fake: FakeGoogle, make_source: MakeSource, nesting: str
+) -> None:
+    """With users = "members" members are found (each once, managers named by id) as their group's
+    members are final, before the last member listing is answered and before their group; all as the
+    read holds them, users_read (the pruned users) at the end."""
     populate(fake, users=200, groups=120, seed=3)
     recorder = _recorder(fake)
 
-    result = await read(make_source(), users="members", groups=("top-*",), listener=recorder)
+    result = await read(make_source(nesting=nesting), users="members", groups=("top-*", "team-*"), listener=recorder)
 
     assert_announced_the_read(recorder, result)
+    assert recorder.at("found") <= _member_requests(fake)[-1]
+    assert recorder.group_marks()[0] <= _member_requests(fake)[-1]
+    assert any("manager" in u.enterprise for u in recorder.found)
     assert recorder.at("users") == len(fake.requests)
     assert recorder.group_marks()[0] < len(fake.requests)
+
+
+async def test_members_mode_holds_a_member_whose_manager_is_not_synced_yet(
+    fake: FakeGoogle, make_source: MakeSource
+) -> None:
+    """With users = "members" a member whose manager is in the domain waits until the manager is found in
+    a later group (its record then names the manager), or to the end when the manager is in no synced
+    group; its group waits with it, and a group without such members is announced before."""
+    d = fake.domain
+    outside = fake.add_user(f"outside@{d}")
+    boss = fake.add_user(f"boss@{d}")
+    waits, released = fake.add_user(f"waits@{d}", manager=f"outside@{d}"), fake.add_user(f"w@{d}", manager=f"boss@{d}")
+    plain = fake.add_user(f"plain@{d}")
+    first, second = fake.add_group(f"first@{d}", "first"), fake.add_group(f"second@{d}", "second")
+    fake.add_member(first, waits, released)
+    fake.add_member(second, boss, plain)
+    recorder = _recorder(fake)
+
+    result = await read(make_source(concurrency=1), users="members", groups=("first", "second"), listener=recorder)
+
+    assert_announced_the_read(recorder, result)
+    assert sorted(u.id for u in recorder.found) == sorted([boss, plain, released])
+    assert outside not in {u.id for u in result.users}
+    by_id = {u.id: u for u in result.users}
+    assert by_id[released].enterprise["manager"] == boss
+    assert "manager" not in by_id[waits].enterprise
+    names = [name for name, _ in recorder.events]
+    assert names.index(f"group:{second}") < names.index("users") < names.index(f"group:{first}")
 
 
 async def test_a_read_that_fails_after_announcing_still_fails(fake: FakeGoogle, make_source: MakeSource) -> None:
