@@ -21,9 +21,11 @@ expired delta link):
    users despite the cast (microsoftgraph/microsoft-graph-docs#11881, #17604) are skipped and
    counted by ``@odata.type``.
 
-A full read tells ``ctx.listener`` the users after step 2 (with ``users = "members"``, at the
-end), the synced groups after step 3, and each group as its transitive listing ends
-(:mod:`connectors.kit.announce`); a delta read announces nothing.
+A full read tells ``ctx.listener`` the users after step 2, the synced groups after step 3, and
+each group as its transitive listing ends (:mod:`connectors.kit.announce`); with
+``users = "members"``, as each listing ends, first its members not told before
+(``users_found``; a user in several groups keeps the first listing's record), then the group,
+and every user again at the end. A delta read announces nothing.
 
 **Delta read**: the two delta links, followed to their new delta links. Changed users are
 merged into the kept directory; ``@removed`` users and groups leave it (the engine then
@@ -316,7 +318,9 @@ class EntraSource:
         at a time, listed in the order given. With ``pack`` (a full read), each group is announced
         as ``pack(id, members)`` as soon as its listing ends: transitive members are final.
 
-        With ``users`` (``users = "members"``: no user listing), the members' records go there.
+        With ``users`` (``users = "members"``: no user listing), the members' records go there; in
+        a full read a user in several groups keeps the first listing's record, announced (found)
+        before that group.
         """
         wanted = list(dict.fromkeys(group_ids))
         records = users is not None
@@ -328,12 +332,19 @@ class EntraSource:
         if pack is None:
             found = await bounded(wanted, listing, self.settings.concurrency)
         else:
+            kept = users
+
+            def members(_: str, done: _Listing) -> dict[str, PackedUser]:
+                assert kept is not None
+                return {user_id: kept.setdefault(user_id, packed) for user_id, packed in done.users.items()}
+
             announced = await member_listings(
                 wanted,
                 listing,
                 self.settings.concurrency,
                 pack=lambda group_id, done: (group_id, pack(group_id, done.ids)),
                 announce=announce,
+                users=members if users is not None else None,
             )
             found = [None if item is None else item[0] for item in announced]
         out: dict[str, list[str] | None] = {}
@@ -343,7 +354,7 @@ class EntraSource:
                 continue
             out[group_id] = listed.ids
             skipped.extend(listed.skipped)
-            if users is not None:
+            if users is not None and pack is None:
                 users.update(listed.users)
         return out
 

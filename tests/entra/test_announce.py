@@ -67,14 +67,21 @@ async def test_users_come_before_members_which_follow_the_group_listing(fake: Fa
     assert recorder.group_marks()[0] <= members[-1]
 
 
-async def test_members_mode_announces_users_at_the_end(fake: FakeEntra, make_source: Any) -> None:
-    """With users = "members" the users come with the member listings: announced at the end, as the read holds them."""
+async def test_members_mode_finds_users_as_each_transitive_listing_ends(fake: FakeEntra, make_source: Any) -> None:
+    """With users = "members" each group's members are found (each once) as its
+    transitive listing ends, before the last listing is answered and before their group; all as the
+    read holds them, users_read at the end."""
     _tenant(fake)
     recorder = _recorder(fake)
 
-    result = await read(make_source(), users="members", groups=("team-0*",), listener=recorder)
+    result = await read(make_source(concurrency=2), users="members", groups=("team-0*",), listener=recorder)
 
     assert_announced_the_read(recorder, result)
+    last_member_request = _member_requests(fake)[-1]
+    assert recorder.at("found") <= last_member_request
+    assert recorder.group_marks()[0] <= last_member_request
+    assert sorted(u.id for u in recorder.found) == sorted(u.id for u in result.users)
+    assert len(recorder.groups) == 10
     assert recorder.at("users") == len(fake.requests)
     assert recorder.group_marks()[0] < len(fake.requests)
 
