@@ -25,6 +25,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import email_validator
@@ -279,11 +280,21 @@ def _flatten(
     return result
 
 
-def _first_unique(records: Iterable[tuple[str, str]], kind: SkipKind, what: str, skipped: list[Skipped]) -> set[str]:
-    """Ids whose key is the first of its case-folded value; later ones are skipped."""
+def _first_unique(
+    records: Iterable[tuple[str, str]],
+    kind: SkipKind,
+    what: str,
+    skipped: list[Skipped],
+    prefer: AbstractSet[str] = frozenset(),
+) -> set[str]:
+    """Ids whose key is not the first of its case-folded value: they are skipped.
+
+    The first is the smallest id, or the smallest of those in ``prefer`` when one of them has it.
+    """
     owner: dict[str, str] = {}
     dropped: set[str] = set()
-    for record_id, key in sorted(records):
+    ordered = sorted(records, key=lambda r: (r[0] not in prefer, r)) if prefer else sorted(records)
+    for record_id, key in ordered:
         folded = key.casefold()
         if folded in owner:
             skipped.append(Skipped(kind, record_id, f"{what} {key!r} is already used by {kind} {owner[folded]}"))
@@ -293,11 +304,14 @@ def _first_unique(records: Iterable[tuple[str, str]], kind: SkipKind, what: str,
     return dropped
 
 
-def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
+def build_snapshot(read: SourceRead, scope: Scope, *, prefer: AbstractSet[str] = frozenset()) -> Snapshot:
     """Normalise a source read into the Snapshot Identity Center should hold.
 
     Groups outside the scope are left out; their members still count through nesting when a
     synced group contains them. With ``users="members"`` only members of synced groups stay.
+    Two users whose userNames (or emails) differ only by case: the one with the smallest source
+    id is kept, unless the other is in ``prefer`` (users this run already wrote to Identity
+    Center while the source was read, :mod:`syncd.early`), which then wins; the loser is skipped.
     """
     skipped = list(read.skipped)
 
@@ -351,10 +365,12 @@ def build_snapshot(read: SourceRead, scope: Scope) -> Snapshot:
             wanted.update(group.members)
         users = {uid: u for uid, u in users.items() if uid in wanted}
 
-    for uid in _first_unique(((u.source_id, u.user_name) for u in users.values()), SkipKind.USER, "userName", skipped):
+    for uid in _first_unique(
+        ((u.source_id, u.user_name) for u in users.values()), SkipKind.USER, "userName", skipped, prefer
+    ):
         del users[uid]
     for uid in _first_unique(
-        ((u.source_id, u.email) for u in users.values() if u.email), SkipKind.USER, "email", skipped
+        ((u.source_id, u.email) for u in users.values() if u.email), SkipKind.USER, "email", skipped, prefer
     ):
         del users[uid]
 

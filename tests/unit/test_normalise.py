@@ -156,6 +156,25 @@ class TestBuildSnapshot:
         snapshot = build_snapshot(read, Scope(users="all"))
         assert (["1"], ["2"]) == (list(snapshot.users), [s.id for s in snapshot.skipped])
 
+    def test_a_preferred_user_wins_a_shared_user_name_or_email(self) -> None:
+        """A user in ``prefer`` keeps a userName or email it shares with a smaller id, which is skipped with the reason."""
+        read = SourceRead(
+            users=[
+                SourceUser("1", user_name="ann", email="ann@example.com", display_name="A B"),
+                SourceUser("2", user_name="ANN", email="other@example.com", display_name="A B"),
+                SourceUser("3", user_name="bob", email="Bob@example.com", display_name="B C"),
+                SourceUser("4", user_name="bobby", email="bob@example.com", display_name="B C"),
+            ],
+            groups=[],
+        )
+        plain = build_snapshot(read, Scope(users="all"))
+        assert (["1", "3"], ["2", "4"]) == (sorted(plain.users), sorted(s.id for s in plain.skipped))
+        snapshot = build_snapshot(read, Scope(users="all"), prefer={"2", "4"})
+        assert ["2", "4"] == sorted(snapshot.users)
+        reasons = {s.id: s.reason for s in snapshot.skipped}
+        assert "userName 'ann' is already used by user 2" == reasons["1"]
+        assert "email 'Bob@example.com' is already used by user 4" == reasons["3"]
+
 
 _LOCALS = (
     "ann",
