@@ -8,6 +8,11 @@ full resync, against what was read of Identity Center, and applies what is safe.
 ends the run lets the round in flight land, starts no other, and plans everything again from the
 whole read (:meth:`EarlyWriter.patch_live`, :meth:`EarlyWriter.adjust_base` keep that plan the
 one a run without early writes would have made, minus what landed).
+
+With ``filters.users = "members"`` a round needs no ``users_read``: the users found so far
+(``users_found``) are enough (:func:`syncd.early.partial_snapshot`). A userName or email that a
+user found later shares goes to the user Identity Center holds (one created early among them),
+in each round as in the final snapshot.
 """
 
 from __future__ import annotations
@@ -141,7 +146,7 @@ class EarlyWriter:
         self.made_groups: dict[str, str] = {}
         self._state: CacheState | None = None
         self._mirror: Mirror | None = None
-        self._complete: set[str] = set()
+        self._complete: tuple[set[str], bool] = (set(), False)
 
     async def run(self) -> None:
         """Rounds until the read ends (:meth:`end`) or the run is asked to stop."""
@@ -187,13 +192,19 @@ class EarlyWriter:
 
     async def _round(self, live: LiveState | None) -> None:
         notes = self.notes
-        if notes.users is None or notes.listed is None:
-            return
+        every = notes.users is not None
+        if notes.listed is None or not (every or self.scope.users == "members"):
+            return  # with filters.users = "all" every user must be known: any may be kept
         complete = complete_groups((g.id for g in notes.listed), notes.read)
-        if self.rounds and complete == self._complete:
-            return
-        self._complete = complete
-        snapshot = partial_snapshot(notes.users, notes.listed, notes.read, self.scope)
+        if self.rounds and (complete, every) == self._complete:
+            return  # users found alone change nothing: they enter with their complete groups
+        self._complete = (complete, every)
+        announced = notes.users if notes.users is not None else list(notes.found.values())
+        # A shared userName or email goes to the user Identity Center holds, as in the final snapshot;
+        # the loaded state holds those the rounds created too.
+        held = self._state.users.keys() if self._state is not None else set(self.cache.target_ids()[0].values())
+        snapshot = partial_snapshot(announced, notes.listed, notes.read, self.scope, every=every, prefer=held)
+        del announced, held
         if self._state is None:
             self._state = self.cache.load(current=CurrentUsers(snapshot.users))
             self.loaded = (len(self._state.users), len(self._state.groups))

@@ -16,6 +16,21 @@ The partial snapshot is built so that each record in it equals the final one:
   two users share goes to the one the final snapshot keeps, whatever the filter;
 * with ``filters.users = "members"`` only members of complete groups are in, and a user whose
   manager is not among them waits (the final record would name the manager; an early one could not).
+
+With ``filters.users = "members"`` a round need not wait for every user (``users_read``): the
+connectors learn users from group member listings and announce each group's members
+(``users_found``) before the group, so the users are those found, members of complete groups.
+Two things only the whole read can tell are then handled so that the early record stays final:
+
+* a later user may share a found user's userName or email (case-folded). The tie goes to the
+  user Identity Center already holds: the rounds and the final
+  :func:`syncd.normalise.build_snapshot` get as ``prefer`` the users the cache holds, those the
+  early rounds created among them; the later user is skipped with the usual reason, so an early
+  create is never the loser of a tie (never deactivated or deleted for it), in this run or the
+  next. Between two users Identity Center holds, or two it does not, the smallest id wins, as before;
+* a manager not among the found users may be found later: a user whose manager the found users
+  do not resolve waits, unless the manager is free text with a space in it (no userName holds
+  one, nor any connector's id), which no later user can resolve either.
 """
 
 from __future__ import annotations
@@ -68,24 +83,54 @@ def _manager(user: User) -> str | None:
     return dict(user.enterprise).get("manager") if user.enterprise else None
 
 
-def partial_snapshot(
-    users: Sequence[SourceUser], listed: Sequence[SourceGroup], read: Mapping[str, SourceGroup], scope: Scope
-) -> Snapshot:
-    """The part of the final snapshot already known: every user announced, and the complete groups.
+def _unsettled_managers(users: Sequence[SourceUser], snapshot: Snapshot) -> set[str]:
+    """Users whose manager only the whole read can resolve (``users`` are some of the read's users).
 
-    ``users`` is every user the read will return (``users_read``), ``listed`` every group it
-    will return (``groups_listed``), ``read`` those whose members are known (``group_read``).
+    The manager is named, but none of ``users`` is it: a user found later may be (by id or
+    userName). Free text with a space in it can be neither, and stays unresolved for good.
     """
+    waiting: set[str] = set()
+    for raw in users:
+        named = clean_text(raw.enterprise.get("manager")) if raw.enterprise else ""
+        user = snapshot.users.get(raw.id)
+        if user is None or not named or named == raw.id or _manager(user) is not None:
+            continue
+        if not any(ch.isspace() for ch in named):
+            waiting.add(raw.id)
+    return waiting
+
+
+def partial_snapshot(
+    users: Sequence[SourceUser],
+    listed: Sequence[SourceGroup],
+    read: Mapping[str, SourceGroup],
+    scope: Scope,
+    *,
+    every: bool = True,
+    prefer: AbstractSet[str] = frozenset(),
+) -> Snapshot:
+    """The part of the final snapshot already known: the users announced, and the complete groups.
+
+    ``users`` is every user the read will return (``users_read``), or with ``every=False`` and
+    ``scope.users == "members"`` those found so far (``users_found``); ``listed`` every group it
+    will return (``groups_listed``), ``read`` those whose members are known (``group_read``).
+    ``prefer``: the users Identity Center holds (the cache's, with those earlier rounds created),
+    who keep a userName or email they share with another (as the final snapshot gets them).
+    """
+    if not every and scope.users != "members":
+        raise ValueError("a partial snapshot of some users needs filters.users = 'members'")
     complete = complete_groups((g.id for g in listed), read)
     # Nested groups out of scope still count through their parents: build from every complete group.
     records = [read[g.id] for g in listed if g.id in complete]
-    snapshot = build_snapshot(SourceRead(users=list(users), groups=records), Scope(scope.groups, "all"))
+    snapshot = build_snapshot(SourceRead(users=list(users), groups=records), Scope(scope.groups, "all"), prefer=prefer)
     contested = _contested_names(listed, scope)
     groups = {gid: g for gid, g in snapshot.groups.items() if g.display_name.casefold() not in contested}
     if scope.users == "members":
         wanted: set[str] = set()
         for group in groups.values():
             wanted.update(group.members)
+        if not every:
+            wanted -= _unsettled_managers(users, snapshot)
         while True:
             waiting = {uid for uid in wanted if (m := _manager(snapshot.users[uid])) is not None and m not in wanted}
             if not waiting:

@@ -194,7 +194,11 @@ class Engine:
                 raise SourceError(f"the {self.source_type} source returned an incomplete read; nothing was removed")
             if writer is not None:
                 writer.release()  # the partial snapshot goes before the final one is built
-            snapshot = build_snapshot(read, self.scope)
+            # A userName or email two users share goes to the one Identity Center holds (the cache
+            # knows it), one created during the read among them (syncd.early); else to the smaller id.
+            held = set(self.cache.target_ids()[0].values())
+            snapshot = build_snapshot(read, self.scope, prefer=held)
+            del held
             expected.users = snapshot.users
             # The snapshot holds all the run needs: let the raw records go (tens of MB at 100k users).
             read.users, read.groups = [], []

@@ -347,3 +347,149 @@ def test_the_guard_counts_from_the_cache_as_it_was_before_the_early_writes(works
     result = run(workspace, Announcing(changed), creates_landed(5))
     assert ("refused", 5) == (result.status, result.counts["users_created"])
     assert "2 of 5 managed users" in result.errors[0], result.errors
+
+
+# -- filters.users = "members": the users come with their groups (users_found), not all at once ----------------------
+
+
+class Finding(Announcing):
+    """A read that learns its users from group member listings, as Okta, Google and Entra do with users = "members".
+
+    It lists the groups, then for each announces the members not announced yet (``users_found``) and the group
+    (``group_read``): the first ``early`` groups (all by default) before it waits for :attr:`proceed`, the rest after.
+    It returns only the members, and never calls ``users_read``.
+    """
+
+    def __init__(self, data: dict[str, Any], *, early: int | None = None, fail: bool = False) -> None:
+        super().__init__(data, fail=fail)
+        self.early = len(self.groups) if early is None else early
+
+    async def read(self, ctx: ReadContext) -> SourceRead:
+        assert "members" == ctx.scope.users
+        self.listener = listener = ctx.listener
+        at_start = self.emulator_writes()
+        by_id = {u.id: u for u in self.users}
+        announced: set[str] = set()
+
+        def announce(groups: list[SourceGroup]) -> None:
+            for group in groups:
+                new = [by_id[m] for m in group.members if m in by_id and m not in announced]
+                announced.update(u.id for u in new)
+                if listener is not None:
+                    listener.users_found(new)
+                    listener.group_read(group)
+
+        if listener is not None:
+            listener.groups_listed([replace(g, members=(), groups=()) for g in self.groups])
+        announce(self.groups[: self.early])
+        await self.proceed.wait()
+        self.writes_during = self.emulator_writes() - at_start
+        announce(self.groups[self.early :])
+        if self.fail:
+            raise SourceError("the test source lost its connection")
+        members = {m for g in self.groups for m in g.members}
+        return SourceRead(users=[u for u in self.users if u.id in members], groups=self.groups)
+
+
+def members_only(ws: Workspace, extra: str = "") -> None:
+    """The workspace's config with filters.users = "members" (the default)."""
+    ws.configure(extra)
+    ws.config.write_text(ws.config.read_text().replace('users = "all"', 'users = "members"'), encoding="utf-8")
+
+
+def test_with_users_members_creates_and_member_adds_go_before_the_read_ends(workspace: Workspace) -> None:
+    """With users = members, user and group creates and member adds reach Identity Center during the read, as found."""
+    members_only(workspace)
+    data = make_directory(7, {"eng": [0, 1, 2], "ops": [3, 4]})
+    data["groups"].append({"id": "g-all", "name": "all", "members": ["u0005"], "groups": ["g-eng", "g-ops"]})
+    seen: dict[str, Any] = {}
+
+    async def during(engine: Engine, source: Announcing, progress: Landed) -> None:
+        await progress.until("create_user", 6)
+        await progress.until("create_group", 3)
+        seen["view"] = idc_view(workspace.emu)
+
+    first = Finding(data)
+    result = run(workspace, first, during)
+    assert ("ok", 6, 3) == (result.status, result.counts["users_created"], result.counts["groups_created"])
+    users, groups = seen["view"]
+    assert {f"u{i:04d}" for i in range(6)} == set(users), "u0006 is in no group: not synced"
+    assert frozenset(f"u{i:04d}" for i in range(6)) == groups["all"], "groups were made with their members"
+
+    # Two join eng, u0002 moves from eng to ops, u0004 leaves: the adds go during the read, the removals after it.
+    changed = make_directory(9, {"eng": [0, 1, 7, 8], "ops": [2, 3]})
+    changed["groups"].append(data["groups"][-1])
+
+    async def adds(engine: Engine, source: Announcing, progress: Landed) -> None:
+        await progress.until("add_members", 3)  # to all, eng and ops
+        seen["view"] = idc_view(workspace.emu)
+
+    result = run(workspace, Finding(changed), adds)
+    assert ("ok", 2, 1, 1) == (
+        result.status,
+        result.counts["users_created"],
+        result.counts["members_removed"],
+        result.counts["users_deactivated"],
+    )
+    users, groups = seen["view"]
+    assert {"u0007", "u0008"} <= groups["eng"], "the new members were added while the source was read"
+    assert "u0002" in groups["ops"]
+    assert "u0002" in groups["eng"], "the member removal waited for the whole read"
+    assert users["u0004"][1], "the deactivation waited for the whole read"
+
+    # The same two runs without writes during the read, into another Identity Center: the same end.
+    with running_emulator(token=TOKEN) as other:
+        normal = Workspace(workspace.root / "normal", other)
+        normal.root.mkdir()
+        members_only(normal, "write_during_read = false")
+        for directory in (data, changed):
+            normal.write(directory)
+            assert 0 == sync(normal)[0]
+        assert idc_view(other) == idc_view(workspace.emu)
+    workspace.write(changed)
+    code, out = sync(workspace)
+    assert (0, 0) == (code, sum(out["changes"].values())), "the cache holds what landed early"
+
+
+def test_a_later_user_sharing_an_early_created_users_email_is_skipped(workspace: Workspace) -> None:
+    """A later user with an early-created one's email and a smaller id is skipped, saying why, this run and next."""
+    members_only(workspace)
+    data = make_directory(4, {"eng": [3, 2], "ops": [1, 0]})
+    data["users"][3]["email"] = "ann@example.com"
+    data["users"][1]["email"] = "ANN@example.com"
+
+    async def during(engine: Engine, source: Announcing, progress: Landed) -> None:
+        await progress.until("create_user", 2)
+
+    result = run(workspace, Finding(data, early=1), during)
+    assert "ok" == result.status, result.errors
+    assert [("u0001", "email 'ANN@example.com' is already used by user u0003")] == [
+        (s.id, s.reason) for s in result.skipped
+    ]
+    users, groups = idc_view(workspace.emu)
+    assert {"u0000", "u0002", "u0003"} == set(users)
+    assert users["u0003"][1], "the early-created user is kept active"
+    assert {"eng": frozenset({"u0002", "u0003"}), "ops": frozenset({"u0000"})} == groups
+    assert not [e for e in audit(workspace) if e[0] in REMOVALS]
+
+    workspace.write(data)
+    code, out = sync(workspace)
+    assert (0, 0) == (code, sum(out["changes"].values())), "the next run keeps the tie where Identity Center has it"
+    assert (users, groups) == idc_view(workspace.emu)
+
+
+def test_a_read_failing_after_users_found_removes_nothing(workspace: Workspace) -> None:
+    """With users = members, a read failing after some groups' users were found and created removes nothing."""
+    members_only(workspace)
+    data = make_directory(4, {"eng": [0, 1], "ops": [2, 3]})
+    workspace.write(data)
+    assert 0 == sync(workspace)[0]
+    # u0003 leaves, u0001 leaves eng, u0004 joins it.
+    changed = make_directory(5, {"eng": [0, 4], "ops": [2]})
+
+    result = run(workspace, Finding(changed, early=1, fail=True), creates_landed(1, member_adds=1))
+    assert ("failed", 5, 1) == (result.status, result.exit_code, result.counts["users_created"])
+    users, groups = idc_view(workspace.emu)
+    assert users["u0003"][1], "the leaver is not deactivated"
+    assert {"eng": frozenset({"u0000", "u0001", "u0004"}), "ops": frozenset({"u0002", "u0003"})} == groups
+    assert not [e for e in audit(workspace) if e[0] in REMOVALS]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from syncd.early import complete_groups, early_changes, partial_snapshot
-from syncd.model import SourceGroup, SourceUser
-from syncd.normalise import Scope
+from syncd.model import SourceGroup, SourceRead, SourceUser
+from syncd.normalise import Scope, build_snapshot
 from syncd.plan import Action, make_plan
 from syncd.state import CachedGroup, CachedUser, CacheState
 
@@ -116,3 +116,57 @@ def test_a_create_onto_a_name_the_cache_holds_for_another_waits() -> None:
     kept = early_changes(make_plan(snapshot, state).changes, state, snapshot)
     creates = {(c.action, c.source_id) for c in kept if c.action in (Action.CREATE_USER, Action.CREATE_GROUP)}
     assert {(Action.CREATE_USER, "fine"), (Action.CREATE_GROUP, "all")} == creates, "boss2 waits for its manager bob"
+
+
+MEMBERS = Scope(users="members")
+
+
+def test_found_users_make_a_partial_snapshot_whose_records_are_final() -> None:
+    """With users = members, the users found so far and the complete groups make a partial snapshot of final records."""
+    found = [user("u1"), user("u2")]
+    later = [user("u3")]
+    groups = [SourceGroup("a", "a", members=("u1", "u2")), SourceGroup("b", "b", members=("u2", "u3"))]
+    snapshot = partial_snapshot(found, groups, {"a": groups[0]}, MEMBERS, every=False)
+    assert ({"u1", "u2"}, {"a"}) == (set(snapshot.users), set(snapshot.groups))
+    final = build_snapshot(SourceRead(users=[*found, *later], groups=groups), MEMBERS)
+    assert all(final.users[uid] == u for uid, u in snapshot.users.items())
+    assert final.groups["a"] == snapshot.groups["a"]
+
+
+def test_a_found_user_whose_manager_is_not_found_yet_waits() -> None:
+    """A manager named by an id or userName not found yet holds its user (and theirs) back; free text does not."""
+    found = [
+        user("u1", manager="boss"),
+        user("u2", manager="u1"),
+        user("u3", manager="Jane Doe"),
+        user("u4", manager="u5@example.com"),
+    ]
+    groups = [SourceGroup("a", "a", members=("u1", "u2", "u3", "u4")), SourceGroup("b", "b", members=("boss", "u5"))]
+    snapshot = partial_snapshot(found, groups, {"a": groups[0]}, MEMBERS, every=False)
+    assert {"u3"} == set(snapshot.users), "u1 waits for boss, u2 for u1, u4 for the user named u5@example.com"
+    found += [user("boss"), user("u5")]
+    snapshot = partial_snapshot(found, groups, {"a": groups[0], "b": groups[1]}, MEMBERS, every=False)
+    final = build_snapshot(SourceRead(users=found, groups=groups), MEMBERS)
+    assert final.users == snapshot.users
+    assert ("manager", "u5") in snapshot.users["u4"].enterprise
+    assert not snapshot.users["u3"].enterprise, "the free-text manager names no one, now or later"
+
+
+def test_a_user_identity_center_holds_keeps_a_shared_name_against_a_later_smaller_id() -> None:
+    """A user created early keeps its userName when one found later with a smaller id has it: that one is skipped."""
+    found = [user("u5", "ann@example.com"), user("u7")]
+    groups = [SourceGroup("a", "a", members=("u5", "u7")), SourceGroup("b", "b", members=("u1", "u7"))]
+    first = partial_snapshot(found, groups, {"a": groups[0]}, MEMBERS, every=False)
+    kept = early_changes(make_plan(first, CacheState()).changes, CacheState(), first)
+    assert {("create_user", "u5"), ("create_user", "u7")} <= {(str(c.action), c.source_id) for c in kept}
+    held = {"u5", "u7"}  # what the cache holds once those creates landed
+
+    found.append(user("u1", "ANN@example.com"))
+    later = partial_snapshot(found, groups, {"a": groups[0], "b": groups[1]}, MEMBERS, every=False, prefer=held)
+    assert ({"u5", "u7"}, frozenset({"u7"})) == (set(later.users), later.groups["b"].members)
+    final = build_snapshot(SourceRead(users=found, groups=groups), MEMBERS, prefer=held)
+    assert final.users == later.users
+    assert final.users["u5"] == first.users["u5"]
+    assert [("u1", "userName 'ANN@example.com' is already used by user u5")] == [
+        (s.id, s.reason) for s in final.skipped
+    ]

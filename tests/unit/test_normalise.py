@@ -157,7 +157,7 @@ class TestBuildSnapshot:
         assert (["1"], ["2"]) == (list(snapshot.users), [s.id for s in snapshot.skipped])
 
     def test_a_preferred_user_wins_a_shared_user_name_or_email(self) -> None:
-        """A user in ``prefer`` keeps a userName or email it shares with a smaller id, which is skipped with the reason."""
+        """A user in ``prefer`` keeps a userName or email it shares with a smaller id, which is skipped, saying why."""
         read = SourceRead(
             users=[
                 SourceUser("1", user_name="ann", email="ann@example.com", display_name="A B"),
