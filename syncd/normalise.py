@@ -310,8 +310,9 @@ def build_snapshot(read: SourceRead, scope: Scope, *, prefer: AbstractSet[str] =
     Groups outside the scope are left out; their members still count through nesting when a
     synced group contains them. With ``users="members"`` only members of synced groups stay.
     Two users whose userNames (or emails) differ only by case: the one with the smallest source
-    id is kept, unless the other is in ``prefer`` (users this run already wrote to Identity
-    Center while the source was read, :mod:`syncd.early`), which then wins; the loser is skipped.
+    id is kept, unless only the other is in ``prefer`` (the engine passes the users Identity
+    Center holds, those created while the source was read among them, :mod:`syncd.early`), which
+    then wins; the loser is skipped. Identity Center would refuse the other's create anyway (409).
     """
     skipped = list(read.skipped)
 
