@@ -202,7 +202,7 @@ class EarlyWriter:
         announced = notes.users if notes.users is not None else list(notes.found.values())
         # A shared userName or email goes to the user Identity Center holds, as in the final snapshot;
         # the loaded state holds those the rounds created too.
-        held = self._state.users.keys() if self._state is not None else set(self.cache.target_ids()[0].values())
+        held = self._state.users.keys() if self._state is not None else self.cache.user_ids()
         snapshot = partial_snapshot(announced, notes.listed, notes.read, self.scope, every=every, prefer=held)
         del announced, held
         if self._state is None:

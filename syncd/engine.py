@@ -196,7 +196,7 @@ class Engine:
                 writer.release()  # the partial snapshot goes before the final one is built
             # A userName or email two users share goes to the one Identity Center holds (the cache
             # knows it), one created during the read among them (syncd.early); else to the smaller id.
-            held = set(self.cache.target_ids()[0].values())
+            held = self.cache.user_ids()
             snapshot = build_snapshot(read, self.scope, prefer=held)
             del held
             expected.users = snapshot.users

@@ -307,6 +307,12 @@ class IdentityRecords:
             group_count: int = connection.execute(select(func.count()).select_from(groups)).scalar_one()
         return user_count, group_count
 
+    def user_ids(self: Transactions) -> set[str]:
+        """The source ids of every cached user: the users Identity Center holds, who keep a userName
+        or email another source user shares (:func:`syncd.normalise.build_snapshot`'s ``prefer``)."""
+        with self._read("user_ids", snapshot=True) as connection:
+            return set(connection.execute(select(users.c.source_id)).scalars())
+
     def target_ids(self: Transactions) -> tuple[dict[str, str], dict[str, str]]:
         """Identity Center id → source id of every cached user, and source id → Identity Center id
         of every cached group: what a full resync needs to read Identity Center while the source is
