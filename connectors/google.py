@@ -87,6 +87,7 @@ from connectors.kit import (
     assemble,
     bounded,
     collect,
+    items,
     json_or_empty,
     member_listings,
     resume,
@@ -257,12 +258,12 @@ class GoogleSource:
 
     async def _users(self, kept: Mapping[str, PackedUser], skipped: list[Skipped]) -> dict[str, PackedUser]:
         params = {"customer": self.settings.customer, "maxResults": "500", "fields": USER_FIELDS}
-        raw = await collect(
-            self._http, f"{self._base}/users", PageToken("Google", "users"), params=params, bucket="users"
-        )
         users: dict[str, PackedUser] = {}
         reused = 0
-        for item in raw or ():
+        # Packed a page at a time: a whole org's users as decoded JSON would be held at once.
+        async for item in items(
+            self._http, f"{self._base}/users", PageToken("Google", "users"), params=params, bucket="users"
+        ):
             previous = kept.get(str(item.get("id"))) if isinstance(item, dict) else None
             if previous is not None and previous[-1] is not None and previous[-1] == item.get("etag"):
                 users[item["id"]] = previous  # unchanged since the last read: its etag says so
@@ -278,11 +279,10 @@ class GoogleSource:
 
     async def _groups(self, scope: Scope, skipped: list[Skipped]) -> list[GroupHead]:
         params = {"customer": self.settings.customer, "maxResults": "200", "fields": GROUP_FIELDS}
-        raw = await collect(
-            self._http, f"{self._base}/groups", PageToken("Google", "groups"), params=params, bucket="groups"
-        )
         heads: list[GroupHead] = []
-        for item in raw or ():
+        async for item in items(
+            self._http, f"{self._base}/groups", PageToken("Google", "groups"), params=params, bucket="groups"
+        ):
             group = parse_group(item)
             if isinstance(group, Skipped):
                 skipped.append(group)

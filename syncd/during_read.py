@@ -1,10 +1,11 @@
 """Writes during the read: the listener a source tells what is final, and the rounds that apply
 the safe changes (:mod:`syncd.early` decides which) while the read goes on.
 
-One round at a time: a round starts when the read has announced something new and the last
-round has ended, never on a timer. A round builds the partial snapshot, plans it against the
-cache (loaded once, at the first round, and kept in step by the run's :class:`Mirror`) and, on a
-full resync, against what was read of Identity Center, and applies what is safe. When the read
+One round at a time: a round starts when the read has announced enough that is new (every user,
+or a twentieth of the groups: :func:`syncd.early.round_due`) and the last round has ended, never
+on a timer. A round builds the partial snapshot, plans it against the cache (loaded once, at
+the first round, and kept in step by the run's :class:`Mirror`) and, on a full resync, against
+what was read of Identity Center, and applies what is safe. When the read
 ends the run lets the round in flight land, starts no other, and plans everything again from the
 whole read (:meth:`EarlyWriter.patch_live`, :meth:`EarlyWriter.adjust_base` keep that plan the
 one a run without early writes would have made, minus what landed).
@@ -23,7 +24,7 @@ from typing import Any
 
 from syncd.applier import Applier
 from syncd.changes import Action, Change
-from syncd.early import complete_groups, early_changes, member_snapshot, partial_snapshot
+from syncd.early import complete_groups, early_changes, member_snapshot, partial_snapshot, round_due
 from syncd.grace import Grace
 from syncd.live import LiveGroup, LiveState, LiveUser
 from syncd.matching import match_live
@@ -196,7 +197,8 @@ class EarlyWriter:
         if notes.listed is None or not (every or self.scope.users == "members"):
             return  # with filters.users = "all" every user must be known: any may be kept
         complete = complete_groups((g.id for g in notes.listed), notes.read)
-        if self.rounds and (complete, every) == self._complete:
+        last, last_every = self._complete
+        if self.rounds and not round_due(len(notes.listed), len(complete - last), users_known=every and not last_every):
             return  # users found alone change nothing: they enter with their complete groups
         self._complete = (complete, every)
         announced = notes.users if notes.users is not None else list(notes.found.values())

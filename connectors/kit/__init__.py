@@ -26,7 +26,8 @@ Auth (:mod:`.auth`, :mod:`.keys`)
     reads PEM or JWK; ``KeySigner(key)`` signs with it.
 Paging (:mod:`.paging`)
     ``pages(http, url, pager, params=, bucket=, missing_ok=)`` yields ``Page(items, body,
-    response)`` with the same-origin and repeated-page guards; ``collect(...)`` gathers the items.
+    response)`` with the same-origin and repeated-page guards; ``collect(...)`` gathers the items;
+    ``items(...)`` yields them a page at a time (for the big listings: a whole org's users).
     Pagers: ``LinkHeader`` (RFC 8288), ``PageToken(provider, key)`` (``nextPageToken``),
     ``ODataLinks`` (``@odata.nextLink``, and ``ODataLinks.delta_link(body)`` at the end).
 Incremental state (:mod:`.kept`)
@@ -112,7 +113,7 @@ from connectors.kit.kept import (
 )
 from connectors.kit.keys import SigningKey, load_signing_key
 from connectors.kit.limits import Limits, RateLimit, RateLimitHeaders, rate_limit, retry_after, server_time
-from connectors.kit.paging import LinkHeader, ODataLinks, Page, Pager, PageToken, collect, next_link, pages
+from connectors.kit.paging import LinkHeader, ODataLinks, Page, Pager, PageToken, collect, items, next_link, pages
 from connectors.kit.read import FullReadNeeded, assemble, read_kept
 from syncd.aio import bounded
 
@@ -148,6 +149,7 @@ __all__ = [
     "bounded",
     "collect",
     "format_time",
+    "items",
     "json_or_empty",
     "load_signing_key",
     "member_listings",

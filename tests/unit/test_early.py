@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncd.early import complete_groups, early_changes, partial_snapshot
+from syncd.early import complete_groups, early_changes, partial_snapshot, round_due
 from syncd.model import SourceGroup, SourceRead, SourceUser
 from syncd.normalise import Scope, build_snapshot
 from syncd.plan import Action, make_plan
@@ -170,3 +170,14 @@ def test_a_user_identity_center_holds_keeps_a_shared_name_against_a_later_smalle
     assert [("u1", "userName 'ANN@example.com' is already used by user u5")] == [
         (s.id, s.reason) for s in final.skipped
     ]
+
+
+def test_rounds_are_few_when_groups_complete_one_at_a_time() -> None:
+    """10,000 groups read one by one make at most about twenty rounds after the first, not 10,000."""
+    listed, last, rounds = 10_000, 0, 0
+    for complete in range(1, listed + 1):
+        if round_due(listed, complete - last, users_known=False):
+            rounds, last = rounds + 1, complete
+    assert rounds == 20
+    assert round_due(3, 1, users_known=False)  # a small org: a round per group
+    assert round_due(10_000, 0, users_known=True)  # every user just became known: their creates go now
