@@ -59,6 +59,7 @@ from connectors.entra_graph import (
     GROUP_SELECT,
     USER_SELECT,
     GraphLimits,
+    GroupChanges,
     Nesting,
     merge_group_changes,
     pack_user,
@@ -227,17 +228,17 @@ class EntraSource:
     # -- listings ------------------------------------------------------------------------------
 
     async def _delta_round(
-        self, url: str, bucket: str, params: Mapping[str, str] | None = None
-    ) -> tuple[list[Any], str]:
-        """Every entry of a delta round and the delta link it ends with."""
-        entries: list[Any] = []
+        self, url: str, bucket: str, each: Callable[[list[Any]], object], params: Mapping[str, str] | None = None
+    ) -> str:
+        """A delta round, each page's entries given to ``each`` as it arrives (not held: a full
+        read's groups round carries every direct membership); the delta link it ends with."""
         link: str | None = None
         async for page in pages(self._http, url, self._pager, params=params, bucket=bucket, what=f"{bucket} delta"):
-            entries.extend(page.items)
+            each(page.items)
             link = ODataLinks.delta_link(page.body)
         if link is None:
             raise SourceError(f"Microsoft Graph ended the {bucket} delta round without a delta link")
-        return entries, link
+        return link
 
     async def _users(self, skipped: list[Skipped]) -> dict[str, PackedUser]:
         params = {"$select": ",".join(USER_SELECT), "$expand": "manager($select=id)", "$top": "999"}
@@ -385,21 +386,24 @@ class EntraSource:
 
     async def _full_read(self, scope: Scope, digest: str, skipped: list[Skipped], announce: Announcer) -> KeptDirectory:
         started = self._clock()
-        users_link = (
-            await self._delta_round(
-                f"{self._graph}/users/delta",
-                "users",
-                {"$select": ",".join((*USER_SELECT, "manager")), "$deltatoken": "latest"},
-            )
-        )[1]
+        # "$deltatoken=latest": no entries, only the link to start the next read from.
+        users_link = await self._delta_round(
+            f"{self._graph}/users/delta",
+            "users",
+            lambda _: None,
+            {"$select": ",".join((*USER_SELECT, "manager")), "$deltatoken": "latest"},
+        )
         members_only = scope.users == "members"
         users = {} if members_only else await self._users(skipped)
         if not members_only:
             announce.users(users)  # before any member listing: user creates start now
-        entries, groups_link = await self._delta_round(
-            f"{self._graph}/groups/delta", "groups", {"$select": GROUP_SELECT}
+        changes = GroupChanges()
+        groups_link = await self._delta_round(
+            f"{self._graph}/groups/delta",
+            "groups",
+            lambda entries: merge_group_changes(entries, changes, nesting_only=True),
+            {"$select": GROUP_SELECT},
         )
-        changes = merge_group_changes(entries)
         nesting = Nesting({})
         nesting.apply(changes)
         heads = {gid: c.props for gid, c in changes.groups.items() if isinstance(c.props.get("displayName"), str)}
@@ -427,8 +431,12 @@ class EntraSource:
         if not all(isinstance(link, str) for link in links):
             raise FullReadNeeded("the kept state has no delta links")
         try:
-            user_entries, users_link = await self._delta_round(str(links[0]), "users")
-            group_entries, groups_link = await self._delta_round(str(links[1]), "groups")
+            user_entries: list[Any] = []
+            users_link = await self._delta_round(str(links[0]), "users", user_entries.extend)
+            changes = GroupChanges()
+            groups_link = await self._delta_round(
+                str(links[1]), "groups", lambda entries: merge_group_changes(entries, changes)
+            )
         except DeltaExpired as exc:
             log.warning("entra.delta_expired", why=str(exc), action="full read")
             raise
@@ -442,7 +450,6 @@ class EntraSource:
                 delta.removed_users.add(update[0])
             elif not members_only or update[0] in previous.users:
                 delta.users[update[0]] = update[1]  # members only: others come with a member listing
-        changes = merge_group_changes(group_entries)
         nesting = Nesting.load(previous.marks.get("nesting"))
         changed = nesting.apply(changes)
         again: set[str] = set()

@@ -193,10 +193,15 @@ class GroupChanges:
     removed: set[str] = field(default_factory=set)
 
 
-def merge_group_changes(entries: Iterable[Any]) -> GroupChanges:
-    """Merge the entries of a groups delta round: a group repeated on several pages, each with
-    another slice of ``members@delta``, becomes one change; a member's last word counts."""
-    out = GroupChanges()
+def merge_group_changes(
+    entries: Iterable[Any], into: GroupChanges | None = None, *, nesting_only: bool = False
+) -> GroupChanges:
+    """Merge the entries of a groups delta round (into ``into``, a page at a time): a group
+    repeated on several pages, each with another slice of ``members@delta``, becomes one change;
+    a member's last word counts. With ``nesting_only`` (a full read, whose user members come from
+    the transitive listings) only the members that are groups are kept: 500k user memberships
+    of a 100k-user org would be held for nothing."""
+    out = into if into is not None else GroupChanges()
     for entry in entries:
         group_id = entry.get("id") if isinstance(entry, dict) else None
         if not isinstance(group_id, str) or not group_id:
@@ -213,6 +218,8 @@ def merge_group_changes(entries: Iterable[Any]) -> GroupChanges:
             if not isinstance(member_id, str):
                 continue
             kind = str(member.get("@odata.type", "")).removeprefix("#microsoft.graph.")
+            if nesting_only and kind != "group":
+                continue
             if "@removed" in member:
                 change.added.pop(member_id, None)
                 change.removed[member_id] = kind

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import structlog
 
+from connectors.entra_graph import merge_group_changes
 from tests.entra.conftest import expected, read, summary
 from tests.fakes.entra import FakeEntra
 
@@ -238,3 +239,23 @@ async def test_with_users_members_delta_keeps_to_members(fake: FakeEntra, make_s
     assert users[joiner].user_name == "user9.x@contoso.onmicrosoft.com"
     assert users[ids["users"][0]].active is False
     assert set(users) == set().union(*(members for _, members in expected(fake, groups=SCOPE)[1].values()))
+
+
+def test_a_full_reads_group_round_keeps_only_the_nesting() -> None:
+    """Merged for a full read, a groups delta keeps nested groups and drops user members (listed transitively)."""
+    page = [
+        {
+            "id": "g1",
+            "displayName": "aws-admins",
+            "members@delta": [
+                {"@odata.type": "#microsoft.graph.user", "id": "u1"},
+                {"@odata.type": "#microsoft.graph.group", "id": "g2"},
+            ],
+        }
+    ]
+    full = merge_group_changes(page, nesting_only=True)
+    assert {"g2": "group"} == full.groups["g1"].added
+    assert {"u1": "user", "g2": "group"} == merge_group_changes(page).groups["g1"].added
+    second = [{"id": "g1", "members@delta": [{"@odata.type": "#microsoft.graph.group", "id": "g3"}]}]
+    more = merge_group_changes(second, full)
+    assert {"g2", "g3"} == set(more.groups["g1"].added)  # pages merged one at a time into the same round
