@@ -202,8 +202,8 @@ class Applier:
             self.stop.set()
             raise
         except TargetError as exc:
-            change = item[0] if isinstance(item, list) else item
-            self._failed(change, str(exc))
+            first = item[0] if isinstance(item, list) else item  # a group's member requests come as a list
+            self._failed(first.as_change() if isinstance(first, MemberRequest) else first, str(exc))
 
     def _failed(self, change: Change, message: str) -> None:
         if self.progress is not None and change.is_write:

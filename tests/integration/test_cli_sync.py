@@ -214,6 +214,25 @@ class TestFullResync:
         assert 0 == code
         assert ["u0000", "u0001"] == emulator_view(workspace)["groups"]["eng"]
 
+    def test_a_failure_while_remaking_a_group_deleted_by_hand_is_reported(self, workspace: Workspace) -> None:
+        """A group and a member deleted by hand: remaking the group fails, is reported; a full resync repairs both."""
+        data = make_directory(3, {"eng": [0, 1]})
+        workspace.write(data)
+        sync(workspace)
+        view = emulator_view(workspace)
+        group = workspace.emu.state.find_group("eng")
+        assert group is not None
+        workspace.emu.state.delete_group(group["id"])
+        workspace.emu.state.delete_user(view["users"]["u0001"]["id"])
+        data["groups"][0]["members"].append(data["users"][2]["id"])
+        workspace.write(data)
+        code, out = sync(workspace)
+        assert (1, "failed") == (code, out["status"])
+        assert ["create group 'eng'"] == [error.split(":")[0] for error in out["errors"]]
+        code, _ = sync(workspace, "--full-resync")
+        assert 0 == code
+        assert ["u0000", "u0001", "u0002"] == emulator_view(workspace)["groups"]["eng"]
+
     def test_full_resync_without_drift_writes_nothing(self, workspace: Workspace) -> None:
         """A full resync of a converged directory only reads."""
         workspace.write(make_directory(3, {"eng": [0, 1, 2]}))
