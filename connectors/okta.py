@@ -65,6 +65,7 @@ from connectors.kit import (
     items,
     json_or_empty,
     member_listings,
+    pages,
     parse_time,
     read_kept,
     scope_digest,
@@ -383,22 +384,32 @@ class OktaSource:
 
         Only ``limit`` and ``after`` work on this endpoint (okta/okta-sdk-python#245).
         """
-        raw = await self._list(
-            f"/api/v1/groups/{quote(group_id, safe='')}/users", {"limit": PAGE_SIZE}, "group-users", missing_ok=True
-        )
-        if raw is None:
+        path = f"/api/v1/groups/{quote(group_id, safe='')}/users"
+        members: _Members | None = None
+        # Packed a page at a time: a 30k-member group's full user objects are ~100 MB as decoded JSON.
+        async for page in pages(
+            self._http,
+            f"{self.settings.url}{path}",
+            self._pager,
+            params={"limit": PAGE_SIZE},
+            bucket="group-users",
+            what=path,
+            missing_ok=True,
+        ):
+            members = members or _Members([], {}, [])
+            for item in page.items:
+                packed = _pack_user(item, f"in the members of group {group_id}")
+                if isinstance(packed, Skipped):
+                    members.skipped.append(
+                        Skipped(
+                            SkipKind.MEMBERSHIP, f"{group_id}/{packed.id}", f"member record skipped: {packed.reason}"
+                        )
+                    )
+                    continue
+                members.ids.append(packed[0])
+                members.users[packed[0]] = packed[1]
+        if members is None:
             log.info("okta.group_vanished", group=group_id)
-            return None
-        members = _Members([], {}, [])
-        for item in raw:
-            packed = _pack_user(item, f"in the members of group {group_id}")
-            if isinstance(packed, Skipped):
-                members.skipped.append(
-                    Skipped(SkipKind.MEMBERSHIP, f"{group_id}/{packed.id}", f"member record skipped: {packed.reason}")
-                )
-                continue
-            members.ids.append(packed[0])
-            members.users[packed[0]] = packed[1]
         return members
 
     async def _user(self, user_id: str) -> tuple[str, PackedUser] | Skipped | None:
