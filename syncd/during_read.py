@@ -24,7 +24,14 @@ from typing import Any
 
 from syncd.applier import Applier
 from syncd.changes import Action, Change
-from syncd.early import complete_groups, early_changes, member_snapshot, partial_snapshot, round_due
+from syncd.early import (
+    complete_groups,
+    early_changes,
+    loses_members,
+    member_snapshot,
+    partial_snapshot,
+    round_due,
+)
 from syncd.grace import Grace
 from syncd.live import LiveGroup, LiveState, LiveUser
 from syncd.matching import match_live
@@ -223,7 +230,8 @@ class EarlyWriter:
         matches = match_live(planned, state, view) if view is not None else None
         plan = make_plan(planned, state, view, grace=self.grace, matches=matches)
         del planned
-        changes = early_changes(plan.changes, state, snapshot)
+        every_user = every and self.scope.users != "members"
+        changes = early_changes(plan.changes, state, snapshot, every_user=every_user)
         self.rounds += 1
         if not changes:
             return
@@ -234,8 +242,10 @@ class EarlyWriter:
         def members_known(gid: str) -> bool:
             if gid in creating:
                 return True
-            if gid not in state.groups:
-                return False  # its create waits, or it is adopted this round (members read after the read)
+            if gid not in state.groups or loses_members(state, snapshot, gid, every_user=every_user):
+                # Its create waits, or it is adopted this round (members read after the read), or
+                # it loses a member in the final pass, whose PATCH its adds then share.
+                return False
             if matches is None or view is None:
                 return True
             found = matches.groups.get(gid)

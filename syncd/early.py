@@ -185,15 +185,37 @@ def _held_by_other(held: Mapping[str, str], key: str | None, source_id: str) -> 
     return owner is not None and owner != source_id
 
 
-def early_changes(changes: Iterable[Change], state: CacheState, snapshot: Snapshot) -> list[Change]:
+def loses_members(state: CacheState, snapshot: Snapshot, group_id: str, *, every_user: bool) -> bool:
+    """Whether the final pass will remove a member of the group: then its adds wait for that
+    pass too, where adds and removes share one PATCH (up to 100 changes); early they would cost
+    two. The cache has a member that the group's final members lack, and that member stays a
+    user (a user gone from the source keeps its memberships until its delete drops them).
+    With ``every_user`` (``filters.users = "all"``, every user read) the snapshot tells who
+    stays; otherwise any member lacking counts (it may be a user not found yet).
+    """
+    group = snapshot.groups.get(group_id)
+    if group is None:
+        return True
+    return any(
+        member not in group.members and (not every_user or member in snapshot.users)
+        for member in state.members.get(group_id, ())
+    )
+
+
+def early_changes(
+    changes: Iterable[Change], state: CacheState, snapshot: Snapshot, *, every_user: bool = False
+) -> list[Change]:
     """The changes of a partial snapshot's plan that may be applied before the read ends.
 
     Kept: adoptions (recorded, nothing sent), user and group creates, member adds. A create
     whose userName or email (or group name) the cache gives another object waits for the final
     pass (a rehire, a rename onto a freed name: only it may free the name), and so does a user
     whose manager's create waits. Everything else waits: it may remove, or it is not final.
+    A group that also loses members keeps its adds for the final pass too
+    (:func:`loses_members`; ``every_user``: the snapshot holds every user of the read).
     """
     names, emails, group_names = _held(state, snapshot)
+
     kept: list[Change] = []
     waiting_users: set[str] = set()
     users: list[UserChange] = []
@@ -213,7 +235,8 @@ def early_changes(changes: Iterable[Change], state: CacheState, snapshot: Snapsh
                 if not _held_by_other(group_names, group.display_name, group.source_id):
                     kept.append(change)
             case MemberChange(action=Action.ADD_MEMBERS):
-                kept.append(change)
+                if not loses_members(state, snapshot, change.source_id, every_user=every_user):
+                    kept.append(change)
             case _:
                 pass  # it may remove, or it is not final yet
     # A user is created naming its manager's Identity Center id: one whose manager waits, waits too.

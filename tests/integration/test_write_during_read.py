@@ -184,11 +184,11 @@ def test_user_creates_reach_identity_center_before_the_read_ends(workspace: Work
 
 def test_a_read_that_fails_after_early_creates_removes_nothing(workspace: Workspace) -> None:
     """A read failing after its announcements fails the run, keeps and records the users it created, removes nothing."""
-    data = make_directory(4, {"eng": [0, 1, 2, 3]})
+    data = make_directory(4, {"eng": [0, 1, 2, 3], "ops": [0]})
     workspace.write(data)
     assert 0 == sync(workspace)[0]
-    # Next: u0003 leaves, u0002 leaves eng, u0004 and u0005 join it.
-    changed = make_directory(6, {"eng": [0, 1, 4, 5]})
+    # Next: u0003 leaves, u0002 leaves eng, u0004 and u0005 join eng and ops.
+    changed = make_directory(6, {"eng": [0, 1, 4, 5], "ops": [0, 4, 5]})
     changed["users"] = [u for u in changed["users"] if u["id"] != "u0003"]
 
     result = run(workspace, Announcing(changed, fail=True), creates_landed(2, member_adds=1))
@@ -196,12 +196,15 @@ def test_a_read_that_fails_after_early_creates_removes_nothing(workspace: Worksp
     assert any("lost its connection" in e for e in result.errors)
     users, groups = idc_view(workspace.emu)
     assert users["u0003"] == ("user3@example.com", True), "the leaver is not deactivated"
-    assert {"u0002", "u0004", "u0005"} <= groups["eng"], "no member was removed; the new ones were added"
+    assert frozenset({"u0000", "u0004", "u0005"}) == groups["ops"], "the new members were added"
+    assert frozenset({"u0000", "u0001", "u0002", "u0003"}) == groups["eng"], "no member was removed"
+    # eng's adds waited for the final pass, to share one PATCH with its removal.
     entries = audit(workspace)
     assert {("create_user", "u0004", "ok"), ("create_user", "u0005", "ok")} <= set(entries)
     assert not [e for e in entries if e[0] in REMOVALS]
 
     workspace.write(changed)
+    workspace.emu.stats.reset()
     code, out = sync(workspace)
     assert 0 == code, out["errors"]
     assert (0, 1, 1) == (
@@ -209,6 +212,7 @@ def test_a_read_that_fails_after_early_creates_removes_nothing(workspace: Worksp
         out["changes"]["users_deactivated"],
         out["changes"]["members_removed"],
     )
+    assert 2 == workspace.emu.stats.writes, "the deactivation, and eng's adds and removal in one PATCH"
     users, groups = idc_view(workspace.emu)
     assert 6 == len(workspace.emu.state.users), "no user was made twice"
     # The leaver keeps its memberships while it waits for its delete (safety.delete_after).
@@ -221,8 +225,8 @@ def test_an_incomplete_read_after_early_creates_removes_nothing(workspace: Works
     data = make_directory(3, {"eng": [0, 1, 2]})
     workspace.write(data)
     assert 0 == sync(workspace)[0]
-    changed = make_directory(4, {"eng": [1, 3]})
-    changed["users"] = [u for u in changed["users"] if u["id"] != "u0002"]
+    changed = make_directory(4, {"eng": [0, 1, 3]})
+    changed["users"] = [u for u in changed["users"] if u["id"] != "u0002"]  # it keeps its membership until deleted
 
     result = run(workspace, Announcing(changed, incomplete=True), creates_landed(1, member_adds=1))
     assert ("failed", 1) == (result.status, result.counts["users_created"])
@@ -416,26 +420,27 @@ def test_with_users_members_creates_and_member_adds_go_before_the_read_ends(work
     assert {f"u{i:04d}" for i in range(6)} == set(users), "u0006 is in no group: not synced"
     assert frozenset(f"u{i:04d}" for i in range(6)) == groups["all"], "groups were made with their members"
 
-    # Two join eng, u0002 moves from eng to ops, u0004 leaves: the adds go during the read, the removals after it.
-    changed = make_directory(9, {"eng": [0, 1, 7, 8], "ops": [2, 3]})
+    # Two join eng, u0002 moves from eng to ops: the adds to all and ops go during the read; eng's
+    # wait for the whole read, to go with its removal in one PATCH.
+    changed = make_directory(9, {"eng": [0, 1, 7, 8], "ops": [2, 3, 4]})
     changed["groups"].append(data["groups"][-1])
 
     async def adds(engine: Engine, source: Announcing, progress: Landed) -> None:
-        await progress.until("add_members", 3)  # to all, eng and ops
+        await progress.until("add_members", 2)  # to all and ops
         seen["view"] = idc_view(workspace.emu)
 
     result = run(workspace, Finding(changed), adds)
-    assert ("ok", 2, 1, 1) == (
+    assert ("ok", 2, 5, 1) == (
         result.status,
         result.counts["users_created"],
+        result.counts["members_added"],  # u0007 and u0008 to all and eng, u0002 to ops
         result.counts["members_removed"],
-        result.counts["users_deactivated"],
     )
     users, groups = seen["view"]
-    assert {"u0007", "u0008"} <= groups["eng"], "the new members were added while the source was read"
+    assert {"u0007", "u0008"} <= groups["all"], "the new members were added while the source was read"
     assert "u0002" in groups["ops"]
     assert "u0002" in groups["eng"], "the member removal waited for the whole read"
-    assert users["u0004"][1], "the deactivation waited for the whole read"
+    assert not {"u0007", "u0008"} & groups["eng"], "eng's adds waited with its removal"
 
     # The same two runs without writes during the read, into another Identity Center: the same end.
     with running_emulator(token=TOKEN) as other:
@@ -484,8 +489,8 @@ def test_a_read_failing_after_users_found_removes_nothing(workspace: Workspace) 
     data = make_directory(4, {"eng": [0, 1], "ops": [2, 3]})
     workspace.write(data)
     assert 0 == sync(workspace)[0]
-    # u0003 leaves, u0001 leaves eng, u0004 joins it.
-    changed = make_directory(5, {"eng": [0, 4], "ops": [2]})
+    # u0003 leaves, u0004 joins eng.
+    changed = make_directory(5, {"eng": [0, 1, 4], "ops": [2]})
 
     result = run(workspace, Finding(changed, early=1, fail=True), creates_landed(1, member_adds=1))
     assert ("failed", 5, 1) == (result.status, result.exit_code, result.counts["users_created"])
