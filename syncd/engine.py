@@ -152,7 +152,9 @@ class Engine:
         writer: EarlyWriter | None = None
         live_task: asyncio.Task[LiveState] | None = None
         try:
-            source_state = self.cache.get_value(self._state_key) or {}
+            # A full resync reads the source in full: the kept state (hundreds of MB of Python
+            # objects at 100k users) would only be held for nothing.
+            source_state = {} if options.full_resync else self.cache.get_value(self._state_key) or {}
             only = options.only_assignments
             if only and self.assigner is None:
                 raise ConfigError(
@@ -189,6 +191,7 @@ class Engine:
                 scope=self.scope, full=options.full_resync or not source_state, state=source_state, listener=notes
             )
             read = await self._read_source(ctx, writer, live_task)
+            del ctx, source_state  # the last read's state: what the connector kept of it is in read.state
             read_requests = read.requests
             if not read.complete:
                 raise SourceError(f"the {self.source_type} source returned an incomplete read; nothing was removed")

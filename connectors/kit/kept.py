@@ -176,7 +176,7 @@ class KeptDirectory:
         for user_id, packed in zip(ids, users, strict=False):
             if not isinstance(packed, list) or len(packed) != user_width:
                 raise ValueError("a kept user is malformed")
-            kept_users[user_id] = list(packed)
+            kept_users[user_id] = packed  # the parsed state's own list: nothing else reads it
         kept_groups: dict[str, PackedGroup] = {}
         for group_id, packed in groups.items():
             if not isinstance(packed, list) or len(packed) != group_width or not isinstance(packed[-1], list):
