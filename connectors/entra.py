@@ -337,7 +337,9 @@ class EntraSource:
 
             def members(_: str, done: _Listing) -> dict[str, PackedUser]:
                 assert kept is not None
-                return {user_id: kept.setdefault(user_id, packed) for user_id, packed in done.users.items()}
+                made = {user_id: kept.setdefault(user_id, packed) for user_id, packed in done.users.items()}
+                done.users = {}  # kept: one record per user, not one per membership until the read ends
+                return made
 
             announced = await member_listings(
                 wanted,

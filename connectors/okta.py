@@ -379,8 +379,9 @@ class OktaSource:
                 wanted.append(group)
         return wanted
 
-    async def _members(self, group_id: str) -> _Members | None:
-        """A group's members (full user objects); None when the group was deleted meanwhile.
+    async def _members(self, group_id: str, *, records: bool = True) -> _Members | None:
+        """A group's members (with ``records``, their user objects packed too); None when the
+        group was deleted meanwhile.
 
         Only ``limit`` and ``after`` work on this endpoint (okta/okta-sdk-python#245).
         """
@@ -407,7 +408,8 @@ class OktaSource:
                     )
                     continue
                 members.ids.append(packed[0])
-                members.users[packed[0]] = packed[1]
+                if records:
+                    members.users[packed[0]] = packed[1]
         if members is None:
             log.info("okta.group_vanished", group=group_id)
         return members
@@ -481,11 +483,16 @@ class OktaSource:
 
         def found(group: _GroupHead, members: _Members) -> dict[str, PackedUser]:
             # A user in several groups keeps the record of the first listing to end: the one announced.
-            return {user_id: users.setdefault(user_id, packed) for user_id, packed in members.users.items()}
+            made = {user_id: users.setdefault(user_id, packed) for user_id, packed in members.users.items()}
+            # The listing is kept until every group is read: one record per user is enough, not
+            # one per membership (500k packed records at 100k users).
+            members.users = {}
+            return made
 
+        records = scope.users == "members"  # else the user listing has every record
         listings = await member_listings(
             groups,
-            lambda group: self._members(group.id),
+            lambda group: self._members(group.id, records=records),
             self.settings.concurrency,
             pack=lambda group, members: (group.id, _pack_group(group, members.ids)),
             announce=announce,
