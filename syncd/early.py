@@ -215,7 +215,6 @@ def early_changes(
     (:func:`loses_members`; ``every_user``: the snapshot holds every user of the read).
     """
     names, emails, group_names = _held(state, snapshot)
-
     kept: list[Change] = []
     waiting_users: set[str] = set()
     users: list[UserChange] = []
