@@ -205,7 +205,8 @@ class EarlyWriter:
             return  # with filters.users = "all" every user must be known: any may be kept
         complete = complete_groups((g.id for g in notes.listed), notes.read)
         last, last_every = self._complete
-        if self.rounds and not round_due(len(notes.listed), len(complete - last), users_known=every and not last_every):
+        due = round_due(len(notes.listed), len(last), len(complete), users_known=every and not last_every)
+        if self.rounds and not due:
             return  # users found alone change nothing: they enter with their complete groups
         self._complete = (complete, every)
         announced = notes.users if notes.users is not None else list(notes.found.values())

@@ -68,19 +68,22 @@ def complete_groups(listed: Iterable[str], read: Mapping[str, SourceGroup]) -> s
 
 
 ROUND_SHARE = 20
-"""Rounds after the first wait for a twentieth of the listed groups: see :func:`round_due`."""
+"""Rounds wait for at most a twentieth of the listed groups: see :func:`round_due`."""
 
 
-def round_due(listed: int, newly_complete: int, *, users_known: bool) -> bool:
+def round_due(listed: int, complete_before: int, complete_now: int, *, users_known: bool) -> bool:
     """Whether a round after the first is worth its cost: every user has just become known, or
-    a twentieth of the ``listed`` groups (at least one) has become complete since the last round.
+    enough groups have become complete since the last round: half as many as were complete then
+    (the first rounds come quickly, so writes start while the read is young), and never more
+    than a twentieth of the ``listed`` groups (at least one).
 
     Each round normalises and plans every announced user, so a round per group read would cost
     users × groups: 10^9 normalisations for a full resync of a 100k-user, 10k-group org with
-    nothing to write. This way a read has at most ~20 rounds after its first, and what they
-    leave when the read ends (under a twentieth of the groups) the final pass sends.
+    nothing to write. This way 10k groups make under 40 rounds, and what the rounds leave when
+    the read ends (under a twentieth of the groups) the final pass sends.
     """
-    return users_known or newly_complete >= max(1, listed // ROUND_SHARE)
+    step = max(1, min(complete_before // 2, listed // ROUND_SHARE))
+    return users_known or complete_now - complete_before >= step
 
 
 def _contested_names(groups: Iterable[SourceGroup], scope: Scope) -> set[str]:
