@@ -14,19 +14,42 @@ from dataclasses import dataclass, field
 
 from connectors.ldap.conn import Entry
 from connectors.ldap.settings import LdapSettings
-from connectors.ldap.values import dn_key, first_text, guid_text, under, values_of
+from connectors.ldap.values import (
+    FILETIME_MAX,
+    dn_key,
+    filetime_epoch,
+    first_text,
+    guid_text,
+    under,
+    values_of,
+)
 from syncd.model import SkipKind, Skipped
 
 
-__all__ = ["GroupRecord", "Index", "Resolution", "UserRecord", "group_record", "resolve_members", "user_record"]
+__all__ = [
+    "GroupRecord",
+    "Index",
+    "Resolution",
+    "UserRecord",
+    "account_expiry",
+    "group_record",
+    "resolve_members",
+    "user_record",
+]
 
 ACCOUNTDISABLE = 0x2  # userAccountControl bit (MS-ADTS §2.2.16)
+ACCOUNT_EXPIRES = "accountExpires"  # https://learn.microsoft.com/windows/win32/adschema/a-accountexpires
 ENTERPRISE_FIELDS = ("employee_number", "cost_center", "organization", "division", "department")
 
 
 @dataclass(slots=True)
 class UserRecord:
-    """A user as read: its stable id, DN, the fields syncd sends, and its change marker."""
+    """A user as read: its stable id, DN, the fields syncd sends, and its change marker.
+
+    ``active`` is what the entry says now; ``expires`` (AD's accountExpires, epoch seconds, None
+    for never) is compared with the clock each time the user is handed on, since an account
+    expires without any change to its entry. ``unreadable``: attributes whose value made no sense.
+    """
 
     id: str
     dn: str
@@ -40,6 +63,8 @@ class UserRecord:
     manager_dn: str | None = None
     uid: str | None = None
     member_of: list[str] = field(default_factory=list)  # AD's memberOf, when asked for
+    expires: float | None = None
+    unreadable: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -74,7 +99,7 @@ def user_attributes(settings: LdapSettings) -> list[str]:
     """The attributes a user search asks for."""
     fields = ["id", "user_name", "email", "given_name", "family_name", "display_name", "manager", "uid"]
     names = [settings.attribute(f) for f in (*fields, *ENTERPRISE_FIELDS)]
-    extra = ["userAccountControl"] if settings.preset == "ad" else ["pwdAccountLockedTime"]
+    extra = ["userAccountControl", ACCOUNT_EXPIRES] if settings.preset == "ad" else ["pwdAccountLockedTime"]
     return _unique([n for n in names if n] + extra + [settings.defaults.change_attribute])
 
 
@@ -97,12 +122,44 @@ def _unique(names: Iterable[str]) -> list[str]:
     return out
 
 
+def account_expiry(entry: Entry) -> float | None:
+    """When an AD account expires, in epoch seconds, or None when it never does.
+
+    ``accountExpires`` is a FILETIME (100 ns intervals since 1601-01-01 UTC) written as a decimal;
+    0 and 0x7FFFFFFFFFFFFFFF mean never, as does no value (Account-Expires attribute,
+    https://learn.microsoft.com/windows/win32/adschema/a-accountexpires). ValueError when the
+    value is not a FILETIME.
+    """
+    text = first_text(entry, ACCOUNT_EXPIRES)
+    if text is None:
+        return None
+    moment = filetime_epoch(text)
+    return None if int(text) in (0, FILETIME_MAX) else moment
+
+
+def _ad_expiry(entry: Entry) -> tuple[float | None, tuple[str, ...]]:
+    """The account's expiry, and the attributes that could not be read (for the read to log)."""
+    try:
+        return account_expiry(entry), ()
+    except ValueError:
+        # A value that is not a FILETIME (AD's Large Integer syntax never gives one; a proxy or
+        # another server behind preset = "ad" might) cannot tell us when the account expires. It
+        # is not taken as expired: deactivating people in Identity Center on a value nobody set to
+        # mean that would lock them out by our misreading. Nor is it a claim that the account never
+        # expires: no expiry is applied, the user stays as userAccountControl says (the DC checks
+        # that at logon too), and the read names the users concerned, without the value.
+        return None, (ACCOUNT_EXPIRES,)
+
+
 def user_record(entry: Entry, settings: LdapSettings, disabled: frozenset[str]) -> UserRecord | Skipped:
     """A user entry as a record, or why it is skipped. ``disabled``: DN keys matched by disabled_filter."""
     user_id = entry_id(entry, settings)
     if not user_id:
         return Skipped(SkipKind.USER, entry.dn, f"the entry has no {settings.attribute('id')} (its stable id)")
+    expires: float | None = None
+    unreadable: tuple[str, ...] = ()
     if settings.preset == "ad":
+        expires, unreadable = _ad_expiry(entry)
         uac = first_text(entry, "userAccountControl")
         active = not (uac is not None and uac.lstrip("-").isdigit() and int(uac) & ACCOUNTDISABLE)
     else:
@@ -124,6 +181,8 @@ def user_record(entry: Entry, settings: LdapSettings, disabled: frozenset[str]) 
         manager_dn=first_text(entry, settings.attribute("manager")),
         uid=first_text(entry, settings.attribute("uid")),
         member_of=[v.decode("utf-8", errors="replace") for v in values_of(entry, "memberOf")],
+        expires=expires,
+        unreadable=unreadable,
     )
 
 

@@ -13,6 +13,7 @@ from connectors.ldap.conn import Entry
 __all__ = [
     "dn_key",
     "escape_filter_value",
+    "filetime_epoch",
     "first_text",
     "generalized_time",
     "guid_text",
@@ -113,3 +114,16 @@ def generalized_time(text: str) -> datetime | None:
 def to_generalized_time(moment: datetime) -> str:
     """``YYYYmmddHHMMSSZ`` in UTC, the form a ``modifyTimestamp>=`` filter takes."""
     return moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+
+
+FILETIME_UNIX_EPOCH = 116_444_736_000_000_000  # 1970-01-01 UTC in 100 ns intervals since 1601-01-01 UTC
+FILETIME_MAX = 0x7FFF_FFFF_FFFF_FFFF  # the largest Large Integer (a signed 64-bit value)
+_DECIMAL = re.compile(r"[0-9]+")
+
+
+def filetime_epoch(text: str) -> float:
+    """A FILETIME written as a decimal integer (100 ns intervals since 1601-01-01 UTC, MS-DTYP
+    §2.3.3) as epoch seconds; ValueError when ``text`` is not a decimal from 0 to 2**63 - 1."""
+    if not _DECIMAL.fullmatch(text) or int(text) > FILETIME_MAX:
+        raise ValueError("not a FILETIME")
+    return (int(text) - FILETIME_UNIX_EPOCH) / 10_000_000
