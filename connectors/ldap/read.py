@@ -13,7 +13,11 @@ groups have their members resolved again, and the members an earlier read could 
 Kept records (``KeptDirectory``, :mod:`connectors.kit.kept`):
 
 * user: ``[dn, userName, email, givenName, familyName, displayName, active, enterprise|None,
-  manager DN, uid]``
+  manager DN, uid, expires]``: ``active`` as the entry said when read; ``expires`` AD's
+  accountExpires in epoch seconds, or None (never, not AD, or unreadable). A kept user is handed
+  on inactive once ``expires`` is at or before the source's clock, though the entry did not change
+  (an account expires without a write, so ``uSNChanged`` does not move). State kept with another
+  width (an earlier syncd's) is unusable, and the read after it is full.
 * group: ``[dn, name, description, nested group ids, pending members, member user ids]``
 """
 
@@ -45,6 +49,7 @@ from syncd.model import Skipped, SourceGroup, SourceUser
 __all__ = [
     "GROUP_WIDTH",
     "USER_WIDTH",
+    "expired",
     "group_from_kept",
     "join_by_member_of",
     "keep_groups",
@@ -57,7 +62,8 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN (MS-ADTS §3.1.1.3.4.4)
-USER_WIDTH = 10
+USER_WIDTH = 11
+_EXPIRES = 10  # where a packed user keeps its expiry: last, added after the first 10
 GROUP_WIDTH = 6
 
 
@@ -84,7 +90,19 @@ async def read_users(
             if dn_key(entry.dn) not in seen:  # bases may overlap
                 seen.add(dn_key(entry.dn))
                 out.append(user_record(entry, settings, frozen))
+    _log_unreadable(out)
     return out
+
+
+def _log_unreadable(records: Iterable[UserRecord | Skipped]) -> None:
+    """One event per attribute some users had a value of that could not be read (the DNs, not the values)."""
+    dns_by_attribute: dict[str, list[str]] = {}
+    for record in records:
+        if isinstance(record, UserRecord):
+            for name in record.unreadable:
+                dns_by_attribute.setdefault(name, []).append(record.dn)
+    for name, dns in dns_by_attribute.items():
+        log.warning("ldap.value_unreadable", attribute=name, users=len(dns), first=dns[:5])
 
 
 async def read_groups(session: Session, settings: LdapSettings, extra_filter: str = "") -> list[GroupRecord | Skipped]:
@@ -131,6 +149,7 @@ def _pack_user(user: UserRecord) -> list[Any]:
         user.enterprise or None,
         user.manager_dn,
         user.uid,
+        user.expires,
     ]
 
 
@@ -230,9 +249,16 @@ def _log_ignored(totals: Resolution) -> None:
         )
 
 
-def user_from_kept(user_id: str, packed: list[Any], names_by_dn: dict[str, str]) -> SourceUser:
-    """A kept user as the engine takes it; the manager's DN becomes the manager's userName."""
-    _, user_name, email, given, family, display, active, enterprise, manager_dn, _ = packed
+def expired(packed: list[Any], now: float) -> bool:
+    """Whether a kept user's account has expired by ``now`` (epoch seconds)."""
+    expires = packed[_EXPIRES]
+    return isinstance(expires, int | float) and expires <= now
+
+
+def user_from_kept(user_id: str, packed: list[Any], names_by_dn: dict[str, str], now: float) -> SourceUser:
+    """A kept user as the engine takes it at ``now``: inactive once expired; the manager's DN becomes
+    the manager's userName."""
+    _, user_name, email, given, family, display, active, enterprise, manager_dn, _, _ = packed
     fields = dict(enterprise or {})
     manager = names_by_dn.get(dn_key(manager_dn)) if manager_dn else None
     if manager:
@@ -244,7 +270,7 @@ def user_from_kept(user_id: str, packed: list[Any], names_by_dn: dict[str, str])
         given_name=given,
         family_name=family,
         display_name=display,
-        active=bool(active),
+        active=bool(active) and not expired(packed, now),
         enterprise=fields,
     )
 

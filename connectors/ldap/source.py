@@ -33,6 +33,7 @@ from connectors.ldap.conn import Connect, open_ldap3
 from connectors.ldap.read import (
     GROUP_WIDTH,
     USER_WIDTH,
+    expired,
     group_from_kept,
     join_by_member_of,
     keep_groups,
@@ -122,9 +123,10 @@ class LdapSource:
         finally:
             await session.close()
         names_by_dn = {dn_key(p[0]): p[1] for p in directory.users.values() if p[1]}
+        now = self._clock()  # an account may have expired since the last read with no change to its entry
         read = assemble(
             directory,
-            user=lambda uid, packed: user_from_kept(uid, packed, names_by_dn),
+            user=lambda uid, packed: user_from_kept(uid, packed, names_by_dn, now),
             group=group_from_kept,
             skipped=skipped,
             requests=session.requests,
@@ -134,6 +136,7 @@ class LdapSource:
             users=len(read.users),
             groups=len(read.groups),
             skipped=len(read.skipped),
+            expired=sum(expired(p, now) for p in directory.users.values()),
             requests=read.requests,
             referrals_not_followed=session.referrals,
         )
