@@ -4,7 +4,8 @@ Two presets carry a directory's facts; every one of them can be overridden:
 
 * ``ad`` (Active Directory): users ``(&(objectCategory=person)(objectClass=user))``, userName
   from ``userPrincipalName``, id ``objectGUID``, disabled when ``userAccountControl`` has bit 0x2
-  (ACCOUNTDISABLE, MS-ADTS §2.2.16), groups ``(objectClass=group)``, changes by ``uSNChanged``.
+  (ACCOUNTDISABLE, MS-ADTS §2.2.16) or once ``accountExpires`` has passed (checked on every read,
+  changed entry or not), groups ``(objectClass=group)``, changes by ``uSNChanged``.
 * ``openldap``: users ``(objectClass=inetOrgPerson)``, userName from ``mail``, id ``entryUUID``
   (RFC 4530), disabled when ppolicy's ``pwdAccountLockedTime`` is set (draft-behera-ldap-password-policy
   §5.3.3), groups ``groupOfNames``/``groupOfUniqueNames`` (RFC 4519 §3.5, §3.6), changes by
