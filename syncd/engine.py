@@ -28,6 +28,7 @@ from connectors.base import ReadContext, Source
 from syncd.access import AccessRules, access_entries, directory_of
 from syncd.access import impact as access_impact
 from syncd.applier import Applier
+from syncd.cache.database import JsonText
 from syncd.changes import AccessChange, Action
 from syncd.during_read import CurrentUsers, EarlyWriter, ReadNotes
 from syncd.errors import (
@@ -192,6 +193,9 @@ class Engine:
             )
             read = await self._read_source(ctx, writer, live_task)
             del ctx, source_state  # the last read's state: what the connector kept of it is in read.state
+            # Saved at the end of an ok run; held until then as text, not as the connector's objects.
+            source_state_text = JsonText(read.state)
+            read.state = {}
             read_requests = read.requests
             if not read.complete:
                 raise SourceError(f"the {self.source_type} source returned an incomplete read; nothing was removed")
@@ -300,7 +304,7 @@ class Engine:
                 await self._prove_target(dry_run=False)
                 result.status = RunStatus.OK
                 if not only:  # the identities of this read were not all pushed: read them again
-                    self.cache.set_value(self._state_key, read.state)
+                    self.cache.set_value(self._state_key, source_state_text)
             if result.access:
                 # Kept with the run in the audit trail, for `syncd status`, `syncd access --since`
                 # and the status page. A run that did not end ok may not have made every change.

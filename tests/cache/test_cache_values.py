@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from syncd.cache import Cache
+from syncd.cache.database import JsonText
 from syncd.cache.tables import kv
 from syncd.errors import CacheError
 
@@ -26,6 +27,14 @@ from syncd.errors import CacheError
 def test_values_round_trip(cache: Cache, value: Any) -> None:
     """set_value then get_value returns an equal JSON value."""
     cache.set_value("connector.state", value)
+
+    assert value == cache.get_value("connector.state")
+
+
+@pytest.mark.parametrize("value", [{"ids": ["u1"], "users": [["a@example.com", None]]}, "plain text ✓", 42])
+def test_a_value_serialised_ahead_reads_back_as_the_value(cache: Cache, value: Any) -> None:
+    """A value written as JSON text made ahead (a run's connector state) reads back as the value itself."""
+    cache.set_value("connector.state", JsonText(value))
 
     assert value == cache.get_value("connector.state")
 
