@@ -193,8 +193,10 @@ class Engine:
             )
             read = await self._read_source(ctx, writer, live_task)
             del ctx, source_state  # the last read's state: what the connector kept of it is in read.state
-            # Saved at the end of an ok run; held until then as text, not as the connector's objects.
-            source_state_text = JsonText(read.state)
+            # Saved at the end of an ok run (never by a dry run, nor by --only assignments: the
+            # identities of this read were not all pushed, so the next run reads them again); held
+            # until then as text, not as the connector's objects.
+            source_state_text = None if options.dry_run or only else JsonText(read.state)
             read.state = {}
             read_requests = read.requests
             if not read.complete:
@@ -303,7 +305,7 @@ class Engine:
             else:
                 await self._prove_target(dry_run=False)
                 result.status = RunStatus.OK
-                if not only:  # the identities of this read were not all pushed: read them again
+                if source_state_text is not None:
                     self.cache.set_value(self._state_key, source_state_text)
             if result.access:
                 # Kept with the run in the audit trail, for `syncd status`, `syncd access --since`
