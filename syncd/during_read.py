@@ -2,11 +2,12 @@
 the safe changes (:mod:`syncd.early` decides which) while the read goes on.
 
 One round at a time: a round starts when the read has announced enough that is new (every user,
-or a twentieth of the groups: :func:`syncd.early.round_due`) and the last round has ended, never
-on a timer. A round builds the partial snapshot, plans it against the cache (loaded once, at
-the first round, and kept in step by the run's :class:`Mirror`) and, on a full resync, against
-what was read of Identity Center, and applies what is safe. When the read ends the run lets the
-round in flight land, starts no other, and plans everything again from the whole read
+or enough newly complete groups, never more than a twentieth of them: :func:`syncd.early.round_due`)
+and the last round has ended, never on a timer. A round builds the partial snapshot, plans it
+against the cache (loaded once, at the first round, and kept in step by the run's
+:class:`Mirror`) and, on a full resync, against what was read of Identity Center, and applies
+what is safe. When the read ends the run lets the round in flight land, starts no other, and
+plans everything again from the whole read
 (:meth:`EarlyWriter.patch_live`, :meth:`EarlyWriter.adjust_base` keep that plan the one a run
 without early writes would have made, minus what landed).
 
