@@ -145,6 +145,8 @@ class EarlyWriter:
         self.counts = count_changes([])
         self.errors: list[str] = []
         self.rounds = 0
+        self.planned_users = 0
+        """Users the rounds planned, summed over the rounds (each settled user is planned once)."""
         self.loaded: tuple[int, int] | None = None
         """Users and groups the cache held before the first early write (the guard's base)."""
         self.adopted = [0, 0]
@@ -156,6 +158,9 @@ class EarlyWriter:
         self._state: CacheState | None = None
         self._mirror: Mirror | None = None
         self._complete: tuple[set[str], bool] = (set(), False)
+        self._settled: set[str] = set()
+        """Users no round needs to plan again (:meth:`_unsettled`), for the users announced as ``_settled_of``."""
+        self._settled_of: Sequence[SourceUser] | None = None
 
     async def run(self) -> None:
         """Rounds until the read ends (:meth:`end`) or the run is asked to stop."""
@@ -224,14 +229,16 @@ class EarlyWriter:
         assert mirror is not None
         mirror.desired = snapshot.groups
         view = self._view(live, snapshot) if live is not None else None
-        # Users made by an earlier round need no planning again (100k digests a round otherwise).
-        planned = snapshot
-        if self.made_users:
-            users = {sid: u for sid, u in snapshot.users.items() if sid not in self.made_users}
-            planned = Snapshot(users=users, groups=snapshot.groups)
+        planned, planned_state = self._unsettled(snapshot, state, every)
+        # Matched against the whole cache: a live object it holds for a settled user stays that user's.
         matches = match_live(planned, state, view) if view is not None else None
-        plan = make_plan(planned, state, view, grace=self.grace, matches=matches)
-        del planned
+        plan = make_plan(planned, planned_state, view, grace=self.grace, matches=matches)
+        if every:
+            sent_early = {c.source_id for c in plan.changes if c.action in (Action.CREATE_USER, Action.ADOPT_USER)}
+            self._settled.update(sid for sid in planned.users if sid not in sent_early)
+        planned_users = len(planned.users)
+        self.planned_users += planned_users
+        del planned, planned_state
         every_user = every and self.scope.users != "members"
         changes = early_changes(plan.changes, state, snapshot, every_user=every_user)
         self.rounds += 1
@@ -260,6 +267,7 @@ class EarlyWriter:
             "early.round",
             round=self.rounds,
             users=len(snapshot.users),
+            planned_users=planned_users,
             groups=len(snapshot.groups),
             writes=len(early.writes),
         )
@@ -283,6 +291,26 @@ class EarlyWriter:
                 self.counts[key] += value
             self.errors.extend(applier.errors)
             self._landed(changes, snapshot, known, live)
+
+    def _unsettled(self, snapshot: Snapshot, state: CacheState, every: bool) -> tuple[Snapshot, CacheState]:
+        """The round's snapshot and cache without the users settled by earlier rounds: to plan.
+
+        Settled: made by an earlier round, or (once every user is known) planned by one with
+        nothing to send early (unchanged, or an update that waits for the final pass). A user's
+        plan depends only on its record, its cache entry and its live object, and the rounds
+        change none of them for such a user, so planning it again would give the same answer:
+        100k digests and as many deactivations of the users left out, a round, otherwise. Both
+        sides leave them out, so that a settled user does not look gone from the source.
+        """
+        if self._settled_of is not self.notes.users:
+            # The users were announced again (every user, after some found): their records may differ.
+            self._settled, self._settled_of = set(), self.notes.users
+        skip = self._settled | self.made_users.keys() if every else self.made_users.keys()
+        if not skip:
+            return snapshot, state
+        users = {sid: u for sid, u in snapshot.users.items() if sid not in skip}
+        cached = {sid: c for sid, c in state.users.items() if sid not in skip}
+        return Snapshot(users=users, groups=snapshot.groups), CacheState(cached, state.groups, state.members)
 
     def _landed(self, changes: list[Change], snapshot: Snapshot, known: set[str], live: LiveState | None) -> None:
         """Note what the round made, so that later rounds and the final plan see it in Identity Center."""

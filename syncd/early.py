@@ -164,8 +164,8 @@ def partial_snapshot(
     return Snapshot(users=snapshot.users, groups=groups)
 
 
-def _held(state: CacheState, snapshot: Snapshot) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    """Who holds each case-folded userName, email and group name in the cache (source ids).
+def _held_users(state: CacheState, snapshot: Snapshot) -> tuple[dict[str, str], dict[str, str]]:
+    """Who holds each case-folded userName and email in the cache (source ids).
 
     A user the cache loaded without its payload (unchanged at the source) holds the email the
     snapshot gives it.
@@ -179,8 +179,7 @@ def _held(state: CacheState, snapshot: Snapshot) -> tuple[dict[str, str], dict[s
             email = snapshot.users[sid].email
         if email:
             emails[str(email).casefold()] = sid
-    groups = {cached.display_name.casefold(): sid for sid, cached in state.groups.items()}
-    return names, emails, groups
+    return names, emails
 
 
 def _held_by_other(held: Mapping[str, str], key: str | None, source_id: str) -> bool:
@@ -217,7 +216,9 @@ def early_changes(
     A group that also loses members keeps its adds for the final pass too
     (:func:`loses_members`; ``every_user``: the snapshot holds every user of the read).
     """
-    names, emails, group_names = _held(state, snapshot)
+    # Who holds which name, built only for a round that creates (two maps of every cached user).
+    held_users: tuple[dict[str, str], dict[str, str]] | None = None
+    group_names: dict[str, str] | None = None
     kept: list[Change] = []
     waiting_users: set[str] = set()
     users: list[UserChange] = []
@@ -227,6 +228,9 @@ def early_changes(
                 if change.reason == ADOPTED:
                     kept.append(change)
             case UserChange(action=Action.CREATE_USER, user=user):
+                if held_users is None:
+                    held_users = _held_users(state, snapshot)
+                names, emails = held_users
                 if _held_by_other(names, user.user_name, user.source_id) or _held_by_other(
                     emails, user.email, user.source_id
                 ):
@@ -234,6 +238,8 @@ def early_changes(
                 else:
                     users.append(change)
             case GroupChange(action=Action.CREATE_GROUP, group=group):
+                if group_names is None:
+                    group_names = {cached.display_name.casefold(): sid for sid, cached in state.groups.items()}
                 if not _held_by_other(group_names, group.display_name, group.source_id):
                     kept.append(change)
             case MemberChange(action=Action.ADD_MEMBERS):

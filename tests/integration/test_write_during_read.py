@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from connectors.base import ReadContext
 from syncd import config
 from syncd.cache import Cache
@@ -498,3 +500,44 @@ def test_a_read_failing_after_users_found_removes_nothing(workspace: Workspace) 
     assert users["u0003"][1], "the leaver is not deactivated"
     assert {"eng": frozenset({"u0000", "u0001", "u0004"}), "ops": frozenset({"u0002", "u0003"})} == groups
     assert not [e for e in audit(workspace) if e[0] in REMOVALS]
+
+
+class OneGroupAtATime(Announcing):
+    """Announces every user and the group list, then one group per round: the next once the last one's adds landed."""
+
+    def __init__(self, data: dict[str, Any], progress: Landed) -> None:
+        super().__init__(data)
+        self.progress = progress
+
+    async def read(self, ctx: ReadContext) -> SourceRead:
+        assert ctx.listener is not None
+        ctx.listener.users_read(self.users)
+        ctx.listener.groups_listed([replace(g, members=(), groups=()) for g in self.groups])
+        for landed, group in enumerate(self.groups, start=1):
+            ctx.listener.group_read(group)
+            await self.progress.until("add_members", landed)
+        await self.proceed.wait()
+        return SourceRead(users=self.users, groups=self.groups)
+
+
+def test_each_user_is_planned_by_one_round_only(workspace: Workspace) -> None:
+    """Rounds after the first plan no user again: unchanged, updated and created users are settled by the first."""
+    workspace.write(make_directory(6, {"a": [0], "b": [1], "c": [2]}))
+    assert 0 == sync(workspace)[0]
+    changed = make_directory(7, {"a": [0, 3], "b": [1, 4], "c": [2, 5]})
+    changed["users"][1]["family_name"] = "Renamed"  # an update: it waits for the final pass
+
+    progress = Landed()
+    with capture_logs() as logs:
+        result = run(workspace, OneGroupAtATime(changed, progress), progress=progress)
+    assert "ok" == result.status, result.errors
+    rounds = [e for e in logs if e["event"] == "early.round"]
+    assert 3 == len(rounds), "one round per group"
+    assert [7, 0, 0] == [e["planned_users"] for e in rounds], "every user planned once, in the first round"
+    assert (1, 1, 3) == (result.counts["users_created"], result.counts["users_updated"], result.counts["members_added"])
+    _, groups = idc_view(workspace.emu)
+    assert {"u0000", "u0003"} == groups["a"]
+    assert {"u0002", "u0005"} == groups["c"]
+    workspace.write(changed)
+    code, out = sync(workspace)
+    assert (0, 0) == (code, sum(out["changes"].values())), "converged"
