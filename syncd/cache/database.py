@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
@@ -113,16 +114,51 @@ def _json_default(value: Any) -> Any:
 
 
 class JsonText:
-    """A JSON value serialised ahead of its write (by :func:`json_dumps`): stored as it is.
+    """A JSON value serialised ahead of its write: :attr:`text` is what :func:`json_dumps` makes of it.
 
     A run holds a connector's state this way from the end of the read to the end of the run:
-    100k users' packed records are ~30 MB of text and several times that as Python objects.
+    100k users' packed records are ~25 MB of text and several times that as Python objects.
+    The text is held compressed (a few MB), and made a slice at a time (:func:`_pieces`): one
+    ``json.dumps`` of the whole value would build a list of every token first, tens of MB
+    beside the value it encodes.
     """
 
-    __slots__ = ("text",)
+    __slots__ = ("_compressed",)
 
     def __init__(self, value: Any) -> None:
-        self.text = json_dumps(value)
+        packer = zlib.compressobj(1)  # fast: the text is decompressed once, to be written
+        chunks = [packer.compress(piece.encode()) for piece in _pieces(value)]
+        chunks.append(packer.flush())
+        self._compressed = b"".join(chunks)
+
+    @property
+    def text(self) -> str:
+        """The JSON text."""
+        return zlib.decompress(self._compressed).decode()
+
+
+_SLICE = 1_000
+"""Items of a long list encoded by one ``json.dumps`` call in :func:`_pieces`."""
+
+
+def _pieces(value: Any) -> Iterator[str]:
+    """:func:`json_dumps` of ``value`` in pieces that join to the same text: objects key by key,
+    long lists a slice of items at a time, anything else whole."""
+    if isinstance(value, dict):
+        yield "{"
+        for i, (key, item) in enumerate(value.items()):
+            # A key that is not text (1, None, True) becomes text the way json.dumps makes it.
+            name = json_dumps(key) if isinstance(key, str) else json_dumps({key: 0})[1:-3]
+            yield from ("," if i else "", name, ":")
+            yield from _pieces(item)
+        yield "}"
+    elif isinstance(value, list) and len(value) > _SLICE:
+        yield "["
+        for start in range(0, len(value), _SLICE):
+            yield ("," if start else "") + json_dumps(value[start : start + _SLICE])[1:-1]
+        yield "]"
+    else:
+        yield json_dumps(value)
 
 
 def json_dumps(value: Any) -> str:

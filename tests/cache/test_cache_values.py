@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from syncd.cache import Cache
-from syncd.cache.database import JsonText
+from syncd.cache.database import JsonText, json_dumps
 from syncd.cache.tables import kv
 from syncd.errors import CacheError
 
@@ -31,12 +31,32 @@ def test_values_round_trip(cache: Cache, value: Any) -> None:
     assert value == cache.get_value("connector.state")
 
 
-@pytest.mark.parametrize("value", [{"ids": ["u1"], "users": [["a@example.com", None]]}, "plain text ✓", 42])
+BIG_STATE = {
+    "version": 1,
+    "ids": [f"u{i}" for i in range(2_500)],
+    "users": [[f"user{i}@example.com", None, {"department": "Eng ✓"}, i % 2 == 0] for i in range(2_500)],
+    "groups": {f"g{i}": [f"group {i}", [*range(i, i + 1_200)]] for i in range(3)},
+    "marks": {"watermark": "2026-12-02T08:00:00.000Z", "empty": [], "nothing": {}},
+}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"ids": ["u1"], "users": [["a@example.com", None]]}, BIG_STATE, [], {}, "plain text ✓", 42],
+    ids=["small", "big", "empty-list", "empty-object", "string", "number"],
+)
 def test_a_value_serialised_ahead_reads_back_as_the_value(cache: Cache, value: Any) -> None:
     """A value written as JSON text made ahead (a run's connector state) reads back as the value itself."""
     cache.set_value("connector.state", JsonText(value))
 
     assert value == cache.get_value("connector.state")
+
+
+def test_text_made_ahead_is_the_text_of_the_value() -> None:
+    """The JSON text made ahead, in slices, is exactly the one-piece encoding (long lists, keys that are not text)."""
+    value = {**BIG_STATE, "odd keys": {1: "one", None: "none", False: [None] * 1_001, 2.5: "half"}}
+
+    assert json_dumps(value) == JsonText(value).text
 
 
 def test_a_missing_key_reads_none(cache: Cache) -> None:
