@@ -235,7 +235,9 @@ class Engine:
             matches: Matches | None = None
             if live_task is not None:
                 live = await live_task
+                live_task = None  # the run holds Identity Center's state as ``live`` alone (dropped after the apply)
                 if writer is not None:
+                    writer.live = None
                     writer.patch_live(live, state, snapshot.users)
                 share_equal_users(live, snapshot.users)
                 matches = match_live(snapshot, state, live)
@@ -263,6 +265,7 @@ class Engine:
                     apps=self.access_rules.apps,
                     admin_patterns=self.access_rules.admin_patterns,
                 )
+                del groups
             result.plan = plan
             result.would_change = plan.counts()
             verdict = check(plan, self.limit, member_limit=self.member_limit, allow_deletions=options.allow_deletions)
@@ -298,9 +301,15 @@ class Engine:
                 # What landed, even when the run stopped midway.
                 result.counts = dict(applier.counts)
                 result.errors.extend(applier.errors)
+            # The directory, the cache's state and Identity Center's go before the source's state is
+            # written: the write holds its text twice over (hundreds of MB at 100k users otherwise).
+            apply_failed = bool(applier.errors)
+            del applier, mirror, state, snapshot, live, matches
+            expected.users = {}
+            self.target.manager_id = None
             if self._stop.is_set():
                 result.status = RunStatus.INTERRUPTED
-            elif applier.errors or (writer is not None and writer.errors):
+            elif apply_failed or (writer is not None and writer.errors):
                 result.status = RunStatus.FAILED
             else:
                 await self._prove_target(dry_run=False)
