@@ -95,7 +95,8 @@ class ReadContext:
 
     ``full``: a full read is required (``--full-resync``, or no state yet); incremental
     connectors must then ignore ``state``. ``state``: what the connector returned in
-    ``SourceRead.state`` on the last successful run. ``listener``: told which parts of a read
+    ``SourceRead.state`` on the last successful run (a connector may consume it: the kit's
+    :func:`~connectors.kit.kept.resume` empties it once loaded). ``listener``: told which parts of a read
     are final before it ends (None: nobody asks; see :class:`ReadListener`).
     """
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -212,6 +212,10 @@ def resume(
         previous = KeptDirectory.load(ctx.state, user_width=user_width, group_width=group_width)
     except (ValueError, TypeError) as exc:
         return None, f"the kept state is unusable ({exc})"
+    if isinstance(ctx.state, MutableMapping):
+        # Consumed: the directory holds what it needs of it, and the rest (500k member indexes at
+        # 100k users) would otherwise be held beside it for the whole read.
+        ctx.state.clear()
     if previous.scope != digest:
         return None, "the scope or settings changed since the last read"
     if full_read_every is not None and now - previous.last_full_read >= full_read_every.total_seconds():

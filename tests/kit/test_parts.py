@@ -287,6 +287,19 @@ def test_resume_says_why_a_full_read_is_needed(ctx: ReadContext, digest: str, no
     assert (ok is not None, none) == (True, "")
 
 
+def test_resume_consumes_the_state_it_builds_on() -> None:
+    """The state a read builds on is emptied once loaded (not held beside the directory); an unusable one is left."""
+    kept = KeptDirectory("d1", 1_000.0, {}, {"u1": ["a"]}, {"g": ["G", ["u1"]]})
+    state = kept.dump()
+    loaded, _ = resume(ReadContext(full=False, state=state), "d1", 2_000.0, None, user_width=1, group_width=2)
+    assert loaded is not None
+    assert (loaded.users, loaded.groups) == (kept.users, kept.groups)
+    assert {} == state
+    unusable = {"version": 7}
+    resume(ReadContext(full=False, state=unusable), "d1", 2_000.0, None, user_width=1, group_width=2)
+    assert {"version": 7} == unusable
+
+
 def test_the_scope_digest_changes_with_scope_and_settings() -> None:
     """Another group filter or another setting gives another digest; the same gives the same."""
     base = scope_digest(Scope(groups=("a*",)), url="u")
