@@ -22,7 +22,7 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncd.model import SkipKind, Skipped, SourceUser
+from syncd.model import NO_ATTRIBUTES, SkipKind, Skipped, SourceUser
 from syncd.normalise import Scope
 
 
@@ -112,10 +112,10 @@ def unpack_user(user_id: str, packed: PackedUser, managers: Mapping[str, str]) -
     """The SourceUser of a packed user; ``managers`` maps a synced user's folded email to its id,
     so that the manager relation names the manager's id (left out when the manager is not synced)."""
     email, given, family, full, active, enterprise, manager, _ = packed
-    attributes = dict(enterprise or {})
+    attributes: Mapping[str, str] = enterprise or NO_ATTRIBUTES  # shared with the packed record unless a manager joins
     manager_id = managers.get(manager.casefold()) if isinstance(manager, str) else None
     if manager_id is not None:
-        attributes["manager"] = manager_id
+        attributes = {**attributes, "manager": manager_id}
     return SourceUser(
         id=user_id,
         user_name=email,

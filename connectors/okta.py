@@ -72,7 +72,7 @@ from connectors.kit import (
 )
 from connectors.okta_settings import DEFAULT_SCOPES, OktaSettings
 from syncd.errors import SourceAuthError
-from syncd.model import RequestStats, SkipKind, Skipped, SourceGroup, SourceRead, SourceUser
+from syncd.model import NO_ATTRIBUTES, RequestStats, SkipKind, Skipped, SourceGroup, SourceRead, SourceUser
 from syncd.normalise import Scope
 
 
@@ -173,7 +173,7 @@ def _unpack_user(user_id: str, packed: PackedUser, include_staged: bool) -> Sour
         family_name=last,
         display_name=display,
         active=active,
-        enterprise=dict(enterprise or {}),
+        enterprise=enterprise or NO_ATTRIBUTES,  # the packed record's own mapping: no copy per user
     )
 
 

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from syncd.memberset import MemberSet
@@ -30,9 +31,15 @@ PERSONAL_ATTRIBUTES = frozenset({"employee_number", "manager"})
 centre...) repeat, and readers keep one copy of each value."""
 
 
+NO_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
+"""The enterprise attributes of a user that has none: one shared, read-only mapping (not an
+empty dict per user)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SourceUser:
-    """A user as a connector read it."""
+    """A user as a connector read it. ``enterprise`` is read, never changed: connectors may
+    share one mapping between the records they keep and the users they return."""
 
     id: str
     user_name: str | None = None
@@ -41,7 +48,7 @@ class SourceUser:
     family_name: str | None = None
     display_name: str | None = None
     active: bool = True
-    enterprise: Mapping[str, str] = field(default_factory=dict)
+    enterprise: Mapping[str, str] = field(default_factory=lambda: NO_ATTRIBUTES)  # shared, not a dict each
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ Kept records (``KeptDirectory``, :mod:`connectors.kit.kept`):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -43,7 +43,7 @@ from connectors.ldap.records import (
 from connectors.ldap.session import Session
 from connectors.ldap.settings import LdapSettings
 from connectors.ldap.values import dn_key, escape_filter_value
-from syncd.model import Skipped, SourceGroup, SourceUser
+from syncd.model import NO_ATTRIBUTES, Skipped, SourceGroup, SourceUser
 
 
 __all__ = [
@@ -259,10 +259,10 @@ def user_from_kept(user_id: str, packed: list[Any], names_by_dn: dict[str, str],
     """A kept user as the engine takes it at ``now``: inactive once expired; the manager's DN becomes
     the manager's userName."""
     _, user_name, email, given, family, display, active, enterprise, manager_dn, _, _ = packed
-    fields = dict(enterprise or {})
+    fields: Mapping[str, str] = enterprise or NO_ATTRIBUTES  # shared with the kept record unless a manager joins
     manager = names_by_dn.get(dn_key(manager_dn)) if manager_dn else None
     if manager:
-        fields["manager"] = manager
+        fields = {**fields, "manager": manager}
     return SourceUser(
         id=user_id,
         user_name=user_name,
