@@ -145,8 +145,6 @@ class EarlyWriter:
         self.counts = count_changes([])
         self.errors: list[str] = []
         self.rounds = 0
-        self.planned_users = 0
-        """Users the rounds planned, summed over the rounds (each settled user is planned once)."""
         self.loaded: tuple[int, int] | None = None
         """Users and groups the cache held before the first early write (the guard's base)."""
         self.adopted = [0, 0]
@@ -237,7 +235,6 @@ class EarlyWriter:
             sent_early = {c.source_id for c in plan.changes if c.action in (Action.CREATE_USER, Action.ADOPT_USER)}
             self._settled.update(sid for sid in planned.users if sid not in sent_early)
         planned_users = len(planned.users)
-        self.planned_users += planned_users
         del planned, planned_state
         every_user = every and self.scope.users != "members"
         changes = early_changes(plan.changes, state, snapshot, every_user=every_user)
