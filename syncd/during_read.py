@@ -220,7 +220,9 @@ class EarlyWriter:
         snapshot = partial_snapshot(announced, notes.listed, notes.read, self.scope, every=every, prefer=held)
         del announced, held
         if self._state is None:
-            self._state = self.cache.load(current=CurrentUsers(snapshot.users))
+            # Lean: no payload (a round sends no update or removal), which for the users not
+            # announced yet would be held until the read ends.
+            self._state = self.cache.load(current=CurrentUsers(snapshot.users), lean=True)
             self.loaded = (len(self._state.users), len(self._state.groups))
             self._mirror = Mirror(self.cache, self._state, snapshot.groups)
         state, mirror = self._state, self._mirror
@@ -307,7 +309,9 @@ class EarlyWriter:
             return snapshot, state
         users = {sid: u for sid, u in snapshot.users.items() if sid not in skip}
         cached = {sid: c for sid, c in state.users.items() if sid not in skip}
-        return Snapshot(users=users, groups=snapshot.groups), CacheState(cached, state.groups, state.members)
+        return Snapshot(users=users, groups=snapshot.groups), CacheState(
+            cached, state.groups, state.members, state.emails
+        )
 
     def _landed(self, changes: list[Change], snapshot: Snapshot, known: set[str], live: LiveState | None) -> None:
         """Note what the round made, so that later rounds and the final plan see it in Identity Center."""

@@ -167,14 +167,14 @@ def partial_snapshot(
 def _held_users(state: CacheState, snapshot: Snapshot) -> tuple[dict[str, str], dict[str, str]]:
     """Who holds each case-folded userName and email in the cache (source ids).
 
-    A user the cache loaded without its payload (unchanged at the source) holds the email the
-    snapshot gives it.
+    A user the cache loaded without its payload holds the email a lean load kept for it
+    (``state.emails``), or else (unchanged at the source) the one the snapshot gives it.
     """
     names: dict[str, str] = {}
     emails: dict[str, str] = {}
     for sid, cached in state.users.items():
         names[cached.user_name.casefold()] = sid
-        email = cached.data.get("email") if cached.data else None
+        email = cached.data.get("email") if cached.data else state.emails.get(sid)
         if email is None and sid in snapshot.users:
             email = snapshot.users[sid].email
         if email:

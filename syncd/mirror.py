@@ -117,12 +117,14 @@ class Mirror:
         # cache then; nothing in this run reads them again, so the copy in memory leaves them
         # out (100k created users would otherwise hold 100k payloads until the run ends).
         self.state.users[user.source_id] = replace(user, digest="", data=NO_DATA)
+        self.state.emails.pop(user.source_id, None)  # it holds the email just pushed: the snapshot's
         if self._user_owner is not None:
             self._user_owner[user.target_id] = user.source_id
 
     def forget_user(self, source_id: str, audit: AuditEntry) -> None:
         self.cache.forget_user(source_id, audit)
         previous = self.state.users.pop(source_id, None)
+        self.state.emails.pop(source_id, None)
         if previous is not None and self._user_owner is not None:
             self._user_owner.pop(previous.target_id, None)
         self._drop_user(source_id)

@@ -85,6 +85,9 @@ class CacheState:
     users: dict[str, CachedUser] = field(default_factory=dict)
     groups: dict[str, CachedGroup] = field(default_factory=dict)
     members: dict[str, AbstractSet[str]] = field(default_factory=dict)
+    emails: dict[str, str] = field(default_factory=dict)
+    """The email last pushed for each user a lean load (``Cache.load(lean=True)``) read without
+    its payload, unless the source holds it unchanged: who holds which email in Identity Center."""
 
     @property
     def memberships(self) -> set[tuple[str, str]]:

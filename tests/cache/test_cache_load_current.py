@@ -105,3 +105,31 @@ def test_members_are_the_very_strings_of_the_loaded_users(cache: Cache) -> None:
     members = state.members[ENG.source_id]
     assert sorted(u.source_id for u in odd) == list(members)
     assert all(m is state.users[m].source_id for m in members)
+
+
+def test_a_lean_load_holds_no_payload_but_each_users_pushed_email(cache: Cache) -> None:
+    """lean=True: no user keeps its data; unchanged users load as UNCHANGED, the rest with their digest and email."""
+    gone = datetime(2026, 11, 1, tzinfo=UTC)
+    dan = CachedUser("00u4", "t-dan", "dan@example.com", "d-dan", {"email": "Dan@Example.com", "active": True})
+    erin = CachedUser("00u5", "t-erin", "erin", "d-erin", {"email": "erin@example.com"}, gone_since=gone)
+    nomail = CachedUser("00u6", "t-nomail", "nomail", "d-nomail", {"email": None, "userName": "nomail"})
+    _fill(cache)
+    for user in (dan, erin, nomail):
+        cache.put_user(user)
+
+    state = cache.load(
+        current={
+            ALICE.source_id: Current(ALICE.source_id, ALICE.user_name, ALICE.digest),
+            dan.source_id: Current(dan.source_id, dan.user_name, "d-dan-2"),
+            erin.source_id: Current(erin.source_id, erin.user_name, erin.digest),  # back: gone_since set
+        },
+        lean=True,
+    )
+
+    assert all(not user.data for user in state.users.values()), "no payload is loaded"
+    assert {
+        u.source_id: u for u in (replace(ALICE, digest=UNCHANGED), BOB, CAROL, dan, erin, nomail)
+    } == state.users  # ids, names, digests, origins, gone_since
+    assert {"00u4": "Dan@Example.com", "00u5": "erin@example.com"} == state.emails
+    full = cache.load()
+    assert (full.groups, full.memberships) == (state.groups, state.memberships)

@@ -485,6 +485,37 @@ def test_a_later_user_sharing_an_early_created_users_email_is_skipped(workspace:
     assert (users, groups) == idc_view(workspace.emu)
 
 
+def test_a_new_user_taking_the_email_of_a_cached_user_not_read_yet_waits(workspace: Workspace) -> None:
+    """A new user with the email of a cached user the read has not reached is not created early, then skipped."""
+    members_only(workspace)
+    data = make_directory(4, {"eng": [0, 1], "ops": [2, 3]})
+    data["users"][3]["email"] = "ann@example.com"
+    workspace.write(data)
+    assert 0 == sync(workspace)[0]
+    # u0004 joins eng with u0003's email; u0003's group (ops) is read only after the early round.
+    changed = make_directory(6, {"eng": [0, 1, 4, 5], "ops": [2, 3]})
+    changed["users"][3]["email"] = "ann@example.com"
+    changed["users"][4]["email"] = "ANN@example.com"
+    seen: dict[str, Any] = {}
+
+    async def during(engine: Engine, source: Announcing, progress: Landed) -> None:
+        await progress.until("create_user", 1)
+        await progress.until("add_members", 1)
+        seen["view"] = idc_view(workspace.emu)
+
+    result = run(workspace, Finding(changed, early=1), during)
+    assert "ok" == result.status, result.errors
+    users, _ = seen["view"]
+    assert "u0005" in users, "the other new user was created during the read"
+    assert "u0004" not in users, "the user sharing a cached user's email waited for the final pass"
+    assert [("u0004", "email 'ANN@example.com' is already used by user u0003")] == [
+        (s.id, s.reason) for s in result.skipped
+    ]
+    users, groups = idc_view(workspace.emu)
+    assert {f"u{i:04d}" for i in (0, 1, 2, 3, 5)} == set(users)
+    assert frozenset({"u0000", "u0001", "u0005"}) == groups["eng"]
+
+
 def test_a_read_failing_after_users_found_removes_nothing(workspace: Workspace) -> None:
     """With users = members, a read failing after some groups' users were found and created removes nothing."""
     members_only(workspace)
