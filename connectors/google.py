@@ -404,7 +404,10 @@ class GoogleSource:
             return unpack_user(user_id, packed, managers)
 
         announce = Announcer(ctx.listener, user=user, group=_unpack_group)
-        users = await self._users(previous.users if previous is not None else {}, skipped)
+        kept = previous.users if previous is not None else {}
+        del previous  # its groups (every membership of the last read) are not read again
+        users = await self._users(kept, skipped)
+        del kept  # the users it still holds are in ``users``
         if not members_only:
             managers.update(synced_managers(users))
             announce.users(users)
