@@ -164,21 +164,28 @@ def partial_snapshot(
     return Snapshot(users=snapshot.users, groups=groups)
 
 
-def _held_users(state: CacheState, snapshot: Snapshot) -> tuple[dict[str, str], dict[str, str]]:
-    """Who holds each case-folded userName and email in the cache (source ids).
+def _held_users(
+    state: CacheState, snapshot: Snapshot, creates: Sequence[UserChange]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Who holds, in the cache, each case-folded userName and email the ``creates`` would take
+    (source ids): only those, not every cached user's (two maps of 100k names a round).
 
     A user the cache loaded without its payload holds the email a lean load kept for it
     (``state.emails``), or else (unchanged at the source) the one the snapshot gives it.
     """
+    wanted_names = {c.user.user_name.casefold() for c in creates}
+    wanted_emails = {c.user.email.casefold() for c in creates if c.user.email}
     names: dict[str, str] = {}
     emails: dict[str, str] = {}
     for sid, cached in state.users.items():
-        names[cached.user_name.casefold()] = sid
+        name = cached.user_name.casefold()
+        if name in wanted_names:
+            names[name] = sid
         email = cached.data.get("email") if cached.data else state.emails.get(sid)
         if email is None and sid in snapshot.users:
             email = snapshot.users[sid].email
-        if email:
-            emails[str(email).casefold()] = sid
+        if email and (folded := str(email).casefold()) in wanted_emails:
+            emails[folded] = sid
     return names, emails
 
 
@@ -216,8 +223,10 @@ def early_changes(
     A group that also loses members keeps its adds for the final pass too
     (:func:`loses_members`; ``every_user``: the snapshot holds every user of the read).
     """
-    # Who holds which name, built only for a round that creates (two maps of every cached user).
-    held_users: tuple[dict[str, str], dict[str, str]] | None = None
+    changes = list(changes)
+    # Who holds the names the round's user creates would take.
+    creates = [c for c in changes if isinstance(c, UserChange) and c.action is Action.CREATE_USER]
+    names, emails = _held_users(state, snapshot, creates) if creates else ({}, {})
     group_names: dict[str, str] | None = None
     kept: list[Change] = []
     waiting_users: set[str] = set()
@@ -228,9 +237,6 @@ def early_changes(
                 if change.reason == ADOPTED:
                     kept.append(change)
             case UserChange(action=Action.CREATE_USER, user=user):
-                if held_users is None:
-                    held_users = _held_users(state, snapshot)
-                names, emails = held_users
                 if _held_by_other(names, user.user_name, user.source_id) or _held_by_other(
                     emails, user.email, user.source_id
                 ):
