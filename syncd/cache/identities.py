@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 
 from syncd.cache.shared import (
     IN_CHUNK,
@@ -113,32 +113,27 @@ class IdentityRecords:
                 users.c.origin,
                 users.c.gone_since,
             )
-            if lean:
-                email = users.c.data["email"].as_string()
-                for sid, tid, name, digest, origin, gone, pushed_email in connection.execution_options(
-                    yield_per=LOAD_BATCH
-                ).execute(select(*columns, email)):
-                    now = current.get(sid) if current is not None else None
-                    if now is not None and now.digest == digest and gone is None:
-                        state.users[now.source_id] = CachedUser(
-                            now.source_id, tid, now.user_name, UNCHANGED, NO_DATA, _origin(origin)
-                        )
-                        continue
-                    state.users[sid] = CachedUser(sid, tid, name, digest, NO_DATA, _origin(origin), gone)
-                    if pushed_email is not None:
-                        state.emails[sid] = pushed_email
-            elif current is None:
+            if current is None and not lean:
                 with_data = connection.execution_options(yield_per=LOAD_BATCH).execute(select(*columns, users.c.data))
                 for user_row in with_data:
                     state.users[user_row[0]] = cached_user(user_row, user_row[6])
             else:
+                now_of = current if current is not None else {}
+                # Lean: each row brings the email it was last pushed with, and its payload is never read.
+                query: Select[Any] = select(*columns, users.c.data["email"].as_string()) if lean else select(*columns)
                 changed: dict[str, Sequence[Any]] = {}
-                for row in connection.execution_options(yield_per=LOAD_BATCH).execute(select(*columns)):
-                    now = current.get(row[0])
+                for row in connection.execution_options(yield_per=LOAD_BATCH).execute(query):
+                    now = now_of.get(row[0])
                     if now is not None and now.digest == row[3] and row[5] is None:
                         state.users[now.source_id] = CachedUser(
                             now.source_id, row[1], now.user_name, UNCHANGED, NO_DATA, _origin(row[4])
                         )
+                    elif lean:
+                        state.users[row[0]] = CachedUser(
+                            row[0], row[1], row[2], row[3], NO_DATA, _origin(row[4]), row[5]
+                        )
+                        if row[6] is not None:
+                            state.emails[row[0]] = row[6]
                     else:
                         changed[row[0]] = row
                 for chunk in chunks(list(changed), IN_CHUNK):
