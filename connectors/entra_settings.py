@@ -26,9 +26,6 @@ from pathlib import Path
 from typing import Literal
 
 import httpx2
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from connectors.kit import SigningKey, load_signing_key
@@ -49,6 +46,11 @@ def certificate_key(text: str) -> SigningKey:
     The bundle may carry a chain: the certificate used is the one that belongs to the key.
     Raises ValueError naming what is missing; never quotes the key.
     """
+    # Imported here: a secret or federated sign-in needs no cryptography (connectors.kit.keys).
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     blocks = [(m.group(1), m.group(0)) for m in _PEM_BLOCK.finditer(text)]
     key_block = next((block for kind, block in blocks if kind.endswith("PRIVATE KEY")), None)
     cert_blocks = [block for kind, block in blocks if kind == "CERTIFICATE"]

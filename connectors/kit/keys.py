@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+# PyJWT and cryptography are imported where a key is loaded or used, not here: a source that
+# signs in with a token or a client secret (Okta's API token, Entra's secret) never needs them,
+# and they are about 10 MB of every run's resident memory.
 
 __all__ = ["SigningKey", "load_signing_key"]
 
@@ -31,6 +34,8 @@ class SigningKey:
 
     def sign(self, claims: dict[str, Any]) -> str:
         """A compact JWS of ``claims`` (``kid`` in the header when known, plus :attr:`headers`)."""
+        import jwt
+
         headers = {**({"kid": self.key_id} if self.key_id else {}), **self.headers}
         return jwt.encode(claims, self.key, algorithm=self.algorithm, headers=headers or None)
 
@@ -40,6 +45,10 @@ def load_signing_key(text: str, key_id: str | None = None, *, name: str = "priva
 
     Raises ValueError with a message that names the setting ``name`` and never quotes the key.
     """
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     text = text.strip()
     key: object
     kid = key_id

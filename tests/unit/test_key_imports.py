@@ -1,0 +1,44 @@
+"""Signing in with a token or a client secret loads neither PyJWT nor cryptography (about 10 MB of memory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+_SCRIPT = """
+import json, sys
+import syncd.wiring, connectors.okta, connectors.entra, connectors.google
+from connectors.okta_settings import OktaSettings
+from connectors.entra_settings import EntraSettings
+OktaSettings.model_validate({"url": "https://acme.okta.com", "token": "env:SYNCD_TEST_TOKEN"})
+EntraSettings.model_validate({"tenant_id": "acme.example", "client_id": "app", "client_secret": "env:SYNCD_TEST_TOKEN"})
+if sys.argv[1] == "key":
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+    from connectors.kit import load_signing_key
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    load_signing_key(pem.decode()).sign({"sub": "x"})
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("jwt", "cryptography"))))
+"""
+
+
+def _loaded(mode: str) -> list[str]:
+    """Run the script in a fresh interpreter; the PyJWT and cryptography modules it ended up with."""
+    env = {**os.environ, "SYNCD_TEST_TOKEN": "not-a-real-token"}
+    done = subprocess.run([sys.executable, "-c", _SCRIPT, mode], capture_output=True, text=True, env=env, check=True)
+    loaded: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return loaded
+
+
+def test_token_and_secret_sign_ins_load_no_key_library() -> None:
+    """Okta with an API token, Entra with a client secret, every connector imported: no PyJWT, no cryptography."""
+    assert [] == _loaded("token")
+
+
+def test_loading_a_signing_key_does_load_them() -> None:
+    """The check above can fail: loading and using a private key imports PyJWT and cryptography."""
+    loaded = _loaded("key")
+    assert {"jwt", "cryptography"} <= {m.split(".")[0] for m in loaded}
