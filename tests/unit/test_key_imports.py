@@ -7,27 +7,29 @@ import os
 import subprocess
 import sys
 
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
 
 _SCRIPT = """
 import json, sys
 import syncd.wiring, connectors.okta, connectors.entra, connectors.google
 from connectors.okta_settings import OktaSettings
 from connectors.entra_settings import EntraSettings
-OktaSettings.model_validate({"url": "https://acme.okta.com", "token": "env:SYNCD_TEST_TOKEN"})
 EntraSettings.model_validate({"tenant_id": "acme.example", "client_id": "app", "client_secret": "env:SYNCD_TEST_TOKEN"})
-if sys.argv[1] == "key":
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-    from connectors.kit import load_signing_key
-    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    load_signing_key(pem.decode()).sign({"sub": "x"})
+if sys.argv[1] == "key":  # a private-key sign-in, as a user configures it; the key is made by the test
+    key = {"url": "https://acme.okta.com", "client_id": "app", "private_key": "env:SYNCD_TEST_KEY"}
+    OktaSettings.model_validate(key).signing_key.sign({"sub": "app"})
+else:
+    OktaSettings.model_validate({"url": "https://acme.okta.com", "token": "env:SYNCD_TEST_TOKEN"})
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("jwt", "cryptography"))))
 """
 
 
 def _loaded(mode: str) -> list[str]:
     """Run the script in a fresh interpreter; the PyJWT and cryptography modules it ended up with."""
-    env = {**os.environ, "SYNCD_TEST_TOKEN": "not-a-real-token"}
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    env = {**os.environ, "SYNCD_TEST_TOKEN": "not-a-real-token", "SYNCD_TEST_KEY": key.decode()}
     done = subprocess.run([sys.executable, "-c", _SCRIPT, mode], capture_output=True, text=True, env=env, check=True)
     loaded: list[str] = json.loads(done.stdout.splitlines()[-1])
     return loaded
@@ -39,6 +41,6 @@ def test_token_and_secret_sign_ins_load_no_key_library() -> None:
 
 
 def test_loading_a_signing_key_does_load_them() -> None:
-    """The check above can fail: loading and using a private key imports PyJWT and cryptography."""
+    """The check above can fail: an Okta private-key sign-in, loaded and used, imports PyJWT and cryptography."""
     loaded = _loaded("key")
     assert {"jwt", "cryptography"} <= {m.split(".")[0] for m in loaded}
