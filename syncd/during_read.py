@@ -232,7 +232,8 @@ class EarlyWriter:
         planned, planned_state = self._unsettled(snapshot, state, every)
         # Matched against the whole cache: a live object it holds for a settled user stays that user's.
         matches = match_live(planned, state, view) if view is not None else None
-        plan = make_plan(planned, planned_state, view, grace=self.grace, matches=matches)
+        # No removal: a round sends none (syncd.early), and every object not announced yet looks gone.
+        plan = make_plan(planned, planned_state, view, grace=self.grace, matches=matches, removals=False)
         if every:
             sent_early = {c.source_id for c in plan.changes if c.action in (Action.CREATE_USER, Action.ADOPT_USER)}
             self._settled.update(sid for sid in planned.users if sid not in sent_early)

@@ -186,9 +186,10 @@ def _claimed(names: Iterable[str]) -> set[str]:
 
 
 def _user_changes(
-    snapshot: Snapshot, cache: CacheState, matches: Matches | None, grace: Grace
+    snapshot: Snapshot, cache: CacheState, matches: Matches | None, grace: Grace, *, removals: bool = True
 ) -> tuple[list[Change], set[str]]:
-    """User changes, and the source ids of users being deleted."""
+    """User changes (with ``removals``, those of users gone from the source too), and the source
+    ids of users being deleted."""
     changes: list[Change] = []
     deleting: set[str] = set()
     for sid in sorted(snapshot.users):
@@ -220,8 +221,9 @@ def _user_changes(
                 UserChange(Action.ADOPT_USER, user, live.target_id, before=live.data, reason="already current")
             )
 
-    gone = sorted(cache.users.keys() - snapshot.users.keys())
+    gone = sorted(cache.users.keys() - snapshot.users.keys()) if removals else []
     claimed = _claimed(u.user_name for u in snapshot.users.values()) if gone and grace.enabled else set()
+    retiring = grace.retire_reason("deactivated") if gone and grace.enabled else ""  # one string for all
     for sid in gone:
         cached_user = cache.users[sid]
         if matches is not None and sid not in matches.users:
@@ -257,9 +259,7 @@ def _user_changes(
                     sid,
                     cached_user.target_id,
                     before=cached_user.data,
-                    reason=grace.retire_reason("deactivated")
-                    if step is Step.RETIRE
-                    else "drift: reactivated by hand while pending deletion",
+                    reason=retiring if step is Step.RETIRE else "drift: reactivated by hand while pending deletion",
                     gone_since=cached_user.gone_since or grace.now,
                 )
             )
@@ -267,9 +267,10 @@ def _user_changes(
 
 
 def _group_changes(
-    snapshot: Snapshot, cache: CacheState, matches: Matches | None, grace: Grace
+    snapshot: Snapshot, cache: CacheState, matches: Matches | None, grace: Grace, *, removals: bool = True
 ) -> tuple[list[Change], set[str], dict[str, tuple[str, ...]]]:
-    """Group changes, the source ids of groups being deleted, and members sent with creates."""
+    """Group changes (with ``removals``, those of groups gone from the source too), the source
+    ids of groups being deleted, and members sent with creates."""
     changes: list[Change] = []
     deleting: set[str] = set()
     inline: dict[str, tuple[str, ...]] = {}
@@ -327,8 +328,9 @@ def _group_changes(
                 GroupChange(Action.ADOPT_GROUP, group, live.target_id, before=live_before, reason="already current")
             )
 
-    gone = sorted(cache.groups.keys() - snapshot.groups.keys())
+    gone = sorted(cache.groups.keys() - snapshot.groups.keys()) if removals else []
     claimed = _claimed(g.display_name for g in snapshot.groups.values()) if gone and grace.enabled else set()
+    retiring = grace.retire_reason("members removed") if gone and grace.enabled else ""  # one string for all
     for sid in gone:
         cached_group = cache.groups[sid]
         if matches is not None and sid not in matches.groups:
@@ -364,7 +366,7 @@ def _group_changes(
                     sid,
                     cached_group.target_id,
                     before=_group_before(cached_group),
-                    reason=grace.retire_reason("members removed"),
+                    reason=retiring,
                     gone_since=grace.now,
                 )
             )
@@ -383,8 +385,9 @@ def membership_changes(
     *,
     deleting_users: Iterable[str] = (),
     deleting_groups: Iterable[str] = (),
+    removes: bool = True,
 ) -> list[MemberChange]:
-    """Member adds and removes, batched at most 100 per change, adds before removes.
+    """Member adds and (with ``removes``) removes, batched at most 100 per change, adds before removes.
 
     ``current`` is what Identity Center holds now (cached pairs, or live ones on a full resync,
     plus members sent inline with group creates), as (group, user) pairs or as each group's
@@ -396,8 +399,8 @@ def membership_changes(
     gone_groups = set(deleting_groups)
 
     adds: list[MemberChange] = []
-    removes: list[MemberChange] = []
-    for gsid in sorted(snapshot.groups.keys() | current_by_group.keys()):
+    removed: list[MemberChange] = []
+    for gsid in sorted(snapshot.groups.keys() | current_by_group.keys() if removes else snapshot.groups.keys()):
         if gsid in gone_groups:
             continue
         group = snapshot.groups.get(gsid)
@@ -407,9 +410,11 @@ def membership_changes(
             continue
         for batch in _batches(sorted(desired - have)):
             adds.append(MemberChange(Action.ADD_MEMBERS, gsid, batch, group=group))
+        if not removes:
+            continue
         for batch in _batches(sorted(have - desired - gone_users)):
-            removes.append(MemberChange(Action.REMOVE_MEMBERS, gsid, batch, group=group))
-    return adds + removes
+            removed.append(MemberChange(Action.REMOVE_MEMBERS, gsid, batch, group=group))
+    return adds + removed
 
 
 def _by_group(pairs: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
@@ -448,6 +453,7 @@ def make_plan(
     *,
     grace: Grace = NO_GRACE,
     matches: Matches | None = None,
+    removals: bool = True,
 ) -> Plan:
     """Decide every change of a run.
 
@@ -455,11 +461,16 @@ def make_plan(
     Identity Center's state is reconciled as this module's docstring describes. ``grace`` is
     ``safety.delete_after`` and the time of the plan (:mod:`syncd.grace`); by default objects
     gone from the source are deleted at once.
+
+    ``removals=False`` plans no removal of any kind (no deactivation, delete, forget or member
+    removal): for the rounds of writes during the read (:mod:`syncd.early`), which send none,
+    and whose partial snapshot makes every object not announced yet look gone (a removal
+    planned for each of them cost tens of MB at 100k users, only to be filtered out).
     """
     if matches is None and live is not None:
         matches = match_live(snapshot, cache, live)  # the run passes the ones it made reading ``live``
-    user_changes, _ = _user_changes(snapshot, cache, matches, grace)
-    group_changes, deleting_groups, inline = _group_changes(snapshot, cache, matches, grace)
+    user_changes, _ = _user_changes(snapshot, cache, matches, grace, removals=removals)
+    group_changes, deleting_groups, inline = _group_changes(snapshot, cache, matches, grace, removals=removals)
     # A user gone from the source keeps its memberships: deleting it drops them, and while it
     # waits for its delete (deactivated) they come back with it if it returns.
     gone_users = cache.users.keys() - snapshot.users.keys()
@@ -476,7 +487,9 @@ def make_plan(
         memberships = sum(len(m) for m in cache.members.values())
         current = current_memberships(cache, inline)
 
-    members = membership_changes(snapshot, current, deleting_users=gone_users, deleting_groups=deleting_groups)
+    members = membership_changes(
+        snapshot, current, deleting_users=gone_users, deleting_groups=deleting_groups, removes=removals
+    )
     changes: list[Change] = [*user_changes, *group_changes, *members]
     changes.sort(key=lambda c: c.phase)
     return Plan(

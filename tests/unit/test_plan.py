@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from syncd.changes import Action, Phase
+from syncd.grace import Grace
 from syncd.guard import Limit, check
 from syncd.live import LiveGroup, LiveState, LiveUser
 from syncd.model import Group, Snapshot, User
@@ -105,6 +108,21 @@ class TestIncremental:
             counts["members_added"],
             counts["assignments_created"],
         )
+
+    def test_a_plan_without_removals_keeps_creates_and_adds_only(self) -> None:
+        """removals=False (the rounds of writes during the read) plans no deactivation, delete or
+        member removal for what a partial snapshot leaves out, and the same creates and adds."""
+        everyone = snap([user("1"), user("2"), user("3")], [group("a", {"1", "2"}), group("b", {"3"})])
+        partial = snap([user("1"), user("2"), user("4")], [group("a", {"1", "4"})])
+        grace = Grace(timedelta(days=7), datetime(2026, 12, 1, tzinfo=UTC))
+        full = make_plan(partial, converged(everyone), grace=grace)
+        lean = make_plan(partial, converged(everyone), grace=grace, removals=False)
+        kept = (Action.CREATE_USER, Action.ADD_MEMBERS)
+        assert {Action.DEACTIVATE_USER, Action.RETIRE_GROUP, Action.REMOVE_MEMBERS} <= {c.action for c in full}
+        assert [(c.action, c.source_id) for c in full if c.action in kept] == [(c.action, c.source_id) for c in lean]
+        assert [("4",), ("4",)] == [c.members for c in lean if c.action is Action.ADD_MEMBERS] + [
+            (c.source_id,) for c in lean if c.action is Action.CREATE_USER
+        ]
 
 
 class TestFullResync:
