@@ -117,8 +117,10 @@ class JsonText:
     """A JSON value serialised ahead of its write: :attr:`text` is what :func:`json_dumps` makes of it.
 
     A run holds a connector's state this way from the end of the read to the end of the run:
-    100k users' packed records are ~25 MB of text and several times that as Python objects.
-    The text is held compressed (a few MB), and made a slice at a time (:func:`_pieces`): one
+    100k users' packed records are ~70 MB of text and more than that as Python objects.
+    The text is held compressed (:attr:`compressed`, a zlib stream of its UTF-8, a few MB),
+    and it is stored that way too (:meth:`syncd.cache.Cache.set_value`), so the whole text is
+    never made to be written. It is made a slice at a time (:func:`_pieces`): one
     ``json.dumps`` of the whole value would build a list of every token first, tens of MB
     beside the value it encodes.
     """
@@ -126,10 +128,15 @@ class JsonText:
     __slots__ = ("_compressed",)
 
     def __init__(self, value: Any) -> None:
-        packer = zlib.compressobj(1)  # fast: the text is decompressed once, to be written
+        packer = zlib.compressobj(1)  # fast: made at the end of every run that read the source
         chunks = [packer.compress(piece.encode()) for piece in _pieces(value)]
         chunks.append(packer.flush())
         self._compressed = b"".join(chunks)
+
+    @property
+    def compressed(self) -> bytes:
+        """The JSON text's UTF-8 as one zlib stream (RFC 1950)."""
+        return self._compressed
 
     @property
     def text(self) -> str:

@@ -40,7 +40,7 @@ __all__ = [
     "upgrade",
 ]
 
-HEAD = "0004"
+HEAD = "0005"
 """The newest revision in ``migrations/versions`` (a test checks it against Alembic's own answer)."""
 
 _PG_MIGRATION_LOCK = 0x73796E6364  # "syncd": serialises concurrent upgrades on PostgreSQL

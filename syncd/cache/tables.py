@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -237,5 +238,10 @@ kv = Table(
     Column("key", String, primary_key=True),
     Column("value", JSON(none_as_null=True), nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("packed", LargeBinary, nullable=True),
 )
-"""Small named values: connector watermarks, leases and the like (JSON)."""
+"""Named values: connector watermarks and state, leases and the like (JSON).
+
+A value written as :class:`syncd.cache.database.JsonText` (a connector's state: tens of MB of
+text at 100k users) is kept in ``packed``, its JSON text's UTF-8 as a zlib stream, and
+``value`` is null; any other value is kept in ``value``, and ``packed`` is null."""

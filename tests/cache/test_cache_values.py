@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import zlib
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -10,6 +12,7 @@ import sqlalchemy as sa
 
 from syncd.cache import Cache
 from syncd.cache.database import JsonText, json_dumps
+from syncd.cache.migrate import downgrade
 from syncd.cache.tables import kv
 from syncd.errors import CacheError
 
@@ -101,3 +104,47 @@ def test_naive_timestamps_are_refused(cache: Cache) -> None:
     """A naive datetime is rejected rather than guessed at."""
     with pytest.raises(sa.exc.StatementError, match="naive datetime"), cache.engine.begin() as connection:
         connection.execute(kv.insert(), {"key": "t", "value": None, "updated_at": datetime(2026, 6, 1, 12)})
+
+
+def test_a_value_serialised_ahead_is_stored_compressed(cache: Cache) -> None:
+    """A connector's state written as JsonText is stored as a zlib stream, far smaller than its
+    text, with no JSON copy beside it; a plain value is stored as JSON, with nothing packed."""
+    cache.set_value("connector.state", JsonText(BIG_STATE))
+    cache.set_value("checked", {"at": "2026-12-03T08:00:00+00:00"})
+
+    with cache.engine.connect() as connection:
+        rows = {
+            key: (value, packed)
+            for key, value, packed in connection.execute(sa.select(kv.c.key, kv.c.value, kv.c.packed))
+        }
+    value, packed = rows["connector.state"]
+    assert value is None
+    assert BIG_STATE == json.loads(zlib.decompress(packed).decode())
+    assert len(packed) * 4 < len(json_dumps(BIG_STATE).encode())
+    assert ({"at": "2026-12-03T08:00:00+00:00"}, None) == rows["checked"]
+
+
+def test_a_plain_value_replaces_a_packed_one(cache: Cache) -> None:
+    """Writing a plain value under a key that held a compressed one leaves only the plain value."""
+    cache.set_value("connector.state", JsonText(BIG_STATE))
+    cache.set_value("connector.state", {"version": 1})
+
+    assert {"version": 1} == cache.get_value("connector.state")
+    with cache.engine.connect() as connection:
+        assert connection.execute(sa.select(kv.c.packed)).scalar_one() is None
+
+
+def test_a_downgrade_unpacks_the_state_for_the_older_syncd(cache: Cache) -> None:
+    """Downgrading the schema to 0004 puts a compressed state back into ``value``, as syncd 0004 reads it."""
+    cache.set_value("connector.state", JsonText(BIG_STATE))
+
+    downgrade(cache.engine, "0004")
+
+    with cache.engine.connect() as connection:
+        assert "packed" not in {c["name"] for c in sa.inspect(connection).get_columns("kv")}
+        assert (
+            BIG_STATE
+            == connection.execute(sa.select(sa.column("value", sa.JSON())).select_from(sa.table("kv"))).scalar_one()
+        )
+    cache.upgrade()
+    assert BIG_STATE == cache.get_value("connector.state")
