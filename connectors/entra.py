@@ -47,6 +47,7 @@ suspended state). Guests (``userType = Guest``, ``#EXT#`` UPNs) are skipped unle
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -294,7 +295,7 @@ class EntraSource:
                         "app needs the application permission User.Read.All with admin consent"
                     )
                 else:
-                    ids.append(member)
+                    ids.append(sys.intern(member))  # one copy per user, not one per membership
                     if records:
                         packed = pack_user(item, None)
                         if not isinstance(packed, Skipped):

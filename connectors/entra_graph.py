@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -118,7 +119,7 @@ def pack_user(item: Any, previous: PackedUser | None) -> tuple[str, PackedUser] 
         links = item["manager@delta"]
         current = [m for m in links if isinstance(m, dict) and "@removed" not in m] if isinstance(links, list) else []
         packed[_MANAGER] = _text(current[0].get("id")) if current else None
-    return str(item["id"]), packed
+    return sys.intern(str(item["id"])), packed  # one copy per user, however many listings name it
 
 
 def user_update(entry: Any, kept: Mapping[str, PackedUser]) -> tuple[str, PackedUser | None] | Skipped:

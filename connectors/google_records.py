@@ -18,6 +18,7 @@ Shapes from the Admin SDK Directory API reference ("Resource: User", "Resource: 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,7 +73,7 @@ def pack_user(raw: Any) -> tuple[str, PackedUser] | Skipped:
     """A user record in compact form, or why it is skipped."""
     if not isinstance(raw, dict) or not _text(raw.get("id")):
         return Skipped(SkipKind.USER, "?", "a user record has no id")
-    user_id = raw["id"]
+    user_id = sys.intern(raw["id"])  # one copy per user, however many member listings name it
     email = _text(raw.get("primaryEmail"))
     if email is None:
         return Skipped(SkipKind.USER, user_id, "the record has no primaryEmail")
@@ -183,7 +184,7 @@ def sort_members(rows: list[Any], known: Container[str]) -> Members:
             out.outsiders += 1  # an EXTERNAL row, or a USER row with no user record
         elif member_id not in seen:
             seen.add(member_id)
-            out.users.append(member_id)
+            out.users.append(sys.intern(member_id))  # the user record's own copy of the id
     return out
 
 

@@ -36,6 +36,7 @@ any other status is skipped. Groups (§1.7): no nesting; BUILT_IN "Everyone" is 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -138,7 +139,9 @@ def _pack_user(raw: Any, where: str) -> tuple[str, PackedUser] | Skipped:
     enterprise = {
         key: text for prop, key in ENTERPRISE_PROPERTIES.items() if (text := _text(profile.get(prop))) is not None
     }
-    return raw["id"], [
+    # One copy of an id for the whole read, however many member listings name the user (sys.intern):
+    # half a million memberships at 100k users would otherwise hold as many strings.
+    return sys.intern(raw["id"]), [
         _text(profile.get("login")),
         _text(profile.get("email")),
         _text(profile.get("firstName")),

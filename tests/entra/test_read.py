@@ -184,3 +184,15 @@ async def test_a_group_deleted_during_the_read_is_left_out(fake: FakeEntra, make
 
     assert ids["inner"] not in groups
     assert ids["outer"] in groups
+
+
+async def test_a_member_id_is_the_users_own_string(fake: FakeEntra, make_source: Any) -> None:
+    """A user in several groups is held as one id string: every group's member is the user record's own id."""
+    _tenant(fake)
+
+    result = await read(make_source())
+
+    by_id = {u.id: u.id for u in result.users}
+    members = [member for group in result.groups for member in group.members if member in by_id]
+    assert len(members) > len(by_id)
+    assert all(member is by_id[member] for member in members)

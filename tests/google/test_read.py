@@ -239,3 +239,17 @@ async def test_unchanged_users_are_known_by_their_etag(fake: FakeGoogle, make_so
     (event,) = [e for e in logs if e["event"] == "google.users"]
     assert (event["users"], event["changed"]) == (3, 1)
     assert dict(next(u for u in second.users if u.id == changed).enterprise) == {"department": "Sales"}
+
+
+@pytest.mark.parametrize("users", ["members", "all"])
+async def test_a_member_id_is_the_users_own_string(fake: FakeGoogle, make_source: MakeSource, users: str) -> None:
+    """A user in three groups is held as one id string: every group's member is the user record's own id."""
+    people = [fake.add_user(f"p{i}@example.com") for i in range(3)]
+    for name in ("eng", "ops", "staff"):
+        fake.add_member(fake.add_group(f"{name}@example.com"), *people)
+
+    result = await read(make_source(), users=users)
+
+    by_id = {u.id: u.id for u in result.users}
+    assert 3 == len(result.groups)
+    assert all(member is by_id[member] for group in result.groups for member in group.members)

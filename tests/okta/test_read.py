@@ -305,3 +305,18 @@ async def test_a_next_link_that_repeats_a_page_fails(make_source: MakeSource) ->
 
     with pytest.raises(SourceError, match="repeats a page"):
         await _read_with(httpx2.MockTransport(handler), make_source)
+
+
+@pytest.mark.parametrize("users", ["members", "all"])
+async def test_a_member_id_is_the_users_own_string(fake: FakeOkta, make_source: MakeSource, users: str) -> None:
+    """A user in three groups is held as one id string: every group's member is the user record's
+    own id, not a copy per member listing (half a million copies at 100k users)."""
+    people = [fake.add_user(f"p{i}@example.com") for i in range(3)]
+    for name in ("eng", "ops", "all-staff"):
+        fake.add_member(fake.add_group(name), *people)
+
+    result = await read(make_source(), users=users)
+
+    by_id = {u.id: u.id for u in result.users}
+    assert 3 == len(result.groups)
+    assert all(member is by_id[member] for group in result.groups for member in group.members)
