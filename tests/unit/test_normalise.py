@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from pydantic import validate_email
 from pydantic_core import PydanticCustomError
@@ -174,6 +176,33 @@ class TestBuildSnapshot:
         reasons = {s.id: s.reason for s in snapshot.skipped}
         assert "userName 'ann' is already used by user 2" == reasons["1"]
         assert "email 'Bob@example.com' is already used by user 4" == reasons["3"]
+
+    def test_shared_names_are_decided_as_by_id_order_whatever_the_read_order(self) -> None:
+        """Among many users sharing userNames in mixed case, in a shuffled read, the winners and the
+        skipped (in order, with their reasons) are those of going through the users by id."""
+        rng = random.Random(7)
+        users = [
+            SourceUser(
+                f"{i:03d}", user_name=rng.choice(["ann", "ANN", "Ann", "bob", "Bob", f"u{i}"]), display_name="A B"
+            )
+            for i in range(120)
+        ]
+        prefer = {u.id for u in users if rng.random() < 0.2}
+        rng.shuffle(users)
+
+        snapshot = build_snapshot(SourceRead(users=users, groups=[]), Scope(users="all"), prefer=prefer)
+
+        owner: dict[str, str] = {}
+        expected: list[tuple[str, str]] = []
+        for user in sorted(users, key=lambda u: (u.id not in prefer, u.id)):
+            folded = (user.user_name or "").casefold()
+            if folded in owner:
+                expected.append((user.id, f"userName {user.user_name!r} is already used by user {owner[folded]}"))
+            else:
+                owner[folded] = user.id
+        assert expected == [(s.id, s.reason) for s in snapshot.skipped]
+        assert sorted(owner.values()) == sorted(snapshot.users)
+        assert len(expected) > 50
 
 
 _LOCALS = (
