@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Container, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -225,6 +225,18 @@ def _wanted(scope: Scope, group: _GroupHead) -> bool:
 # --- the source -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Unchanged(Container[str]):
+    """The users an incremental read keeps as the last read left them: kept, and neither
+    updated (``delta.users``) nor deleted (``delta.removed_users``) since."""
+
+    kept: Container[str]
+    delta: Delta
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self.kept and user_id not in self.delta.users and user_id not in self.delta.removed_users
+
+
 @dataclass(slots=True)
 class _Members:
     """One group's member listing."""
@@ -382,9 +394,11 @@ class OktaSource:
                 wanted.append(group)
         return wanted
 
-    async def _members(self, group_id: str, *, records: bool = True) -> _Members | None:
-        """A group's members (with ``records``, their user objects packed too); None when the
-        group was deleted meanwhile.
+    async def _members(
+        self, group_id: str, *, records: bool = True, kept: Container[str] = frozenset()
+    ) -> _Members | None:
+        """A group's members (with ``records``, their user objects packed too, but for the users in
+        ``kept``, whose records the read has); None when the group was deleted meanwhile.
 
         Only ``limit`` and ``after`` work on this endpoint (okta/okta-sdk-python#245).
         """
@@ -411,7 +425,7 @@ class OktaSource:
                     )
                     continue
                 members.ids.append(packed[0])
-                if records:
+                if records and packed[0] not in kept:
                     members.users[packed[0]] = packed[1]
         if members is None:
             log.info("okta.group_vanished", group=group_id)
@@ -476,10 +490,15 @@ class OktaSource:
         users: dict[str, PackedUser],
         skipped: list[Skipped],
         announce: Announcer | None = None,
+        unchanged: Container[str] = frozenset(),
     ) -> None:
         """Read the members of ``groups`` into ``kept`` (and, with users="members", ``users``:
         a user already there keeps its record), in the order listed, announcing each group as its
         members arrive (with users="members", its members not announced before first).
+
+        ``unchanged``: users whose kept record stands (an incremental read's users not updated
+        since the watermark): their records in the member listings are not kept again. A 1%
+        change re-reads the groups it touched, which at 100k users hold most of them.
 
         A group gone between its listing and its member listing is left out.
         """
@@ -495,7 +514,7 @@ class OktaSource:
         records = scope.users == "members"  # else the user listing has every record
         listings = await member_listings(
             groups,
-            lambda group: self._members(group.id, records=records),
+            lambda group: self._members(group.id, records=records, kept=unchanged),
             self.settings.concurrency,
             pack=lambda group, members: (group.id, _pack_group(group, members.ids)),
             announce=announce,
@@ -530,7 +549,10 @@ class OktaSource:
                 delta.groups[group.id] = _pack_group(group, old[4])
             else:
                 stale.append(group)
-        await self._reread(stale, scope, delta.groups, delta.users, skipped)
+        # A member kept from the last read and not updated since keeps its record (an update moves
+        # lastUpdated, which the user query above reads); one deleted meanwhile, per the log, does not.
+        unchanged = _Unchanged(previous.users, delta)
+        await self._reread(stale, scope, delta.groups, delta.users, skipped, unchanged=unchanged)
         previous.apply(delta)
         if scope.users == "members":  # users outside synced groups leave with their last group
             previous.prune_users(previous.member_ids())

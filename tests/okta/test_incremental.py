@@ -202,6 +202,30 @@ async def test_members_mode_follows_joins_leaves_and_edits(fake: FakeOkta, make_
     assert fake.member_listings() == [org["groups"]["alpha"]]
 
 
+async def test_a_reread_group_keeps_its_unchanged_members_records(fake: FakeOkta, make_source: MakeSource) -> None:
+    """A group re-read for a join holds its unchanged members as the last read left them (their
+    records are not kept a second time from the member listing), and an edited member's new record."""
+    org = _org(fake)
+    fake.advance(3600)  # the users were last updated an hour before the first read, out of its overlap
+    source = make_source()
+    first = await read(source, groups=("alpha",), users="members")
+    fake.advance(600)
+    _forget_requests(fake)
+    edited, joiner = org["users"][3], org["users"][31]
+    fake.add_member(org["groups"]["alpha"], joiner)
+    fake.update_user(edited, firstName="Edited")
+    logins = {uid: packed[0] for uid, packed in zip(first.state["ids"], first.state["users"], strict=False)}
+
+    result = await read(source, groups=("alpha",), users="members", full=False, state=first.state)
+
+    assert fake.member_listings() == [org["groups"]["alpha"]]
+    users = {u.id: u for u in result.users}
+    unchanged = [uid for uid in org["users"][0:10] if uid != edited]
+    assert all(users[uid].user_name is logins[uid] for uid in unchanged)
+    assert ("Edited", True) == (users[edited].given_name, joiner in users)
+    assert summary(result) == expected(fake, groups=("alpha",), users="members")
+
+
 async def test_members_mode_drops_a_deleted_user_with_its_groups(fake: FakeOkta, make_source: MakeSource) -> None:
     """In members mode, deleting a user changes its groups' membership, so it drops out at once."""
     first, source, org = await _full_then_change(fake, make_source, users="members")
