@@ -33,7 +33,6 @@ class NamedValues:
         value, packed = row
         if packed is None:
             return value
-        del row, value
         # The text lives only while it is parsed: 100k users' state is ~70 MB of it.
         return json.loads(zlib.decompress(packed).decode())
 
