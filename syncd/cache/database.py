@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import zlib
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
@@ -26,6 +27,7 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
+import stamina
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -188,13 +190,31 @@ def _sqlite_on_connect(memory: bool) -> Any:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             if not memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enter_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
 
     return on_connect
+
+
+def _is_busy(exc: Exception) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def _enter_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while another connection holds the database.
+
+    Two processes opening a new cache together (two ``syncd run`` started at once) race to switch
+    it to WAL, which takes an exclusive lock; SQLite may then answer ``SQLITE_BUSY`` at once
+    instead of calling the busy handler, when waiting could deadlock
+    (https://www.sqlite.org/c3ref/busy_handler.html). The loser retries, so it opens the cache
+    and meets the leader lock, which says who holds it, rather than "database is locked".
+    """
+    for attempt in stamina.retry_context(on=_is_busy, attempts=20, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        with attempt:
+            cursor.execute("PRAGMA journal_mode = WAL")
 
 
 def _sqlite_on_begin(connection: Connection) -> None:

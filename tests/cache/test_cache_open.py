@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
 
 from syncd.cache import Cache
 from syncd.cache.database import create_cache_engine
@@ -101,3 +104,28 @@ def test_the_url_is_shown_masked() -> None:
     with Cache(create_cache_engine("postgresql://syncd:hunter2@db.example.com/syncd")) as cache:
         assert "postgresql+psycopg://syncd:***@db.example.com/syncd" == cache.url
         assert "hunter2" not in repr(cache)
+
+
+def test_a_new_sqlite_cache_opens_while_another_process_holds_its_write_lock(tmp_path: Path) -> None:
+    """Switching a new SQLite cache to WAL while another connection holds it retries instead of failing."""
+    path = tmp_path / "syncd.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")  # a writer mid-transaction, still in rollback-journal mode
+    released: list[str] = []
+
+    def release(details: RetryDetails) -> None:
+        released.append(details.caused_by.__class__.__name__)
+        other.execute("ROLLBACK")
+
+    hooks = get_on_retry_hooks()
+    set_on_retry_hooks([release])
+    try:
+        engine = create_cache_engine(f"sqlite:///{path}")
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        engine.dispose()
+    finally:
+        set_on_retry_hooks(hooks)
+        other.close()
+    assert released == ["OperationalError"]  # SQLite answered busy at once, and the open retried
