@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from connectors.kit import Limits, PackedGroup, PackedUser
+from connectors.kit import Limits, PackedGroup, PackedUser, shared
 from syncd.model import SkipKind, Skipped, SourceGroup, SourceUser
 
 
@@ -58,6 +58,7 @@ USER_FIELDS = (
 USER_SELECT = ("id", *USER_FIELDS)
 GROUP_SELECT = "displayName,description,members"
 _MANAGER = len(USER_FIELDS)  # the packed user's last field: the manager's object id
+_SHARED = frozenset({"userType", "department", "jobTitle", "companyName"})  # values many users repeat
 
 
 class GraphLimits(Limits):
@@ -111,7 +112,10 @@ def pack_user(item: Any, previous: PackedUser | None) -> tuple[str, PackedUser] 
     for index, name in enumerate(USER_FIELDS):
         if name in item:
             value = item[name]
-            packed[index] = value if name == "accountEnabled" else _text(value)
+            if name == "accountEnabled":
+                packed[index] = value
+            else:
+                packed[index] = shared(_text(value)) if name in _SHARED else _text(value)
     if "manager" in item:  # $expand=manager($select=id) on the listing
         manager = item["manager"]
         packed[_MANAGER] = _text(manager.get("id")) if isinstance(manager, dict) else None

@@ -23,6 +23,7 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.kit import shared
 from syncd.model import NO_ATTRIBUTES, SkipKind, Skipped, SourceUser
 from syncd.normalise import Scope
 
@@ -83,8 +84,8 @@ def pack_user(raw: Any) -> tuple[str, PackedUser] | Skipped:
     enterprise = {
         key: value
         for key, value in (
-            ("department", _text(org.get("department"))),
-            ("cost_center", _text(org.get("costCenter"))),
+            ("department", shared(_text(org.get("department")))),
+            ("cost_center", shared(_text(org.get("costCenter")))),
             (
                 "employee_number",
                 next(
@@ -95,7 +96,10 @@ def pack_user(raw: Any) -> tuple[str, PackedUser] | Skipped:
         )
         if value is not None
     }
-    manager = next((_text(r.get("value")) for r in _entries(raw, "relations") if r.get("type") == "manager"), None)
+    # A manager's address: one copy however many reports name it.
+    manager = shared(
+        next((_text(r.get("value")) for r in _entries(raw, "relations") if r.get("type") == "manager"), None)
+    )
     active = raw.get("suspended") is not True and raw.get("archived") is not True
     return user_id, [
         email,

@@ -70,6 +70,7 @@ from connectors.kit import (
     parse_time,
     read_kept,
     scope_digest,
+    shared,
 )
 from connectors.okta_settings import DEFAULT_SCOPES, OktaSettings
 from syncd.errors import SourceAuthError
@@ -137,7 +138,9 @@ def _pack_user(raw: Any, where: str) -> tuple[str, PackedUser] | Skipped:
     if not isinstance(profile, dict):
         return Skipped(SkipKind.USER, raw["id"], "the record has no profile")
     enterprise = {
-        key: text for prop, key in ENTERPRISE_PROPERTIES.items() if (text := _text(profile.get(prop))) is not None
+        key: text if key == "employee_number" else shared(text)
+        for prop, key in ENTERPRISE_PROPERTIES.items()
+        if (text := _text(profile.get(prop))) is not None
     }
     # One copy of an id for the whole read, however many member listings name the user (sys.intern):
     # half a million memberships at 100k users would otherwise hold as many strings.
@@ -147,7 +150,7 @@ def _pack_user(raw: Any, where: str) -> tuple[str, PackedUser] | Skipped:
         _text(profile.get("firstName")),
         _text(profile.get("lastName")),
         _text(profile.get("displayName")),
-        _text(raw.get("status")) or "",
+        shared(_text(raw.get("status"))) or "",
         enterprise or None,
     ]
 

@@ -110,6 +110,7 @@ from connectors.kit.kept import (
     parse_time,
     resume,
     scope_digest,
+    shared,
 )
 from connectors.kit.keys import SigningKey, load_signing_key
 from connectors.kit.limits import Limits, RateLimit, RateLimitHeaders, rate_limit, retry_after, server_time
@@ -162,4 +163,5 @@ __all__ = [
     "retry_after",
     "scope_digest",
     "server_time",
+    "shared",
 ]

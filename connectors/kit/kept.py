@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,7 @@ from connectors.base import ReadContext
 from syncd.normalise import Scope
 
 
-__all__ = ["Delta", "KeptDirectory", "format_time", "parse_time", "resume", "scope_digest"]
+__all__ = ["Delta", "KeptDirectory", "format_time", "parse_time", "resume", "scope_digest", "shared"]
 
 STATE_VERSION = 1
 _FIXED = frozenset({"version", "scope", "last_full_read", "ids", "users", "groups"})
@@ -38,6 +39,17 @@ PackedUser = list[Any]
 """A user as kept: the connector's fields, in its own order."""
 PackedGroup = list[Any]
 """A group as kept: the connector's fields, then the list of member ids last."""
+
+
+def shared(text: str | None) -> str | None:
+    """A value many users repeat (a status, a department, a user type), one copy for the whole read.
+
+    Each record of a JSON page carries its own copy of such strings: at 100k users a status and
+    a department alone are ~11 MB held by the kept directory. ``sys.intern`` makes equal values
+    one object; CPython drops an interned string once nothing else refers to it. Not for values
+    unique to one user (names, e-mail addresses): those only grow the intern table.
+    """
+    return sys.intern(text) if text is not None else None
 
 
 def format_time(epoch: float) -> str:
