@@ -7,6 +7,7 @@ change and its audit entry in one transaction.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -129,11 +130,15 @@ class IdentityRecords:
                             now.source_id, row[1], now.user_name, UNCHANGED, NO_DATA, _origin(row[4])
                         )
                     elif lean:
-                        state.users[row[0]] = CachedUser(
-                            row[0], row[1], row[2], row[3], NO_DATA, _origin(row[4]), row[5]
+                        # The id as the connectors hold it (they intern theirs): one string for the
+                        # cache's copy and the read's, whichever comes first; and one for a userName
+                        # and the email it usually equals.
+                        source_id, user_name = sys.intern(row[0]), row[2]
+                        state.users[source_id] = CachedUser(
+                            source_id, row[1], user_name, row[3], NO_DATA, _origin(row[4]), row[5]
                         )
                         if row[6] is not None:
-                            state.emails[row[0]] = row[6]
+                            state.emails[source_id] = user_name if row[6] == user_name else row[6]
                     else:
                         changed[row[0]] = row
                 for chunk in chunks(list(changed), IN_CHUNK):
@@ -333,7 +338,9 @@ class IdentityRecords:
         of every cached group: what a full resync needs to read Identity Center while the source is
         still being read (before :meth:`load`, which wants the source's users)."""
         with self._read("target_ids", snapshot=True) as connection:
-            user_ids = {tid: sid for sid, tid in connection.execute(select(users.c.source_id, users.c.target_id))}
+            # Source ids interned, as the connectors intern theirs: one string for both.
+            rows = connection.execute(select(users.c.source_id, users.c.target_id))
+            user_ids = {tid: sys.intern(sid) for sid, tid in rows}
             rows = connection.execute(select(groups.c.source_id, groups.c.target_id))
             group_ids: dict[str, str] = {sid: tid for sid, tid in rows}  # noqa: C416 - rows are not pairs to dict()
         return user_ids, group_ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -133,3 +134,17 @@ def test_a_lean_load_holds_no_payload_but_each_users_pushed_email(cache: Cache) 
     assert {"00u4": "Dan@Example.com", "00u5": "erin@example.com"} == state.emails
     full = cache.load()
     assert (full.groups, full.memberships) == (state.groups, state.memberships)
+
+
+def test_a_lean_load_holds_one_string_per_id_and_per_username_its_email_equals(cache: Cache) -> None:
+    """A lean load and target_ids() keep the id a connector interned; an email equal to the userName is its string."""
+    frank = CachedUser("00u7", "t-frank", "frank@example.com", "d-frank", {"email": "frank@example.com"})
+    cache.put_user(frank)
+
+    state = cache.load(lean=True)
+
+    loaded = state.users["00u7"]
+    read_id = sys.intern("".join(["00u", "7"]))  # as a connector packs the id it reads
+    assert loaded.source_id is read_id
+    assert state.emails["00u7"] is loaded.user_name
+    assert cache.target_ids()[0]["t-frank"] is read_id
