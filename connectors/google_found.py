@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from connectors.google_records import PackedUser
+from connectors.google_records import PackedUser, fold
 from connectors.kit import Announcer, PackedGroup
 
 
@@ -25,7 +25,7 @@ _EMAIL, _MANAGER = 0, 6  # in google_records' packed user
 
 def managers(users: Mapping[str, PackedUser]) -> dict[str, str]:
     """Each user's folded email -> its id, to name managers by id."""
-    return {packed[_EMAIL].casefold(): user_id for user_id, packed in users.items()}
+    return {fold(packed[_EMAIL]): user_id for user_id, packed in users.items()}
 
 
 class Tell:
@@ -47,7 +47,7 @@ class Tell:
         self._emails: dict[str, str | None] = {}  # every listed user's folded email (None: two users share it)
         if self._members_only:
             for user_id, packed in users.items():
-                email = packed[_EMAIL].casefold()
+                email = fold(packed[_EMAIL])
                 self._emails[email] = None if email in self._emails else user_id
         self._members: set[str] = set()
         self._waiting: dict[str, list[str]] = {}  # a manager not synced yet -> the members it holds
@@ -62,7 +62,7 @@ class Tell:
         new = [member for member in members if member not in self._members]
         self._members.update(new)
         for member in new:
-            self._synced[self._users[member][_EMAIL].casefold()] = member
+            self._synced[fold(self._users[member][_EMAIL])] = member
         ready: list[str] = []
         for member in new:
             ready += self._waiting.pop(member, ())

@@ -35,6 +35,7 @@ __all__ = [
     "GroupHead",
     "Members",
     "expand",
+    "fold",
     "pack_user",
     "parse_group",
     "sort_members",
@@ -111,6 +112,13 @@ def pack_user(raw: Any) -> tuple[str, PackedUser] | Skipped:
         manager,
         _text(raw.get("etag")),
     ]
+
+
+def fold(email: str) -> str:
+    """``email`` casefolded, as managers are matched; the very string when it is folded already
+    (most addresses are), so that a map of 100k folded emails holds no second copy of them."""
+    folded = email.casefold()
+    return email if folded == email else folded
 
 
 def unpack_user(user_id: str, packed: PackedUser, managers: Mapping[str, str]) -> SourceUser:
