@@ -45,6 +45,7 @@ group's etag, so every synced group's members are listed on every read.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -266,7 +267,8 @@ class GoogleSource:
         ):
             previous = kept.get(str(item.get("id"))) if isinstance(item, dict) else None
             if previous is not None and previous[-1] is not None and previous[-1] == item.get("etag"):
-                users[item["id"]] = previous  # unchanged since the last read: its etag says so
+                # Unchanged since the last read (its etag says so), under the id the kept state interned.
+                users[sys.intern(str(item["id"]))] = previous
                 reused += 1
                 continue
             packed = pack_user(item)

@@ -184,6 +184,9 @@ class KeptDirectory:
             raise ValueError("state has no ids, users or groups")
         if len(users) > len(ids) or not all(isinstance(i, str) for i in ids):
             raise ValueError("the kept user ids are malformed")
+        # Interned, as the connectors intern the ids they read: a user this read lists again (a
+        # re-read group's members, a record whose etag stands) is named by this very string.
+        ids = [sys.intern(i) for i in ids]
         kept_users: dict[str, PackedUser] = {}
         for user_id, packed in zip(ids, users, strict=False):
             if not isinstance(packed, list) or len(packed) != user_width:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -259,6 +261,16 @@ def test_the_kept_directory_round_trips_and_applies_a_delta() -> None:
     assert loaded.groups == {"g": ["G", ["u3"]]}
     with pytest.raises(ValueError, match="marks may not be named users"):
         KeptDirectory("d", 0.0, {"users": 1}).dump()
+
+
+def test_the_kept_directory_loads_the_ids_a_read_interns() -> None:
+    """A loaded user's id and its group's member entry are the interned id a connector's read names the user with."""
+    kept = KeptDirectory("d1", 1_000.0, {}, {"00u-kept-1": ["a"]}, {"g": ["G", ["00u-kept-1"]]})
+    loaded = KeptDirectory.load(json.loads(json.dumps(kept.dump())), user_width=1, group_width=2)
+
+    read_id = sys.intern("".join(["00u-kept-", "1"]))
+    assert next(iter(loaded.users)) is read_id
+    assert loaded.groups["g"][-1][0] is read_id
 
 
 @pytest.mark.parametrize(
