@@ -64,6 +64,7 @@ from connectors.entra_graph import (
     Nesting,
     merge_group_changes,
     pack_user,
+    reshare_user,
     unpack_group,
     unpack_user,
     user_update,
@@ -385,6 +386,7 @@ class EntraSource:
             user=lambda uid, packed: unpack_user(uid, packed, self.settings),
             group=unpack_group,
             prefiltered=ctx.scope.users == "members",
+            reshare=reshare_user,
         )
 
     async def _full_read(self, scope: Scope, digest: str, skipped: list[Skipped], announce: Announcer) -> KeptDirectory:

@@ -36,6 +36,7 @@ __all__ = [
     "Nesting",
     "merge_group_changes",
     "pack_user",
+    "reshare_user",
     "unpack_group",
     "unpack_user",
     "user_update",
@@ -59,6 +60,7 @@ USER_SELECT = ("id", *USER_FIELDS)
 GROUP_SELECT = "displayName,description,members"
 _MANAGER = len(USER_FIELDS)  # the packed user's last field: the manager's object id
 _SHARED = frozenset({"userType", "department", "jobTitle", "companyName"})  # values many users repeat
+_SHARED_AT = tuple(index for index, name in enumerate(USER_FIELDS) if name in _SHARED)
 
 
 class GraphLimits(Limits):
@@ -123,7 +125,18 @@ def pack_user(item: Any, previous: PackedUser | None) -> tuple[str, PackedUser] 
         links = item["manager@delta"]
         current = [m for m in links if isinstance(m, dict) and "@removed" not in m] if isinstance(links, list) else []
         packed[_MANAGER] = _text(current[0].get("id")) if current else None
+    if isinstance(packed[_MANAGER], str):
+        packed[_MANAGER] = sys.intern(packed[_MANAGER])  # a user id: the manager's own, interned below
     return sys.intern(str(item["id"])), packed  # one copy per user, however many listings name it
+
+
+def reshare_user(packed: PackedUser) -> None:
+    """A kept user as loaded from the state: the values :func:`pack_user` shares one copy again."""
+    for index in _SHARED_AT:
+        if isinstance(packed[index], str):
+            packed[index] = shared(packed[index])
+    if isinstance(packed[_MANAGER], str):
+        packed[_MANAGER] = sys.intern(packed[_MANAGER])
 
 
 def user_update(entry: Any, kept: Mapping[str, PackedUser]) -> tuple[str, PackedUser | None] | Skipped:

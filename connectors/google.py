@@ -69,6 +69,7 @@ from connectors.google_records import (
     expand,
     pack_user,
     parse_group,
+    reshare_user,
     sort_members,
     unpack_user,
     wanted,
@@ -396,7 +397,9 @@ class GoogleSource:
         before = self._http.requests
         self._http.mark()
         digest = scope_digest(ctx.scope, customer=self.settings.customer, api_url=self.settings.api_url)
-        previous, why = resume(ctx, digest, self._clock(), None, user_width=USER_WIDTH, group_width=GROUP_WIDTH)
+        previous, why = resume(
+            ctx, digest, self._clock(), None, user_width=USER_WIDTH, group_width=GROUP_WIDTH, reshare=reshare_user
+        )
         log.info("google.read", etags_from_last_read=previous is not None, why=why or None)
         skipped: list[Skipped] = []
         members_only = ctx.scope.users == "members"

@@ -38,6 +38,7 @@ __all__ = [
     "fold",
     "pack_user",
     "parse_group",
+    "reshare_user",
     "sort_members",
     "unpack_user",
     "wanted",
@@ -112,6 +113,17 @@ def pack_user(raw: Any) -> tuple[str, PackedUser] | Skipped:
         manager,
         _text(raw.get("etag")),
     ]
+
+
+def reshare_user(packed: PackedUser) -> None:
+    """A kept user as loaded from the state: the values :func:`pack_user` shares one copy again."""
+    enterprise = packed[5]
+    if isinstance(enterprise, dict):
+        for key in ("department", "cost_center"):
+            if isinstance(enterprise.get(key), str):
+                enterprise[key] = shared(enterprise[key])
+    if isinstance(packed[6], str):
+        packed[6] = shared(packed[6])
 
 
 def fold(email: str) -> str:

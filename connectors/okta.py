@@ -155,6 +155,18 @@ def _pack_user(raw: Any, where: str) -> tuple[str, PackedUser] | Skipped:
     ]
 
 
+def _reshare_user(packed: PackedUser) -> None:
+    """A kept user as loaded from the state: its status and enterprise values (but the employee
+    number) one copy again, as :func:`_pack_user` shares them."""
+    if isinstance(packed[5], str):
+        packed[5] = shared(packed[5])
+    enterprise = packed[6]
+    if isinstance(enterprise, dict):
+        for key, value in enterprise.items():
+            if key != "employee_number" and isinstance(value, str):
+                enterprise[key] = shared(value)
+
+
 def _unpack_user(user_id: str, packed: PackedUser, include_staged: bool) -> SourceUser | Skipped:
     login, email, first, last, display, status, enterprise = packed
     if status in ACTIVE_STATUSES:
@@ -462,6 +474,7 @@ class OktaSource:
             user=lambda uid, packed: _unpack_user(uid, packed, self.settings.include_staged),
             group=_unpack_group,
             prefiltered=ctx.scope.users == "members",
+            reshare=_reshare_user,
         )
 
     def _began(self, fallback: float) -> str:

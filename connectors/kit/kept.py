@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -172,10 +172,19 @@ class KeptDirectory:
         }
 
     @classmethod
-    def load(cls, data: Mapping[str, Any], *, user_width: int, group_width: int) -> KeptDirectory:
+    def load(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        user_width: int,
+        group_width: int,
+        reshare: Callable[[PackedUser], None] | None = None,
+    ) -> KeptDirectory:
         """Rebuild from state; raise ValueError when it is not what :meth:`dump` wrote.
 
         ``user_width`` and ``group_width`` are the lengths of the connector's packed records.
+        ``reshare``: the connector's own pass over each loaded record, in place, making the values
+        it :func:`shared` as it packed them one copy again (JSON decoding gives each record its own).
         """
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"state version {data.get('version')!r} is not {STATE_VERSION}")
@@ -191,6 +200,8 @@ class KeptDirectory:
         for user_id, packed in zip(ids, users, strict=False):
             if not isinstance(packed, list) or len(packed) != user_width:
                 raise ValueError("a kept user is malformed")
+            if reshare is not None:
+                reshare(packed)
             kept_users[user_id] = packed  # the parsed state's own list: nothing else reads it
         kept_groups: dict[str, PackedGroup] = {}
         for group_id, packed in groups.items():
@@ -217,14 +228,16 @@ def resume(
     *,
     user_width: int,
     group_width: int,
+    reshare: Callable[[PackedUser], None] | None = None,
 ) -> tuple[KeptDirectory | None, str]:
-    """The kept directory to build on, or None and why a full read is needed."""
+    """The kept directory to build on, or None and why a full read is needed (``reshare``: see
+    :meth:`KeptDirectory.load`)."""
     if ctx.full:
         return None, "a full read was asked for"
     if not ctx.state:
         return None, "no state from an earlier run"
     try:
-        previous = KeptDirectory.load(ctx.state, user_width=user_width, group_width=group_width)
+        previous = KeptDirectory.load(ctx.state, user_width=user_width, group_width=group_width, reshare=reshare)
     except (ValueError, TypeError) as exc:
         return None, f"the kept state is unusable ({exc})"
     if isinstance(ctx.state, MutableMapping):

@@ -69,6 +69,7 @@ async def read_kept(
     user: Callable[[str, PackedUser], SourceUser | Skipped],
     group: Callable[[str, PackedGroup], SourceGroup],
     prefiltered: bool = False,
+    reshare: Callable[[PackedUser], None] | None = None,
 ) -> SourceRead:
     """One read of an incremental connector, start to end.
 
@@ -78,11 +79,14 @@ async def read_kept(
     :class:`~connectors.kit.announce.Announcer` for ``ctx.listener`` (made with ``user`` and
     ``group``): announce users, the group list and each group as they become final; an
     incremental read announces nothing. ``name`` prefixes the log events
-    (``<name>.read``, ``<name>.read_done``). ``http.began`` is reset for the read.
+    (``<name>.read``, ``<name>.read_done``). ``http.began`` is reset for the read. ``reshare``:
+    see :meth:`~connectors.kit.kept.KeptDirectory.load`.
     """
     before = http.requests
     http.mark()
-    kept, why = resume(ctx, digest, http.now(), full_read_every, user_width=user_width, group_width=group_width)
+    kept, why = resume(
+        ctx, digest, http.now(), full_read_every, user_width=user_width, group_width=group_width, reshare=reshare
+    )
     skipped: list[Skipped] = []
     directory: KeptDirectory | None = None
     announce: Announcer | None = None

@@ -273,6 +273,24 @@ def test_the_kept_directory_loads_the_ids_a_read_interns() -> None:
     assert loaded.groups["g"][-1][0] is read_id
 
 
+def test_resume_passes_each_loaded_user_through_the_connectors_reshare() -> None:
+    """resume(reshare=...) hands every kept user to the connector once, in place, before the read builds on it."""
+    state = KeptDirectory("d1", 1_000.0, {}, {"u1": ["a"], "u2": ["b"]}, {}).dump()
+    seen: list[list[Any]] = []
+
+    def reshare(packed: list[Any]) -> None:
+        seen.append(packed)
+        packed[0] = packed[0].upper()
+
+    kept, why = resume(
+        ReadContext(full=False, state=state), "d1", 1_000.0, None, user_width=1, group_width=2, reshare=reshare
+    )
+
+    assert (why, len(seen)) == ("", 2)
+    assert kept is not None
+    assert kept.users == {"u1": ["A"], "u2": ["B"]}
+
+
 @pytest.mark.parametrize(
     ("ctx", "digest", "now", "why"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -288,3 +289,24 @@ async def test_a_moved_group_timestamp_rereads_its_members(
 
     assert fake.member_listings() == [org["groups"]["gamma"]]
     assert summary(result) == summary(first)
+
+
+async def test_a_state_read_back_from_json_holds_one_copy_of_each_shared_value(
+    fake: FakeOkta, make_source: MakeSource
+) -> None:
+    """Users sharing a department name it with one string after their kept state comes back from its text."""
+    users = [fake.add_user(f"dept{i}@example.com", department="Engineering", employeeNumber=str(i)) for i in range(3)]
+    fake.add_member(fake.add_group("eng"), *users)
+    fake.advance(600)  # last updated before the next read's overlap: it keeps their records
+    source = make_source()
+    first = await read(source)
+    fake.advance(600)
+    _forget_requests(fake)
+
+    result = await read(source, full=False, state=json.loads(json.dumps(first.state)))
+
+    kept = [u for u in result.users if u.id in users]
+    assert len(kept) == 3
+    assert fake.calls("/api/v1/users")[0].params.get("filter", "").startswith("lastUpdated gt ")
+    assert len({id(u.enterprise["department"]) for u in kept}) == 1
+    assert len({id(u.enterprise["employee_number"]) for u in kept}) == 3
