@@ -58,3 +58,27 @@ def test_compares_by_ids_and_attributes() -> None:
     assert one == LiveUser("t1", "00u1", "ada@example.com", {"a": 1})
     assert hash(one) == hash(LiveUser("t1", "00u1", "ada@example.com", {"a": 1}))
     assert one != LiveUser("t1", "00u1", "ada@example.com", {"a": 2})
+
+
+@pytest.mark.parametrize(
+    ("external_id", "user_name", "data"),
+    [
+        ("00u1", ADA.user_name, ADA.payload()),  # kept as its values alone: the ids are beside them
+        (None, "x@x.org", {**replace(ADA, enterprise=()).payload(), "externalId": None, "userName": "x@x.org"}),
+        ("00u1", ADA.user_name, {**ADA.payload(), "externalId": "00u2"}),  # an externalId other than the one kept
+        ("00u1", ADA.user_name, {**ADA.payload(), "title": "Countess"}),  # a key the payload has not
+        ("00u1", ADA.user_name, {"userName": ADA.user_name, "active": True}),  # keys missing
+    ],
+)
+def test_every_payload_reads_back_as_it_was_given_and_compares_as_before(
+    external_id: str | None, user_name: str, data: dict[str, object]
+) -> None:
+    """Whatever form its text takes, a live user gives back the very payload, holds its equal, and equals its twin."""
+    live = LiveUser("t1", external_id, user_name, data)
+
+    assert data == live.data
+    assert live == LiveUser("t1", external_id, user_name, dict(reversed(list(data.items()))))
+    if data == ADA.payload():
+        assert live.holds(ADA)
+        assert not live.holds(replace(ADA, given_name="Augusta"))
+        assert hash(live) == hash(LiveUser("t1", ADA.source_id, ADA.user_name, same=ADA))
