@@ -31,10 +31,12 @@ Paging (:mod:`.paging`)
     Pagers: ``LinkHeader`` (RFC 8288), ``PageToken(provider, key)`` (``nextPageToken``),
     ``ODataLinks`` (``@odata.nextLink``, and ``ODataLinks.delta_link(body)`` at the end).
 Incremental state (:mod:`.kept`)
-    ``resume(ctx, digest, now, full_read_every, user_width=, group_width=)`` gives the
+    ``resume(ctx, digest, now, full_read_every, user_width=, group_width=, reshare=)`` gives the
     ``KeptDirectory`` to build on, or None and why a full read is needed; merge what changed as a
     ``Delta`` with ``directory.apply(delta)``; ``scope_digest(scope, **settings)`` names what a
-    read covers; ``directory.marks`` holds your watermarks or delta links.
+    read covers; ``directory.marks`` holds your watermarks or delta links. Pack the values many
+    users repeat (a status, a department) through ``shared(text)``, and give ``reshare`` a pass
+    that does the same to a loaded record: one string each for the whole org.
 Results (:mod:`.read`) and concurrency
     ``assemble(directory, user=, group=, skipped=, requests=)`` makes the ``SourceRead`` (its
     ``state`` is the kept directory). ``read_kept(ctx, http, name=, digest=, full=, incremental=,
