@@ -292,7 +292,7 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 """What ``json.dumps`` with these options builds on every call, built once (a digest per user per run)."""
 
 
-def canonical(data: Mapping[str, Any]) -> str:
+def canonical(data: Mapping[str, Any] | list[Any]) -> str:
     """``data`` as canonical JSON: keys sorted, no spaces, text as is. Equal texts, equal data."""
     return _CANONICAL.encode(data)
 
