@@ -72,6 +72,10 @@ def _typed(raw: Mapping[str, Any], key: str, kind: str) -> str | None:
     return next((_text(e.get("value")) for e in _entries(raw, key) if e.get("type") == kind), None)
 
 
+_SHARED_ENTERPRISE = ("department", "cost_center")
+"""The enterprise values many users repeat: one string each (:func:`connectors.kit.shared`)."""
+
+
 def pack_user(raw: Any) -> tuple[str, PackedUser] | Skipped:
     """A user record in compact form, or why it is skipped."""
     if not isinstance(raw, dict) or not _text(raw.get("id")):
@@ -84,10 +88,10 @@ def pack_user(raw: Any) -> tuple[str, PackedUser] | Skipped:
     organizations = _entries(raw, "organizations")
     org = next((o for o in organizations if o.get("primary") is True), organizations[0] if organizations else {})
     enterprise = {
-        key: value
+        key: shared(value) if key in _SHARED_ENTERPRISE else value
         for key, value in (
-            ("department", shared(_text(org.get("department")))),
-            ("cost_center", shared(_text(org.get("costCenter")))),
+            ("department", _text(org.get("department"))),
+            ("cost_center", _text(org.get("costCenter"))),
             (
                 "employee_number",
                 next(
@@ -119,7 +123,7 @@ def reshare_user(packed: PackedUser) -> None:
     """A kept user as loaded from the state: the values :func:`pack_user` shares one copy again."""
     enterprise = packed[5]
     if isinstance(enterprise, dict):
-        for key in ("department", "cost_center"):
+        for key in _SHARED_ENTERPRISE:
             if isinstance(enterprise.get(key), str):
                 enterprise[key] = shared(enterprise[key])
     if isinstance(packed[6], str):

@@ -101,6 +101,7 @@ ENTERPRISE_PROPERTIES = {
     "department": "department",
     "manager": "manager",
 }
+_OWN_VALUE = "employee_number"  # the enterprise value unique to each user; the others are shared()
 # The scope each endpoint needs, for 403 messages that come without a www-authenticate scope
 # (okta/okta-sdk-python openapi/management.yaml: listUsers, listGroups, listGroupUsers, listLogEvents).
 _SCOPE_FOR_BUCKET = {
@@ -138,7 +139,7 @@ def _pack_user(raw: Any, where: str) -> tuple[str, PackedUser] | Skipped:
     if not isinstance(profile, dict):
         return Skipped(SkipKind.USER, raw["id"], "the record has no profile")
     enterprise = {
-        key: text if key == "employee_number" else shared(text)
+        key: text if key == _OWN_VALUE else shared(text)
         for prop, key in ENTERPRISE_PROPERTIES.items()
         if (text := _text(profile.get(prop))) is not None
     }
@@ -163,7 +164,7 @@ def _reshare_user(packed: PackedUser) -> None:
     enterprise = packed[6]
     if isinstance(enterprise, dict):
         for key, value in enterprise.items():
-            if key != "employee_number" and isinstance(value, str):
+            if key != _OWN_VALUE and isinstance(value, str):
                 enterprise[key] = shared(value)
 
 
