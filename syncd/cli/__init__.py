@@ -149,9 +149,11 @@ config_app.command("example")(tools.config_example)
 
 def main() -> None:
     """Console-script entry point."""
+    from syncd.allocator import tune
     from syncd.errors import SyncdError
     from syncd.secrets import install_excepthooks
 
+    tune()  # before the run allocates: large blocks freed by one phase go back to the system
     install_excepthooks()
     try:
         app()

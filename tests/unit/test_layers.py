@@ -69,6 +69,7 @@ LAYER = {
     "syncd.status_page": ADAPTERS,
     "syncd.metrics": ADAPTERS,
     "syncd.sdnotify": ADAPTERS,
+    "syncd.allocator": ADAPTERS,
     "syncd.logging": ADAPTERS,
     # orchestration: runs the adapters through the logic
     "syncd.engine": ORCHESTRATION,
