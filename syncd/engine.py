@@ -206,10 +206,10 @@ class Engine:
             # A userName or email two users share goes to the one Identity Center holds (the cache
             # knows it), one created during the read among them (syncd.early); else to the smaller id.
             held = self.cache.user_ids()
-            snapshot = build_snapshot(read, self.scope, prefer=held)
+            snapshot = build_snapshot(read, self.scope, prefer=held, consume=True)
             del held
             expected.users = snapshot.users
-            # The snapshot holds all the run needs: let the raw records go (tens of MB at 100k users).
+            # The snapshot holds all the run needs (its build let the users go): let the groups go too.
             read.users, read.groups = [], []
             result.skipped = snapshot.skipped
             for skip in snapshot.skipped:

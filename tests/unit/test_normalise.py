@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 
 import pytest
 from pydantic import validate_email
@@ -280,3 +281,38 @@ def test_an_unchanged_address_is_the_very_string() -> None:
     """An address already in normal form is returned as the same object (no copy per user)."""
     email = "".join(["ann.lee", "@", "example.com"])
     assert normalise_email(email) is email
+
+
+def _read_of(n: int) -> SourceRead:
+    users = [SourceUser(f"u{i:05}", user_name=f"user{i}@example.com", display_name=f"User {i}") for i in range(n)]
+    users.append(SourceUser("u00001", user_name="again@example.com"))  # a repeated id: the first record wins
+    users.append(SourceUser("bad"))  # no userName, no email: skipped
+    return SourceRead(users=users, groups=[SourceGroup("g", name="everyone", members=("u00000", "u00001"))])
+
+
+def test_a_consuming_build_makes_the_same_snapshot_and_empties_the_read() -> None:
+    """consume=True gives the snapshot (and skips, in order) a plain build gives, and leaves read.users empty."""
+    plain, consumed = _read_of(50), _read_of(50)
+    expected = build_snapshot(plain, Scope(users="all"))
+    got = build_snapshot(consumed, Scope(users="all"), consume=True)
+    assert (got.users, got.groups, got.skipped) == (expected.users, expected.groups, expected.skipped)
+    assert consumed.users == []
+    assert len(plain.users) == 52
+
+
+def test_a_consuming_build_lets_each_record_go_as_its_user_is_made() -> None:
+    """The final snapshot's peak memory does not hold every source record beside every user."""
+
+    def peak(consume: bool) -> int:
+        tracemalloc.start()
+        try:
+            read = _read_of(20_000)
+            tracemalloc.reset_peak()
+            before, _ = tracemalloc.get_traced_memory()
+            build_snapshot(read, Scope(users="all"), consume=consume)
+            return tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+
+    # 20k SourceUser objects are about 2 MB; their strings are the users' own either way.
+    assert peak(consume=False) - peak(consume=True) > 1_000_000
