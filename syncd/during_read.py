@@ -222,7 +222,8 @@ class EarlyWriter:
         if self._state is None:
             # Lean: no payload (a round sends no update or removal), which for the users not
             # announced yet would be held until the read ends.
-            self._state = self.cache.load(current=CurrentUsers(snapshot.users), lean=True)
+            # On a full resync, with the Identity Center ids it has read: one string per id.
+            self._state = self.cache.load(current=CurrentUsers(snapshot.users), lean=True, targets=self.target.user_ids)
             self.loaded = (len(self._state.users), len(self._state.groups))
             self._mirror = Mirror(self.cache, self._state, snapshot.groups)
         state, mirror = self._state, self._mirror

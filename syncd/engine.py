@@ -226,7 +226,8 @@ class Engine:
             # Loaded after the read: a user whose digest is unchanged needs no write, so the cache
             # leaves out what was last pushed for it (about half the memory of 100k users). After
             # early writes it holds them: the plan below sends nothing twice.
-            state = self.cache.load(current=CurrentUsers(snapshot.users))
+            # On a full resync, the Identity Center ids it has read are the strings the cache keeps.
+            state = self.cache.load(current=CurrentUsers(snapshot.users), targets=self.target.user_ids)
             if self._stop.is_set():
                 # Asked to stop during a long read: what was written early is recorded; nothing was removed.
                 result.status = RunStatus.INTERRUPTED
@@ -242,6 +243,7 @@ class Engine:
                 share_equal_users(live, snapshot.users)
                 matches = match_live(snapshot, state, live)
                 await read_matched_members(self.target, live, matches)
+                self.target.forget_user_ids()  # the last member listing is read
             # --only assignments writes no identity: access goes only to groups Identity Center holds.
             # "Now" is read once, here: the plan is a pure value of its inputs (syncd.grace).
             grace = Grace(self.delete_after, datetime.now(UTC))

@@ -68,7 +68,13 @@ def _compact(data: Any, keys: dict[str, str], shared: dict[str, str]) -> Any:
 class IdentityRecords:
     """Users, groups and memberships syncd pushed (a part of ``Cache``)."""
 
-    def load(self: Transactions, *, current: Mapping[str, Current] | None = None, lean: bool = False) -> CacheState:
+    def load(
+        self: Transactions,
+        *,
+        current: Mapping[str, Current] | None = None,
+        lean: bool = False,
+        targets: Mapping[str, str] | None = None,
+    ) -> CacheState:
         """Read every user, group and membership, as one consistent snapshot.
 
         Reads plain columns in batches (no ORM objects), so 100k users cost little more than
@@ -89,8 +95,13 @@ class IdentityRecords:
                 for the final plan on a full load. The first round of a ``users = "members"``
                 read knows few users yet: a load by ``current`` alone would hold every other
                 user's payload for the rest of the read (over 100 MB at 100k users).
+            targets: Identity Center user ids the run already holds, each mapped to itself (a full
+                resync's listing, :attr:`~syncd.target.scim.ScimTarget.user_ids`): a cached user
+                whose id is among them keeps that very string, not a copy of its own (100k ids
+                are some 8 MB).
         """
         state = CacheState()
+        held = targets if targets is not None else {}
         with self._read("load", snapshot=True) as connection:
             keys: dict[str, str] = {}
 
@@ -98,7 +109,7 @@ class IdentityRecords:
                 source_id, target_id, user_name, digest, origin, gone_since = row[:6]
                 return CachedUser(
                     source_id=source_id,
-                    target_id=target_id,
+                    target_id=held.get(target_id, target_id),
                     user_name=user_name,
                     digest=digest,
                     data=_compact(data, keys, {source_id: source_id, user_name: user_name}) if data is not None else {},
@@ -127,7 +138,7 @@ class IdentityRecords:
                     now = now_of.get(row[0])
                     if now is not None and now.digest == row[3] and row[5] is None:
                         state.users[now.source_id] = CachedUser(
-                            now.source_id, row[1], now.user_name, UNCHANGED, NO_DATA, _origin(row[4])
+                            now.source_id, held.get(row[1], row[1]), now.user_name, UNCHANGED, NO_DATA, _origin(row[4])
                         )
                     elif lean:
                         # The id as the connectors hold it (they intern theirs): one string for the
@@ -135,7 +146,7 @@ class IdentityRecords:
                         # and the email it usually equals.
                         source_id, user_name = sys.intern(row[0]), row[2]
                         state.users[source_id] = CachedUser(
-                            source_id, row[1], user_name, row[3], NO_DATA, _origin(row[4]), row[5]
+                            source_id, held.get(row[1], row[1]), user_name, row[3], NO_DATA, _origin(row[4]), row[5]
                         )
                         if row[6] is not None:
                             state.emails[source_id] = user_name if row[6] == user_name else row[6]

@@ -600,6 +600,16 @@ class ScimTarget:
             users.extend(live_user(item, expected, ids, owners) for item in page)
         return users
 
+    @property
+    def user_ids(self) -> Mapping[str, str]:
+        """The user ids of the last full listing (:meth:`list_users`, and the member listings after
+        it), each mapped to itself: one string per id for whoever else holds them."""
+        return self._user_ids
+
+    def forget_user_ids(self) -> None:
+        """Let the last listing's ids go (its users and member sets keep theirs)."""
+        self._user_ids = {}
+
     async def list_groups(self) -> list[LiveGroup]:
         """Every group in Identity Center (members are never returned here)."""
         groups: list[LiveGroup] = []

@@ -148,3 +148,17 @@ def test_a_lean_load_holds_one_string_per_id_and_per_username_its_email_equals(c
     assert loaded.source_id is read_id
     assert state.emails["00u7"] is loaded.user_name
     assert cache.target_ids()[0]["t-frank"] is read_id
+
+
+def test_every_load_keeps_the_identity_center_id_strings_the_run_read(cache: Cache) -> None:
+    """load(targets=...): unchanged, changed and lean users hold the very target-id strings given, not copies."""
+    _fill(cache)
+    read = {tid: tid for tid in ("".join(["t-", name]) for name in ("alice", "bob", "carol"))}
+    now = {
+        ALICE.source_id: Current(ALICE.source_id, ALICE.user_name, ALICE.digest),  # unchanged
+        BOB.source_id: Current(BOB.source_id, BOB.user_name, "d-bob-2"),  # changed: loaded with its data
+    }
+
+    for state in (cache.load(current=now, targets=read), cache.load(current=now, lean=True, targets=read)):
+        assert all(state.users[u.source_id].target_id is read[u.target_id] for u in (ALICE, BOB, CAROL))
+    assert cache.load(current=now).users[ALICE.source_id].target_id is not read["t-alice"]
