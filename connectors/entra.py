@@ -48,7 +48,7 @@ suspended state). Guests (``userType = Guest``, ``#EXT#`` UPNs) are skipped unle
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,9 +254,9 @@ class EntraSource:
                     users[packed[0]] = packed[1]
         return users
 
-    async def _transitive(self, group_id: str, records: bool) -> _Listing | None:
-        """The users nested anywhere below a group (with ``records``, their whole records too);
-        None when the group was deleted meanwhile."""
+    async def _transitive(self, group_id: str, records: bool, held: Container[str] = frozenset()) -> _Listing | None:
+        """The users nested anywhere below a group (with ``records``, the whole records of those
+        not in ``held``, whose records the read has already); None when the group was deleted meanwhile."""
         url = f"{self._graph}/groups/{group_id}/transitiveMembers/microsoft.graph.user"
         # "List group transitive members": the cast is an advanced query.
         select = ",".join(USER_SELECT) if records else "id,userPrincipalName"
@@ -297,7 +297,7 @@ class EntraSource:
                     )
                 else:
                     ids.append(sys.intern(member))  # one copy per user, not one per membership
-                    if records:
+                    if records and member not in held:
                         packed = pack_user(item, None)
                         if not isinstance(packed, Skipped):
                             users[member] = packed[1]
@@ -316,6 +316,7 @@ class EntraSource:
         *,
         pack: Callable[[str, list[str]], PackedGroup] | None = None,
         announce: Announcer | None = None,
+        held: Container[str] = frozenset(),
     ) -> dict[str, list[str] | None]:
         """Each group's transitive user ids (None: deleted meanwhile), by group id, a few groups
         at a time, listed in the order given. With ``pack`` (a full read), each group is announced
@@ -323,13 +324,17 @@ class EntraSource:
 
         With ``users`` (``users = "members"``: no user listing), the members' records go there; in
         a full read a user in several groups keeps the first listing's record, announced (found)
-        before that group.
+        before that group. A member whose record the read holds already (in ``users``, or in
+        ``held``: an incremental read's kept users, which its users delta keeps current) is not
+        packed again: the listings of a 1% change's groups name tens of thousands of them at 100k
+        users, each record held twice until the read ends otherwise.
         """
         wanted = list(dict.fromkeys(group_ids))
         records = users is not None
+        known: Container[str] = held if held else (users if users is not None else frozenset())
 
         async def listing(group_id: str) -> _Listing | None:
-            return await self._transitive(group_id, records)
+            return await self._transitive(group_id, records, known)
 
         found: list[_Listing | None]
         if pack is None:
@@ -475,7 +480,7 @@ class EntraSource:
         synced = (set(previous.groups) | set(delta.groups)) - delta.removed_groups
         again |= nesting.affected(changed, synced)
         listed: dict[str, PackedUser] | None = {} if members_only else None
-        resolved = await self._resolve(sorted(again), listed, skipped)
+        resolved = await self._resolve(sorted(again), listed, skipped, held=previous.users)
         for group_id, members in resolved.items():
             if members is None:  # deleted since the delta round
                 delta.groups.pop(group_id, None)
@@ -484,7 +489,7 @@ class EntraSource:
             head = delta.groups.get(group_id) or previous.groups[group_id]
             delta.groups[group_id] = [head[0], head[1], members]
         for user_id, packed in (listed or {}).items():
-            # A listing's record is as fresh as the delta's; a user the delta calls removed stays removed.
+            # A newcomer's record, from its listing; a user the delta calls removed stays removed.
             if user_id not in delta.removed_users:
                 delta.users[user_id] = packed
         previous.apply(delta)

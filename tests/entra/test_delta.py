@@ -259,3 +259,35 @@ def test_a_full_reads_group_round_keeps_only_the_nesting() -> None:
     second = [{"id": "g1", "members@delta": [{"@odata.type": "#microsoft.graph.group", "id": "g3"}]}]
     more = merge_group_changes(second, full)
     assert {"g2", "g3"} == set(more.groups["g1"].added)  # pages merged one at a time into the same round
+
+
+async def test_a_reread_groups_listing_packs_only_its_new_members(
+    fake: FakeEntra, make_source: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """users = "members": re-reading a changed group packs its joiner's record, not those the state holds."""
+    import connectors.entra as entra
+
+    ids = _tenant(fake)
+    source = make_source()
+    first = await read(source, groups=SCOPE, users="members")
+    fake.advance(600)
+    fake.requests.clear()
+    joiner = ids["users"][9]
+    fake.add_members(ids["sales"], joiner)
+    fake.update_user(ids["users"][4], department="Ops")  # a kept member of the same group, changed
+    packed: list[str] = []
+    real = entra.pack_user
+
+    def counting(item: Any, manager: Any) -> Any:
+        packed.append(item.get("id"))
+        return real(item, manager)
+
+    monkeypatch.setattr(entra, "pack_user", counting)
+
+    result = await read(source, groups=SCOPE, users="members", full=False, state=first.state)
+
+    assert fake.member_listings() == [ids["sales"]]
+    assert packed == [joiner]
+    fresh = await read(make_source(), groups=SCOPE, users="members")  # the same records, from a full read
+    assert {u.id: u for u in result.users} == {u.id: u for u in fresh.users}
+    assert dict(next(u for u in result.users if u.id == ids["users"][4]).enterprise)["department"] == "Ops"
