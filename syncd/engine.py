@@ -223,6 +223,14 @@ class Engine:
                 requests=read.requests,
             )
 
+            live: LiveState | None = None
+            matches: Matches | None = None
+            if live_task is not None and not self._stop.is_set():
+                live = await live_task
+                live_task = None  # the run holds Identity Center's state as ``live`` alone (dropped after the apply)
+                # Before the cache loads: each Identity Center user equal to its source user lets
+                # its attributes' text go (some 20 MB at 100k users, at what was the peak).
+                share_equal_users(live, snapshot.users)
             # Loaded after the read: a user whose digest is unchanged needs no write, so the cache
             # leaves out what was last pushed for it (about half the memory of 100k users). After
             # early writes it holds them: the plan below sends nothing twice.
@@ -232,15 +240,10 @@ class Engine:
                 # Asked to stop during a long read: what was written early is recorded; nothing was removed.
                 result.status = RunStatus.INTERRUPTED
                 return result
-            live: LiveState | None = None
-            matches: Matches | None = None
-            if live_task is not None:
-                live = await live_task
-                live_task = None  # the run holds Identity Center's state as ``live`` alone (dropped after the apply)
+            if live is not None:
                 if writer is not None:
                     writer.live = None
                     writer.patch_live(live, state, snapshot.users)
-                share_equal_users(live, snapshot.users)
                 matches = match_live(snapshot, state, live)
                 await read_matched_members(self.target, live, matches)
                 self.target.forget_user_ids()  # the last member listing is read

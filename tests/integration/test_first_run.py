@@ -9,6 +9,7 @@ from typing import Any
 from syncd import config
 from syncd import engine as engine_module
 from syncd import plan as plan_module
+from syncd.cache import Cache
 from syncd.changes import Change
 from syncd.engine import RunOptions
 from syncd.plan import Plan
@@ -123,3 +124,32 @@ def test_a_full_resync_matches_live_objects_once(workspace: Workspace, monkeypat
     code, out = sync(workspace, "--full-resync")
     assert (0, 3) == (code, out["changes"]["users_adopted"])
     assert 1 == len(calls)
+
+
+def test_a_full_resync_lets_equal_live_users_text_go_before_the_cache_loads(
+    workspace: Workspace, monkeypatch: Any
+) -> None:
+    """On a full resync, Identity Center users equal to their source users hold no text when the cache loads."""
+    workspace.write(make_directory(4, {"eng": [0, 1, 2, 3]}))
+    assert 0 == sync(workspace)[0]
+    held: list[int] = []
+    real = engine_module.share_equal_users
+
+    def noted(live: Any, users: Any) -> None:
+        real(live, users)
+        held.append(sum(1 for u in live.users if u._text is not None))
+
+    loads: list[int] = []
+    real_load = Cache.load
+
+    def load(self: Cache, **kwargs: Any) -> Any:
+        if not kwargs.get("lean"):
+            loads.append(len(held))
+        return real_load(self, **kwargs)
+
+    monkeypatch.setattr(engine_module, "share_equal_users", noted)
+    monkeypatch.setattr(Cache, "load", load)
+    code, out = sync(workspace, "--full-resync")
+    assert (0, 0) == (code, sum(out["changes"].values()))
+    assert loads == [1]  # the final load came after the sharing
+    assert held == [0]
