@@ -238,6 +238,7 @@ class EntraSource:
         async for page in pages(self._http, url, self._pager, params=params, bucket=bucket, what=f"{bucket} delta"):
             each(page.items)
             link = ODataLinks.delta_link(page.body)
+            del page  # before the next page is asked for
         if link is None:
             raise SourceError(f"Microsoft Graph ended the {bucket} delta round without a delta link")
         return link
@@ -252,6 +253,7 @@ class EntraSource:
                     skipped.append(packed)
                 else:
                     users[packed[0]] = packed[1]
+            del page  # 999 decoded users: not held while the next page is asked for
         return users
 
     async def _transitive(self, group_id: str, records: bool, held: Container[str] = frozenset()) -> _Listing | None:
@@ -301,6 +303,7 @@ class EntraSource:
                         packed = pack_user(item, None)
                         if not isinstance(packed, Skipped):
                             users[member] = packed[1]
+            del page  # before the next page is asked for
         if not found:
             log.info("entra.group_vanished", group=group_id)
             return None

@@ -443,6 +443,7 @@ class OktaSource:
                 members.ids.append(packed[0])
                 if records and packed[0] not in kept:
                     members.users[packed[0]] = packed[1]
+            del page  # 200 decoded user records: not held while the next page is asked for
         if members is None:
             log.info("okta.group_vanished", group=group_id)
         return members

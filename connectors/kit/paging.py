@@ -172,6 +172,9 @@ async def pages(
     listing with no page at all. ``what`` names the listing in errors (default: the URL path).
     ``headers`` go with *every* page: a next link carries the query, not the headers (Graph's
     ``ConsistencyLevel``, "Paging Microsoft Graph data", https://learn.microsoft.com/graph/paging).
+
+    A page is let go here before the next one is asked for; a caller lets its ``page`` go too
+    (``del page`` at the end of the loop), or two pages of each listing are held at once.
     """
     origin = _origin(httpx2.URL(url))
     name = what or httpx2.URL(url).path
@@ -182,9 +185,13 @@ async def pages(
         if response is None:
             return
         body = json_or_empty(response)
-        yield Page(pager.items(body, response), body, response)
+        found = pager.items(body, response)
         seen.add(str(response.request.url))
         following = pager.next(body, response, url, query)
+        yield Page(found, body, response)
+        # Not held while the next page is asked for: one page of full user records decoded is
+        # up to a few MB, and a read runs several listings at once. (The caller lets its go too.)
+        del found, body, response
         if following is None:
             return
         target = httpx2.URL(following.url)
@@ -212,6 +219,7 @@ async def items(
     async for page in pages(http, url, pager, params=params, bucket=bucket, what=what, headers=headers):
         for item in page.items:
             yield item
+        del page  # before the next page is asked for
 
 
 async def collect(
@@ -233,4 +241,5 @@ async def collect(
     ):
         found = True
         items.extend(page.items)
+        del page  # before the next page is asked for
     return items if found or not missing_ok else None

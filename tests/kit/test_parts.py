@@ -336,3 +336,31 @@ def test_the_scope_digest_changes_with_scope_and_settings() -> None:
     assert base == scope_digest(Scope(groups=("a*",)), url="u")
     assert base != scope_digest(Scope(groups=("b*",)), url="u")
     assert base != scope_digest(Scope(groups=("a*",)), url="v")
+
+
+async def test_a_listing_lets_each_page_go_before_it_asks_for_the_next() -> None:
+    """While the next page is fetched, no earlier page's response is still held (a decoded page is MBs)."""
+    import gc
+    import weakref
+
+    from connectors.kit import items
+
+    answered: list[weakref.ref[httpx2.Response]] = []
+    alive_when_asked: list[int] = []
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        gc.collect()
+        alive_when_asked.append(sum(ref() is not None for ref in answered))
+        token = request.url.params.get("pageToken")
+        page = int(token) if token else 1
+        response = httpx2.Response(
+            200, json={"users": [{"n": page}], **({"nextPageToken": str(page + 1)} if page < 3 else {})}
+        )
+        answered.append(weakref.ref(response))
+        return response
+
+    http, _ = _http(handle)
+    got = [item async for item in items(http, "https://api.example/users", PageToken("Test", "users"))]
+
+    assert got == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert alive_when_asked == [0, 0, 0]
