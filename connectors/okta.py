@@ -1,6 +1,7 @@
 """Read users, groups and memberships from an Okta org through the Management API.
 
-Only Okta's facts live here: settings, statuses, endpoints, error advice and the read strategy;
+Only Okta's facts live here: endpoints, error advice and the read strategy, with its settings in
+:mod:`connectors.okta_settings` and its records and statuses in :mod:`connectors.okta_records`;
 HTTP, auth, paging, rate limits and the kept directory are :mod:`connectors.kit`'s. Sources are
 Okta's developer documentation as ``docs/references.md`` §1 lists it.
 
@@ -36,7 +37,6 @@ any other status is skipped. Groups (§1.7): no nesting; BUILT_IN "Everyone" is 
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import AsyncIterator, Container, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -70,11 +70,22 @@ from connectors.kit import (
     parse_time,
     read_kept,
     scope_digest,
-    shared,
+)
+from connectors.okta_records import (
+    GROUP_WIDTH,
+    USER_WIDTH,
+    GroupHead,
+    pack_group,
+    pack_user,
+    parse_group,
+    reshare_user,
+    synced,
+    unpack_group,
+    unpack_user,
 )
 from connectors.okta_settings import DEFAULT_SCOPES, OktaSettings
 from syncd.errors import SourceAuthError
-from syncd.model import NO_ATTRIBUTES, RequestStats, SkipKind, Skipped, SourceGroup, SourceRead, SourceUser
+from syncd.model import RequestStats, SkipKind, Skipped, SourceRead
 from syncd.normalise import Scope
 
 
@@ -85,23 +96,8 @@ log = structlog.get_logger(__name__)
 PAGE_SIZE = "200"  # the users maximum; also what Okta recommends for groups and members
 INCREMENTAL_OVERLAP = timedelta(minutes=5)  # the data is eventually consistent: overlap the watermark
 ASSERTION_LIFETIME = 300  # seconds; Okta accepts at most one hour
-USER_WIDTH, GROUP_WIDTH = 7, 5  # the packed records below
 _NO_DPOP = "turn off 'Require Demonstrating Proof of Possession' for the app"
 
-ACTIVE_STATUSES = frozenset({"ACTIVE", "RECOVERY", "LOCKED_OUT", "PASSWORD_EXPIRED"})
-INACTIVE_STATUSES = frozenset({"SUSPENDED", "DEPROVISIONED"})
-STAGED_STATUSES = frozenset({"STAGED", "PROVISIONED"})
-
-# Okta profile property -> key of SourceUser.enterprise (model.ENTERPRISE_ATTRIBUTES).
-ENTERPRISE_PROPERTIES = {
-    "employeeNumber": "employee_number",
-    "costCenter": "cost_center",
-    "organization": "organization",
-    "division": "division",
-    "department": "department",
-    "manager": "manager",
-}
-_OWN_VALUE = "employee_number"  # the enterprise value unique to each user; the others are shared()
 # The scope each endpoint needs, for 403 messages that come without a www-authenticate scope
 # (okta/okta-sdk-python openapi/management.yaml: listUsers, listGroups, listGroupUsers, listLogEvents).
 _SCOPE_FOR_BUCKET = {
@@ -114,128 +110,6 @@ _SCOPE_FOR_BUCKET = {
 # System Log events that mean a user or group is gone for good ("Event types",
 # https://developer.okta.com/docs/reference/api/event-types/).
 DELETE_EVENTS = ("user.lifecycle.delete.completed", "group.lifecycle.delete.completed")
-
-
-# --- records and the kept directory ------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-# A user as kept in state: [login, email, firstName, lastName, displayName, status, enterprise|null].
-# A group as kept in state: [name, description, lastUpdated, lastMembershipUpdated, [member ids]].
-
-
-def _pack_user(raw: Any, where: str) -> tuple[str, PackedUser] | Skipped:
-    """An Okta user object in compact form, or why it is skipped."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
-        return Skipped(SkipKind.USER, "?", f"a user record {where} has no id")
-    profile = raw.get("profile")
-    if not isinstance(profile, dict):
-        return Skipped(SkipKind.USER, raw["id"], "the record has no profile")
-    enterprise = {
-        key: text if key == _OWN_VALUE else shared(text)
-        for prop, key in ENTERPRISE_PROPERTIES.items()
-        if (text := _text(profile.get(prop))) is not None
-    }
-    # One copy of an id for the whole read, however many member listings name the user (sys.intern):
-    # half a million memberships at 100k users would otherwise hold as many strings.
-    return sys.intern(raw["id"]), [
-        _text(profile.get("login")),
-        _text(profile.get("email")),
-        _text(profile.get("firstName")),
-        _text(profile.get("lastName")),
-        _text(profile.get("displayName")),
-        shared(_text(raw.get("status"))) or "",
-        enterprise or None,
-    ]
-
-
-def _reshare_user(packed: PackedUser) -> None:
-    """A kept user as loaded from the state: its status and enterprise values (but the employee
-    number) one copy again, as :func:`_pack_user` shares them."""
-    if isinstance(packed[5], str):
-        packed[5] = shared(packed[5])
-    enterprise = packed[6]
-    if isinstance(enterprise, dict):
-        for key, value in enterprise.items():
-            if key != _OWN_VALUE and isinstance(value, str):
-                enterprise[key] = shared(value)
-
-
-def _unpack_user(user_id: str, packed: PackedUser, include_staged: bool) -> SourceUser | Skipped:
-    login, email, first, last, display, status, enterprise = packed
-    if status in ACTIVE_STATUSES:
-        active = True
-    elif status in INACTIVE_STATUSES:
-        active = False
-    elif status in STAGED_STATUSES:
-        if not include_staged:
-            return Skipped(
-                SkipKind.USER,
-                user_id,
-                f"Okta status {status}: not activated yet (include_staged = true syncs such users disabled)",
-            )
-        active = False
-    else:
-        return Skipped(SkipKind.USER, user_id, f"unknown Okta status {status!r}")
-    return SourceUser(
-        id=user_id,
-        user_name=login,
-        email=email,
-        given_name=first,
-        family_name=last,
-        display_name=display,
-        active=active,
-        enterprise=enterprise or NO_ATTRIBUTES,  # the packed record's own mapping: no copy per user
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _GroupHead:
-    """A group as the group listing shows it."""
-
-    id: str
-    name: str
-    description: str | None
-    type: str
-    last_updated: str | None
-    last_membership_updated: str | None
-
-
-def _parse_group(raw: Any) -> _GroupHead | Skipped:
-    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
-        return Skipped(SkipKind.GROUP, "?", "a group record has no id")
-    profile = raw.get("profile")
-    name = _text(profile.get("name")) if isinstance(profile, dict) else None
-    if not isinstance(profile, dict) or not name:
-        return Skipped(SkipKind.GROUP, raw["id"], "the record has no profile.name")
-    return _GroupHead(
-        id=raw["id"],
-        name=name,
-        description=_text(profile.get("description")),
-        type=_text(raw.get("type")) or "",
-        last_updated=_text(raw.get("lastUpdated")),
-        last_membership_updated=_text(raw.get("lastMembershipUpdated")),
-    )
-
-
-_GLOB = re.compile(r"[*?\[]")
-
-
-def _wanted(scope: Scope, group: _GroupHead) -> bool:
-    """Whether a group is synced. BUILT_IN ("Everyone", all users) needs a pattern naming it
-    exactly, without wildcards, so that ``groups = ["*"]`` does not pull in the whole org."""
-    if group.type == "BUILT_IN":
-        return scope.groups is not None and any(
-            not _GLOB.search(p) and p.casefold() == group.name.casefold() for p in scope.groups
-        )
-    return scope.wants_group(group.name)
 
 
 # --- the source -------------------------------------------------------------------------------
@@ -393,20 +267,20 @@ class OktaSource:
         users: dict[str, PackedUser] = {}
         # Packed a page at a time: the whole listing as decoded JSON would be ~3.6 kB a user.
         async for item in self._each("/api/v1/users", {**params, "limit": PAGE_SIZE}, "users"):
-            packed = _pack_user(item, "in the user listing")
+            packed = pack_user(item, "in the user listing")
             if isinstance(packed, Skipped):
                 skipped.append(packed)
             else:
                 users[packed[0]] = packed[1]
         return users
 
-    async def _groups(self, scope: Scope, skipped: list[Skipped]) -> list[_GroupHead]:
-        wanted: list[_GroupHead] = []
+    async def _groups(self, scope: Scope, skipped: list[Skipped]) -> list[GroupHead]:
+        wanted: list[GroupHead] = []
         async for item in self._each("/api/v1/groups", {"limit": PAGE_SIZE}, "groups"):
-            group = _parse_group(item)
+            group = parse_group(item)
             if isinstance(group, Skipped):
                 skipped.append(group)
-            elif _wanted(scope, group):
+            elif synced(scope, group):
                 wanted.append(group)
         return wanted
 
@@ -432,7 +306,7 @@ class OktaSource:
         ):
             members = members or _Members([], {}, [])
             for item in page.items:
-                packed = _pack_user(item, f"in the members of group {group_id}")
+                packed = pack_user(item, f"in the members of group {group_id}")
                 if isinstance(packed, Skipped):
                     members.skipped.append(
                         Skipped(
@@ -455,7 +329,7 @@ class OktaSource:
         )
         if response is None:
             return None
-        return _pack_user(json_or_empty(response), "looked up by id")
+        return pack_user(json_or_empty(response), "looked up by id")
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -473,10 +347,10 @@ class OktaSource:
             group_width=GROUP_WIDTH,
             full=lambda skipped, announce: self._full_read(ctx.scope, digest, started, skipped, announce),
             incremental=lambda kept, skipped: self._incremental_read(ctx.scope, kept, skipped),
-            user=lambda uid, packed: _unpack_user(uid, packed, self.settings.include_staged),
-            group=_unpack_group,
+            user=lambda uid, packed: unpack_user(uid, packed, self.settings.include_staged),
+            group=unpack_group,
             prefiltered=ctx.scope.users == "members",
-            reshare=_reshare_user,
+            reshare=reshare_user,
         )
 
     def _began(self, fallback: float) -> str:
@@ -493,7 +367,7 @@ class OktaSource:
             users = await self._users({"search": "status pr"}, skipped)
             announce.users(users)
         groups = await self._groups(scope, skipped)
-        announce.groups((group.id, _pack_group(group, [])) for group in groups)
+        announce.groups((group.id, pack_group(group, [])) for group in groups)
         kept: dict[str, PackedGroup] = {}
         await self._reread(groups, scope, kept, users, skipped, announce)
         return KeptDirectory(
@@ -502,7 +376,7 @@ class OktaSource:
 
     async def _reread(
         self,
-        groups: list[_GroupHead],
+        groups: list[GroupHead],
         scope: Scope,
         kept: dict[str, PackedGroup],
         users: dict[str, PackedUser],
@@ -521,7 +395,7 @@ class OktaSource:
         A group gone between its listing and its member listing is left out.
         """
 
-        def found(group: _GroupHead, members: _Members) -> dict[str, PackedUser]:
+        def found(group: GroupHead, members: _Members) -> dict[str, PackedUser]:
             # A user in several groups keeps the record of the first listing to end: the one announced.
             made = {user_id: users.setdefault(user_id, packed) for user_id, packed in members.users.items()}
             # The listing is kept until every group is read: one record per user is enough, not
@@ -534,7 +408,7 @@ class OktaSource:
             groups,
             lambda group: self._members(group.id, records=records, kept=unchanged),
             self.settings.concurrency,
-            pack=lambda group, members: (group.id, _pack_group(group, members.ids)),
+            pack=lambda group, members: (group.id, pack_group(group, members.ids)),
             announce=announce,
             users=found if scope.users == "members" else None,
         )
@@ -560,11 +434,11 @@ class OktaSource:
         groups = await self._groups(scope, skipped)
         listed = {group.id for group in groups}
         delta.removed_groups |= {gid for gid in previous.groups if gid not in listed}
-        stale: list[_GroupHead] = []
+        stale: list[GroupHead] = []
         for group in groups:
             old = previous.groups.get(group.id)
             if old is not None and old[2] == group.last_updated and old[3] == group.last_membership_updated:
-                delta.groups[group.id] = _pack_group(group, old[4])
+                delta.groups[group.id] = pack_group(group, old[4])
             else:
                 stale.append(group)
         # A member kept from the last read and not updated since keeps its record (an update moves
@@ -641,15 +515,6 @@ class OktaSource:
 
 class _LogsForbidden(SourceAuthError):
     """The credentials may not read the System Log: the read goes on without it."""
-
-
-def _pack_group(group: _GroupHead, members: list[str]) -> PackedGroup:
-    return [group.name, group.description, group.last_updated, group.last_membership_updated, list(members)]
-
-
-def _unpack_group(group_id: str, packed: PackedGroup) -> SourceGroup:
-    name, description, _, _, members = packed
-    return SourceGroup(id=group_id, name=name, description=description, members=tuple(members))
 
 
 def _build(settings: OktaSettings, deps: Deps) -> OktaSource:
