@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -59,17 +59,17 @@ from syncd.durations import format_duration
 from syncd.engine import Engine, RunOptions
 from syncd.errors import CacheError, SyncdError
 from syncd.health import HealthApp, HealthServer
-from syncd.metrics import Metrics, days_until
+from syncd.metrics import Metrics
 from syncd.results import RunResult
 from syncd.status_page import StatusPage
+from syncd.token_expiry import warn_token_expiry
 from syncd.wiring import build_engine
 
 
-__all__ = ["Daemon", "heartbeat_period", "run_daemon", "warn_token_expiry"]
+__all__ = ["Daemon", "heartbeat_period", "run_daemon"]
 
 log = structlog.get_logger("syncd.daemon")
 
-TOKEN_WARNING_DAYS = 30
 _WAKE = 0  # byte written to the wake socket when a run ends (signal numbers are never 0)
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -604,33 +604,6 @@ class Daemon:
             leader=record["id"] if record and record["alive"] else None,
             reason="another replica holds the lock; this one takes over if it stops",
         )
-
-
-def warn_token_expiry(expires: date, now: datetime | None = None) -> str | None:
-    """Log an error when the SCIM token has expired, a warning from 30 days before; returns the level or None.
-
-    An expired token does not fail loudly anywhere else: Identity Center answers 401 and
-    provisioning simply stops.
-    """
-    days = days_until(expires, now)
-    if days <= 0:
-        log.error(
-            "scim_token.expired",
-            expired_on=expires.isoformat(),
-            action="Identity Center refuses every request: make a new token in the console, "
-            "store it, and update target.scim_token_expires",
-        )
-        return "error"
-    if days <= TOKEN_WARNING_DAYS:
-        log.warning(
-            "scim_token.expires_soon",
-            expires_on=expires.isoformat(),
-            days_left=int(days),
-            action="make a new SCIM token in the Identity Center console before then; "
-            "provisioning stops silently when it expires",
-        )
-        return "warning"
-    return None
 
 
 def _stop_engine(engine: Engine) -> None:

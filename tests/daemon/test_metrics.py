@@ -10,10 +10,10 @@ import structlog
 from prometheus_client import generate_latest
 
 from syncd.cache import Cache
-from syncd.daemon import warn_token_expiry
 from syncd.metrics import Metrics, days_until
 from syncd.plan import Plan
 from syncd.results import RunResult
+from syncd.token_expiry import warn_token_expiry
 from tests.conftest import Workspace
 from tests.integration.test_cli_sync import sync
 

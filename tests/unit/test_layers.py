@@ -68,6 +68,7 @@ LAYER = {
     "syncd.health": ADAPTERS,
     "syncd.status_page": ADAPTERS,
     "syncd.metrics": ADAPTERS,
+    "syncd.token_expiry": ADAPTERS,
     "syncd.sdnotify": ADAPTERS,
     "syncd.allocator": ADAPTERS,
     "syncd.logging": ADAPTERS,
