@@ -59,6 +59,7 @@ LAYER = {
     # adapters: one seam per outside system (IdPs, Identity Center, AWS, the database, HTTP, systemd)
     "connectors": ADAPTERS,
     "syncd.target.scim": ADAPTERS,
+    "syncd.target.resources": PURE,
     "syncd.cache": ADAPTERS,
     "syncd.assignments.aws": ADAPTERS,
     "syncd.assignments.aws_resources": ADAPTERS,

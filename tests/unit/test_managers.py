@@ -8,7 +8,7 @@ from syncd.changes import Action, UserChange
 from syncd.model import SourceRead, SourceUser
 from syncd.normalise import Scope, build_snapshot
 from syncd.plan import manager_waves
-from syncd.target.scim import live_user, user_resource
+from syncd.target.resources import live_user, user_resource
 
 
 def source_user(uid: str, name: str, manager: str | None = None) -> SourceUser:
