@@ -304,6 +304,28 @@ def test_a_reconcile_run_reads_the_source_and_identity_center_at_once(workspace:
     assert reading.is_set()
 
 
+def test_a_full_resync_into_an_emptied_identity_center_recreates_users_during_the_read(workspace: Workspace) -> None:
+    """Identity Center emptied behind syncd's back: a full resync recreates the cached users during the read."""
+    data = make_directory(3, {"eng": [0, 1, 2]})
+    workspace.write(data)
+    assert 0 == sync(workspace)[0]
+    for group in list(workspace.emu.state.groups):
+        workspace.emu.state.delete_group(group["id"])
+    for user in list(workspace.emu.state.users):
+        workspace.emu.state.delete_user(user["id"])
+
+    seen: dict[str, Any] = {}
+
+    async def during(engine: Engine, source: Announcing, progress: Landed) -> None:
+        await progress.until("create_user", 3)
+        seen["users"] = {u["externalId"] for u in workspace.emu.state.users}
+
+    result = run(workspace, Announcing(data), during, full_resync=True)
+    assert "ok" == result.status, result.errors
+    assert {"u0000", "u0001", "u0002"} == seen["users"], "recreated before the read ended"
+    assert {"u0000", "u0001", "u0002"} == {u["externalId"] for u in workspace.emu.state.users}
+
+
 def test_a_stop_during_early_writes_lets_those_in_flight_land(workspace: Workspace, hold_writes: Hold) -> None:
     """SIGTERM while writes go during the read: the writes in flight land and are recorded, the run is interrupted."""
     data = make_directory(20, {"eng": list(range(20))})
