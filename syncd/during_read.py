@@ -159,8 +159,6 @@ class EarlyWriter:
         self._settled: set[str] = set()
         """Users no round needs to plan again (:meth:`_unsettled`), for the users announced as ``_settled_of``."""
         self._settled_of: Sequence[SourceUser] | None = None
-        self._nothing_live = False
-        """Identity Center held nothing when read (:meth:`run`)."""
 
     async def run(self) -> None:
         """Rounds until the read ends (:meth:`end`) or the run is asked to stop."""
@@ -170,7 +168,6 @@ class EarlyWriter:
             if not self.live.done() or self.live.cancelled() or self.live.exception() is not None:
                 return  # the read ended first, or Identity Center's read failed (the run reports it)
             live = self.live.result()
-            self._nothing_live = not (live.users or live.groups or live.members)
         while not self.ended.is_set() and not self.stop.is_set():
             await _first(self.notes.changed.wait(), self.ended.wait(), self.stop.wait())
             if self.ended.is_set() or self.stop.is_set():
@@ -232,13 +229,7 @@ class EarlyWriter:
         state, mirror = self._state, self._mirror
         assert mirror is not None
         mirror.desired = snapshot.groups
-        # Identity Center held nothing and neither did the cache (a first run against an empty
-        # instance): what the rounds make is all either holds, and the cache's state records
-        # exactly that, so a round plans against the cache alone. A view of Identity Center each
-        # round would hold every made user once more (tens of MB at 100k users, at an initial
-        # sync's peak). With anything cached, Identity Center's absence of it is news: the view.
-        alone = self._nothing_live and self.loaded == (0, 0)
-        view = self._view(live, snapshot) if live is not None and not alone else None
+        view = self._view(live, snapshot) if live is not None else None
         planned, planned_state = self._unsettled(snapshot, state, every)
         # Matched against the whole cache: a live object it holds for a settled user stays that user's.
         matches = match_live(planned, state, view) if view is not None else None
