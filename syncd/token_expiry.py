@@ -1,9 +1,9 @@
 """The SCIM token's expiry, said loudly: an error once it has passed, a warning in its last month.
 
 Identity Center's SCIM access tokens last a year, and an expired one stops provisioning
-("Automatic provisioning", https://docs.aws.amazon.com/singlesignon/latest/userguide/provision-automatically.html);
-it fails nowhere else loudly (every request is answered 401), so the daemon says so here and the metric
-``syncd_scim_token_expiry_days`` counts the days down (:mod:`syncd.metrics`).
+("Automatic provisioning", https://docs.aws.amazon.com/singlesignon/latest/userguide/provision-automatically.html).
+The daemon says so here; the metric ``syncd_scim_token_expiry_days`` counts the days down
+(:mod:`syncd.metrics`).
 """
 
 from __future__ import annotations

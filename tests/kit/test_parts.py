@@ -338,7 +338,8 @@ def test_the_scope_digest_changes_with_scope_and_settings() -> None:
     assert base != scope_digest(Scope(groups=("a*",)), url="v")
 
 
-async def test_a_listing_lets_each_page_go_before_it_asks_for_the_next() -> None:
+@pytest.mark.parametrize("gather", ["items", "collect"])
+async def test_a_listing_lets_each_page_go_before_it_asks_for_the_next(gather: str) -> None:
     """While the next page is fetched, no earlier page's response is still held (a decoded page is MBs)."""
     import gc
     import weakref
@@ -360,7 +361,8 @@ async def test_a_listing_lets_each_page_go_before_it_asks_for_the_next() -> None
         return response
 
     http, _ = _http(handle)
-    got = [item async for item in items(http, "https://api.example/users", PageToken("Test", "users"))]
+    url, pager = "https://api.example/users", PageToken("Test", "users")
+    got = [item async for item in items(http, url, pager)] if gather == "items" else await collect(http, url, pager)
 
     assert got == [{"n": 1}, {"n": 2}, {"n": 3}]
     assert alive_when_asked == [0, 0, 0]
